@@ -1,0 +1,30 @@
+// The helper's serve loop: reads one frame at a time from the daemon's pair, dispatches it
+// through the request table (dispatch.h), replies, and ends on EOF or the first protocol
+// violation.
+#pragma once
+
+#include <string>
+
+#include "helper/dirs.h"
+#include "helper/policy.h"
+#include "helper/systemd_manager.h"
+
+namespace decnet::helper {
+
+struct ServeOptions {
+  bool notify = true;  // send READY=1 / STATUS= to $NOTIFY_SOCKET (sd_notify)
+};
+
+// Why serving ended.
+enum class ServeEnd {
+  kPeerClosed,         // the daemon closed its end (normal shutdown)
+  kProtocolViolation,  // logged with its rule; the caller exits non-zero
+  kHelloTimeout,       // no hello within policy.hello_timeout_ms
+};
+
+// Serves until the pair closes or the daemon violates the protocol. Logs every request once
+// to stderr (the journal) and appends it to the record in the state directory.
+ServeEnd Serve(int fd, const Policy& policy, const HelperDirs& dirs, SystemdManager& systemd,
+               const ServeOptions& options);
+
+}  // namespace decnet::helper

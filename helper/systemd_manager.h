@@ -1,0 +1,44 @@
+// The helper's only view of systemd: a small interface over org.freedesktop.systemd1, so
+// handlers can be unit-tested with a mock and the real adapter (sdbus-c++) is tested
+// against a real systemd. Every method catches the library's exceptions and returns errors
+// as values (kFailed with systemd's message, kTimeout, kNotFound).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "proto/helper_protocol.h"
+#include "proto/result.h"
+#include "proto/values.h"
+
+namespace decnet::helper {
+
+// The outcome of a job systemd ran for us.
+struct JobOutcome {
+  std::string result;  // JobRemoved's result: "done", "failed", "canceled", "timeout", ...
+};
+
+class SystemdManager {
+ public:
+  virtual ~SystemdManager() = default;
+  // Manager.Reload(); waits for the reply.
+  [[nodiscard]] virtual Result<void> Reload() = 0;
+  // Manager.RestartUnit(name, "replace") and waits for its JobRemoved (kTimeout after
+  // `timeout`).
+  [[nodiscard]] virtual Result<JobOutcome> RestartUnit(const UnitName& name,
+                                                       std::chrono::milliseconds timeout) = 0;
+  // Manager.StopUnit(name, "replace") and waits for its JobRemoved. A unit systemd does not
+  // know (NoSuchUnit) is kNotFound.
+  [[nodiscard]] virtual Result<JobOutcome> StopUnit(const UnitName& name,
+                                                    std::chrono::milliseconds timeout) = 0;
+  // LoadState, ActiveState, SubState, and for services MainPID and NRestarts (0 otherwise).
+  // Uses Manager.LoadUnit so an unknown name reports load_state "not-found".
+  [[nodiscard]] virtual Result<proto::UnitState> GetUnitState(const UnitName& name) = 0;
+};
+
+// Connects to the system bus (honouring DBUS_SYSTEM_BUS_ADDRESS) and subscribes to the
+// manager's signals. Call before confinement: it opens sockets.
+[[nodiscard]] Result<std::unique_ptr<SystemdManager>> ConnectSystemd();
+
+}  // namespace decnet::helper

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every Debian package that the build, the tests, the testbed and the demo need.
+# Idempotent: packages already present are left alone. Uses the machine's own apt
+# configuration; names no mirror.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  cmake g++ ninja-build pkg-config git python3 clang libclang-rt-14-dev
+  # libraries
+  libboost1.81-dev libsdbus-c++-dev libsdbus-c++-bin libseccomp-dev libcap-ng-dev
+  nlohmann-json3-dev libspdlog-dev libssl-dev libgtest-dev libgmock-dev libsystemd-dev
+  libarchive-dev libexpected-dev libbenchmark-dev
+  # testbed, demo and test peers
+  debootstrap systemd-container systemd dbus iproute2 curl openssl ca-certificates
+  util-linux procps
+)
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh: must run as root (it installs packages)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  for attempt in 1 2 3; do
+    if apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+      break
+    fi
+    [ "$attempt" = 3 ] && { echo "setup.sh: apt-get failed three times" >&2; exit 1; }
+    sleep $((attempt * 5))
+  done
+else
+  echo "setup.sh: all packages present"
+fi
