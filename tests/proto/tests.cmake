@@ -1,1 +1,7 @@
-
+decnet_gtest(proto_test
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/values_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/sha256_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/helper_protocol_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/framing_test.cc
+  LIBS decnet_proto_helper)
