@@ -1,1 +1,143 @@
-// stub, replaced by its implementation
+// helperctl policy and helperctl check-unit: printed from the same tables the helper uses.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "helper/confine.h"
+#include "helper/ctl.h"
+#include "helper/dispatch.h"
+#include "helper/unit_policy.h"
+#include "proto/helper_protocol.h"
+
+namespace decnet::helper::ctl {
+namespace {
+
+using nlohmann::json;
+
+json RequestsJson() {
+  json out = json::array();
+  for (const auto& row : DispatchTable()) {
+    out.push_back({{"type", proto::RequestTypeName(row.type)},
+                   {"phase", PhaseName(row.phase)},
+                   {"once", row.once},
+                   {"checks", row.checks}});
+  }
+  return out;
+}
+
+json UnitsJson(const Policy& p) {
+  json policy = json::parse(PolicyToJson(p));
+  json directives = json::array();
+  for (const auto& d : DirectiveTable()) {
+    directives.push_back({{"section", d.section}, {"key", d.key}, {"check", d.check}});
+  }
+  return {{"name_pattern", p.unit_prefix + "[a-z0-9][a-z0-9-]*.service"},
+          {"extra_units", p.extra_units},
+          {"self_unit", p.self_unit},
+          {"adoptable_units", p.adoptable_units},
+          {"unit_users", p.unit_users},
+          {"unit_groups", p.unit_groups},
+          {"system_units", p.system_units},
+          {"allowances", policy["allowances"]},
+          {"directives", directives}};
+}
+
+json PolicyJson(const Policy& p) {
+  json links = json::array();
+  for (const auto& l : p.links) links.push_back({{"name", l.name}, {"target_prefix", l.target_prefix}});
+  return {{"protocol_version", proto::kProtocolVersion},
+          {"policy_digest", PolicyDigest(p)},
+          {"requests", RequestsJson()},
+          {"units", UnitsJson(p)},
+          {"links", links},
+          {"seccomp", SeccompAllowList()}};
+}
+
+void PrintText(const Policy& p) {
+  std::printf("protocol version %d, policy digest %s\n\n", proto::kProtocolVersion,
+              PolicyDigest(p).c_str());
+  std::printf("REQUESTS (one at a time; anything else ends the session)\n");
+  for (const auto& row : DispatchTable()) {
+    std::printf("  %-14s %-12s %-5s %.*s\n", std::string(proto::RequestTypeName(row.type)).c_str(),
+                std::string(PhaseName(row.phase)).c_str(), row.once ? "once" : "",
+                static_cast<int>(row.checks.size()), row.checks.data());
+  }
+  std::printf("\nUNITS\n  names: %s[a-z0-9][a-z0-9-]*.service", p.unit_prefix.c_str());
+  for (const auto& u : p.extra_units) std::printf(", %s", u.c_str());
+  std::printf("\n  never written or removed: %s\n  users: ", p.self_unit.c_str());
+  for (const auto& u : p.unit_users) std::printf("%s ", u.c_str());
+  std::printf("\n  groups: ");
+  for (const auto& g : p.unit_groups) std::printf("%s ", g.c_str());
+  std::printf("\n  system units that may be named: ");
+  for (const auto& u : p.system_units) std::printf("%s ", u.c_str());
+  std::printf("\n  allowances:\n");
+  for (const auto& [unit, a] : p.allowances) {
+    std::printf("    %s:", unit.c_str());
+    for (const auto& c : a.capabilities) std::printf(" %s", c.c_str());
+    for (const auto& g : a.supplementary_groups) std::printf(" group:%s", g.c_str());
+    if (a.may_drop_no_new_privileges) std::printf(" no-new-privileges-optional");
+    std::printf("\n");
+  }
+  std::printf("  directives (anything else refuses the unit):\n");
+  for (const auto& d : DirectiveTable()) {
+    std::printf("    [%s] %-32s %s\n", d.section.c_str(), d.key.c_str(), d.check.c_str());
+  }
+  std::printf("\nLINKS (in %s)\n", p.link_dir.c_str());
+  for (const auto& l : p.links) std::printf("  %s -> beneath %s\n", l.name.c_str(), l.target_prefix.c_str());
+  std::printf("\nSECCOMP (default: kill the process)\n ");
+  size_t col = 1;
+  for (const auto& s : SeccompAllowList()) {
+    if (col + s.size() > 90) {
+      std::printf("\n ");
+      col = 1;
+    }
+    std::printf(" %s", s.c_str());
+    col += s.size() + 1;
+  }
+  std::printf("\n");
+}
+
+}  // namespace
+
+int RunPolicy(const Policy& policy, bool as_json) {
+  if (as_json) {
+    std::printf("%s\n", PolicyJson(policy).dump(2).c_str());
+  } else {
+    PrintText(policy);
+  }
+  return 0;
+}
+
+int RunCheckUnit(const Policy& policy, const std::vector<std::string>& files) {
+  int status = 0;
+  auto path_check = RootOnlyPathCheck(policy.unit_root);
+  for (const auto& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      std::fprintf(stderr, "%s: cannot read\n", file.c_str());
+      return 2;
+    }
+    std::ostringstream content;
+    content << in.rdbuf();
+    std::string base = file.substr(file.rfind('/') + 1);
+    auto name = UnitName::Parse(base);
+    if (!name) {
+      std::printf("%s:0: %s: %s\n", file.c_str(), name.error().rule.c_str(), name.error().message.c_str());
+      status = 1;
+      continue;
+    }
+    if (auto ok = CheckUnitName(policy, *name, UnitUse::kWrite); !ok) {
+      std::printf("%s:0: %s: %s\n", file.c_str(), ok.error().rule.c_str(), ok.error().message.c_str());
+      status = 1;
+    }
+    for (const auto& r : CheckUnitContent(policy, *name, content.str(), path_check)) {
+      std::printf("%s:%d: %s: %s\n", file.c_str(), r.line, r.rule.c_str(), r.message.c_str());
+      status = 1;
+    }
+  }
+  return status;
+}
+
+}  // namespace decnet::helper::ctl

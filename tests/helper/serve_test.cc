@@ -1,0 +1,142 @@
+// The serve loop over a real socketpair: every structural fault ends the session, value
+// faults get typed replies, and the record lists everything.
+#include "helper/serve.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <future>
+
+#include "proto/framing.h"
+#include "proto/helper_protocol.h"
+#include "tests/helper/mock_systemd.h"
+#include "tests/helper/test_dirs.h"
+
+namespace decnet::helper {
+namespace {
+
+using ::testing::NiceMock;
+
+constexpr char kHello[] = R"({"v":1,"id":1,"type":"hello","min_version":1,"max_version":1,"client":"t"})";
+
+class AHelperSession : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair_), 0);
+    dirs_.policy().hello_timeout_ms = 2000;
+    auto opened = OpenHelperDirs(dirs_.policy());
+    ASSERT_TRUE(opened);
+    helper_dirs_ = *opened;
+    end_ = std::async(std::launch::async, [this] {
+      ServeEnd end = Serve(pair_[1], dirs_.policy(), helper_dirs_, systemd_, {.notify = false});
+      ::close(pair_[1]);
+      return end;
+    });
+  }
+  void TearDown() override {
+    if (pair_[0] >= 0) ::close(pair_[0]);
+    if (end_.valid()) end_.wait();
+    for (int fd : {helper_dirs_.unit_dir, helper_dirs_.link_dir, helper_dirs_.state_dir}) ::close(fd);
+  }
+  // Sends raw bytes as one frame and returns the reply, or "" when the helper closed.
+  std::string Send(std::string_view frame) {
+    if (::send(pair_[0], frame.data(), frame.size(), MSG_NOSIGNAL) < 0) return "";
+    auto reply = RecvFrame(pair_[0], 5000);
+    return reply ? *reply : "";
+  }
+  ServeEnd End() {
+    ::shutdown(pair_[0], SHUT_WR);
+    return end_.get();
+  }
+  std::string Record() {
+    std::ifstream in(dirs_.root() + "/state/requests.jsonl");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  void ExpectViolation(std::string_view frame, const std::string& rule) {
+    EXPECT_EQ(Send(frame), "");
+    EXPECT_EQ(end_.get(), ServeEnd::kProtocolViolation);
+    EXPECT_NE(Record().find("\"rule\":\"" + rule + "\""), std::string::npos) << Record();
+  }
+
+  test::TestDirs dirs_;
+  HelperDirs helper_dirs_;
+  NiceMock<test::MockSystemd> systemd_;
+  int pair_[2] = {-1, -1};
+  std::future<ServeEnd> end_;
+};
+
+TEST_F(AHelperSession, AnswersHelloWithVersionAndPolicyDigest) {
+  auto reply = proto::DecodeReply(Send(kHello), proto::RequestType::kHello);
+  ASSERT_TRUE(reply);
+  ASSERT_TRUE(reply->body);
+  const auto& hello = std::get<proto::HelloReply>(*reply->body);
+  EXPECT_EQ(hello.version, 1);
+  EXPECT_EQ(hello.policy_digest, PolicyDigest(dirs_.policy()));
+  EXPECT_EQ(End(), ServeEnd::kPeerClosed);
+}
+
+TEST_F(AHelperSession, EndsOnARequestBeforeHello) {
+  ExpectViolation(R"({"v":1,"id":1,"type":"daemon_reload"})", "request-out-of-phase");
+}
+
+TEST_F(AHelperSession, EndsOnASecondHello) {
+  ASSERT_NE(Send(kHello), "");
+  ExpectViolation(kHello, "request-out-of-phase");
+}
+
+TEST_F(AHelperSession, EndsAfterRefusingAHelloOfAnotherVersion) {
+  auto reply = Send(R"({"v":1,"id":1,"type":"hello","min_version":2,"max_version":3,"client":"t"})");
+  EXPECT_NE(reply.find("protocol-version"), std::string::npos) << reply;
+  EXPECT_EQ(end_.get(), ServeEnd::kProtocolViolation);
+}
+
+TEST_F(AHelperSession, EndsOnAWrongEnvelopeVersion) {
+  ExpectViolation(R"({"v":2,"id":1,"type":"hello","min_version":1,"max_version":1,"client":"t"})",
+                  "envelope-version");
+}
+
+TEST_F(AHelperSession, EndsOnBadJson) { ExpectViolation("{\"v\":1,", "json-syntax"); }
+
+TEST_F(AHelperSession, EndsOnAnUnknownType) {
+  ASSERT_NE(Send(kHello), "");
+  ExpectViolation(R"({"v":1,"id":2,"type":"exec","cmd":"sh"})", "request-type-unknown");
+}
+
+TEST_F(AHelperSession, EndsOnAnEmptyFrame) { ExpectViolation("", "frame-empty"); }
+
+TEST_F(AHelperSession, EndsOnAnOversizeFrame) {
+  int size = 256 * 1024;
+  ::setsockopt(pair_[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  ExpectViolation(std::string(kMaxFrame + 1, ' '), "frame-too-large");
+}
+
+TEST_F(AHelperSession, EndsWhenTheDaemonNeverSaysHello) {
+  EXPECT_EQ(end_.get(), ServeEnd::kHelloTimeout);
+}
+
+TEST_F(AHelperSession, EndsQuietlyOnEofMidExchange) {
+  ASSERT_NE(Send(kHello), "");
+  ::close(pair_[0]);
+  pair_[0] = -1;
+  EXPECT_EQ(end_.get(), ServeEnd::kPeerClosed);
+}
+
+TEST_F(AHelperSession, AnswersBadValuesWithTypedRepliesAndCarriesOn) {
+  ASSERT_NE(Send(kHello), "");
+  auto bad = Send(R"({"v":1,"id":2,"type":"restart_unit","name":"../../x.service"})");
+  EXPECT_NE(bad.find("\"result\":\"malformed\""), std::string::npos) << bad;
+  auto denied = Send(R"({"v":1,"id":3,"type":"restart_unit","name":"ssh.service"})");
+  EXPECT_NE(denied.find("\"result\":\"denied\""), std::string::npos) << denied;
+  EXPECT_NE(denied.find("\"id\":3"), std::string::npos) << denied;
+  EXPECT_EQ(End(), ServeEnd::kPeerClosed);
+  std::string record = Record();
+  EXPECT_NE(record.find("\"type\":\"hello\""), std::string::npos);
+  EXPECT_NE(record.find("\"result\":\"malformed\""), std::string::npos);
+  EXPECT_NE(record.find("\"subject\":\"ssh.service\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace decnet::helper
