@@ -41,3 +41,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
   echo "setup.sh: all packages present"
 fi
+
+# The system users a package install creates (systemd/decnet-updater.sysusers): the demo and
+# the end-to-end tests run the daemon and the units as these, as production does.
+here=$(cd "$(dirname "$0")/.." && pwd)
+systemd-sysusers "$here/systemd/decnet-updater.sysusers"
