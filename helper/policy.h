@@ -38,6 +38,12 @@ struct Policy {
   std::set<std::string> system_units = {"network.target", "network-online.target",
                                         "multi-user.target", "docker.service"};
   std::map<std::string, UnitAllowance> allowances;  // by unit name
+  // Directories beneath which StandardOutput=/StandardError= file:, append: and truncate:
+  // paths may lie (systemd opens them as root). Empty by default: units log to the journal.
+  std::vector<std::string> output_dirs;
+  // Directories beneath which EnvironmentFile= and StandardInput=file: paths may lie
+  // (systemd reads them as root and hands their content to the unit).
+  std::vector<std::string> environment_dirs = {"/etc/decnet"};
   // --- links
   std::vector<LinkRule> links;
   // --- processes

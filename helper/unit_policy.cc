@@ -1,1 +1,558 @@
-// stub, replaced by its implementation
+// The unit policy of DESIGN.md §5. The unit text comes from the daemon, which the helper
+// does not trust: assume an attacker wrote every byte of it. Everything here works on what
+// systemd will apply (helper/unit_file.h), never on a looser reading of the text.
+//
+// Two kinds of check run over a unit:
+//  * per assignment: every assignment of a checked directive is validated, even ones a later
+//    assignment overrides, so "which one wins" never decides a refusal;
+//  * per effective value: User=, Group=, NoNewPrivileges= must be in force at the end.
+//
+// Specifiers: every value this policy checks is refused if it holds '%' at all (a specifier
+// such as %u or %h resolves to root's values in a system unit, and "%%" buys nothing).
+#include "helper/unit_policy.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include "helper/unit_file.h"
+#include "proto/helper_protocol.h"
+
+namespace decnet::helper {
+namespace {
+
+enum class Check {
+  kAllowed,          // any value
+  kUser,             // User=
+  kGroup,            // Group=
+  kSupplementary,    // SupplementaryGroups=
+  kCapabilities,     // AmbientCapabilities=, CapabilityBoundingSet=
+  kExec,             // Exec*=
+  kNoNewPrivileges,  // NoNewPrivileges=
+  kStdInput,         // StandardInput=
+  kStdOutput,        // StandardOutput=, StandardError=
+  kEnvironmentFile,  // EnvironmentFile=
+  kDirectoryName,    // StateDirectory= and friends
+  kDependency,       // names allow-listed or system units
+  kInstallAlso,      // Also=: allow-listed units only
+  kAlias,            // Alias=: names the unit policy allows
+  kHostAction,       // FailureAction= and friends: "none" only
+  kRefused,          // known and refused outright
+};
+
+struct Directive {
+  const char* section;
+  const char* key;
+  Check check;
+  const char* why = "";  // for kRefused: what it would allow
+};
+
+std::string_view CheckName(Check c) {
+  switch (c) {
+    case Check::kAllowed: return "allowed";
+    case Check::kUser: return "user-allowlist";
+    case Check::kGroup: return "group-allowlist";
+    case Check::kSupplementary: return "supplementary-groups-allowance";
+    case Check::kCapabilities: return "capabilities-allowance";
+    case Check::kExec: return "exec-unprivileged-absolute";
+    case Check::kNoNewPrivileges: return "must-be-yes";
+    case Check::kStdInput: return "null-or-root-owned-file";
+    case Check::kStdOutput: return "journal-or-root-owned-output-dir";
+    case Check::kEnvironmentFile: return "root-owned-environment-dir";
+    case Check::kDirectoryName: return "name-under-prefix";
+    case Check::kDependency: return "allowlisted-or-system-unit";
+    case Check::kInstallAlso: return "allowlisted-unit";
+    case Check::kAlias: return "unit-name-policy";
+    case Check::kHostAction: return "none-only";
+    case Check::kRefused: return "refused";
+  }
+  return "refused";
+}
+
+// The curated table. A key not listed here refuses the unit ("unit-directive-unknown").
+const std::vector<Directive>& Directives() {
+  static const std::vector<Directive> table = [] {
+    std::vector<Directive> t;
+    auto add = [&t](const char* section, std::initializer_list<const char*> keys, Check check,
+                    const char* why = "") {
+      for (const char* k : keys) t.push_back({section, k, check, why});
+    };
+    add("Unit", {"Description", "Documentation", "After", "Before", "StartLimitIntervalSec",
+                 "StartLimitBurst", "JobTimeoutSec", "DefaultDependencies", "StopWhenUnneeded",
+                 "RefuseManualStart", "RefuseManualStop", "IgnoreOnIsolate", "CollectMode",
+                 "ConditionPathExists", "ConditionPathIsDirectory", "ConditionFileNotEmpty",
+                 "AssertPathExists"},
+        Check::kAllowed);
+    add("Unit", {"Wants", "Requires", "Requisite", "BindsTo", "PartOf", "Upholds", "Conflicts",
+                 "OnFailure", "OnSuccess", "PropagatesReloadTo", "ReloadPropagatedFrom",
+                 "JoinsNamespaceOf"},
+        Check::kDependency);
+    add("Unit", {"FailureAction", "SuccessAction", "StartLimitAction", "JobTimeoutAction"},
+        Check::kHostAction);
+    add("Unit", {"RebootArgument"}, Check::kRefused, "arguments to a host reboot");
+    add("Service", {"User"}, Check::kUser);
+    add("Service", {"Group"}, Check::kGroup);
+    add("Service", {"SupplementaryGroups"}, Check::kSupplementary);
+    add("Service", {"AmbientCapabilities", "CapabilityBoundingSet"}, Check::kCapabilities);
+    add("Service", {"NoNewPrivileges"}, Check::kNoNewPrivileges);
+    add("Service", {"ExecStart", "ExecStartPre", "ExecStartPost", "ExecCondition", "ExecReload",
+                    "ExecStop", "ExecStopPost"},
+        Check::kExec);
+    add("Service", {"StandardInput"}, Check::kStdInput);
+    add("Service", {"StandardOutput", "StandardError"}, Check::kStdOutput);
+    add("Service", {"EnvironmentFile"}, Check::kEnvironmentFile);
+    add("Service", {"StateDirectory", "CacheDirectory", "LogsDirectory",
+                    "ConfigurationDirectory", "RuntimeDirectory"},
+        Check::kDirectoryName);
+    add("Service",
+        {"Type", "Restart", "RestartSec", "RestartPreventExitStatus", "RestartForceExitStatus",
+         "SuccessExitStatus", "TimeoutSec", "TimeoutStartSec", "TimeoutStopSec",
+         "TimeoutAbortSec", "RuntimeMaxSec", "WatchdogSec", "NotifyAccess", "RemainAfterExit",
+         "KillMode", "KillSignal", "SendSIGKILL", "SendSIGHUP", "FinalKillSignal",
+         "LimitNOFILE", "LimitNPROC", "LimitCORE", "UMask", "WorkingDirectory", "Environment",
+         "PassEnvironment", "UnsetEnvironment", "SyslogIdentifier", "SyslogFacility",
+         "SyslogLevel", "LogLevelMax", "StateDirectoryMode", "CacheDirectoryMode",
+         "LogsDirectoryMode", "ConfigurationDirectoryMode", "RuntimeDirectoryMode",
+         "RuntimeDirectoryPreserve", "ProtectSystem", "ProtectHome", "ProtectKernelTunables",
+         "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock",
+         "ProtectHostname", "ProtectProc", "ProcSubset", "PrivateTmp", "PrivateDevices",
+         "PrivateNetwork", "PrivateUsers", "PrivateIPC", "PrivateMounts", "RestrictNamespaces",
+         "RestrictRealtime", "RestrictSUIDSGID", "RestrictAddressFamilies",
+         "RestrictFileSystems", "LockPersonality", "MemoryDenyWriteExecute",
+         "SystemCallFilter", "SystemCallArchitectures", "SystemCallErrorNumber", "RemoveIPC",
+         "KeyringMode", "ReadWritePaths", "ReadOnlyPaths", "InaccessiblePaths", "NoExecPaths",
+         "ExecPaths", "DevicePolicy", "DeviceAllow", "IPAddressAllow", "IPAddressDeny",
+         "MemoryMax", "MemoryHigh", "CPUQuota", "TasksMax"},
+        Check::kAllowed);
+    add("Service", {"DynamicUser"}, Check::kRefused, "a user allocated outside the policy");
+    add("Service", {"PermissionsStartOnly"}, Check::kRefused, "exec commands run as root");
+    add("Service", {"LoadCredential", "LoadCredentialEncrypted", "SetCredential",
+                    "SetCredentialEncrypted", "ImportCredential"},
+        Check::kRefused, "files read by systemd as root");
+    add("Service", {"PAMName"}, Check::kRefused, "a PAM session opened as root");
+    add("Service", {"RootDirectory", "RootImage", "RootImageOptions", "RootHash", "RootVerity",
+                    "MountImages", "ExtensionImages", "ExtensionDirectories", "BindPaths",
+                    "BindReadOnlyPaths", "RootDirectoryStartOnly"},
+        Check::kRefused, "a filesystem the unit controls, set up as root");
+    add("Service", {"SecureBits", "TTYPath", "PIDFile", "Sockets", "Slice", "Delegate",
+                    "NetworkNamespacePath", "OOMScoreAdjust", "Nice", "CPUSchedulingPolicy"},
+        Check::kRefused, "privileges or root actions the policy does not grant");
+    add("Install", {"WantedBy", "RequiredBy"}, Check::kDependency);
+    add("Install", {"Also"}, Check::kInstallAlso);
+    add("Install", {"Alias"}, Check::kAlias);
+    add("Install", {"DefaultInstance"}, Check::kRefused, "templates");
+    return t;
+  }();
+  return table;
+}
+
+const Directive* FindDirective(std::string_view section, std::string_view key) {
+  for (const Directive& d : Directives()) {
+    if (section == d.section && key == d.key) return &d;
+  }
+  return nullptr;
+}
+
+bool IsAllDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Everything CheckUnitContent needs while it walks the assignments.
+struct Checker {
+  const Policy& policy;
+  const UnitName& name;
+  const PathChainCheck& path_check;
+  UnitAllowance allowance;
+  std::vector<UnitRefusal> refusals;
+
+  void Refuse(int line, std::string rule, std::string message) {
+    refusals.push_back({line, std::move(rule), std::move(message)});
+  }
+  bool RefuseSpecifier(const UnitAssignment& a);
+  void Identity(const UnitAssignment& a, bool is_user);
+  void Supplementary(const UnitAssignment& a);
+  void Capabilities(const UnitAssignment& a);
+  void Exec(const UnitAssignment& a);
+  void RootOpenedPath(const UnitAssignment& a, std::string_view path,
+                      const std::vector<std::string>& dirs, std::string_view dirs_name);
+  void StdStream(const UnitAssignment& a, bool input);
+  void DirectoryNames(const UnitAssignment& a);
+  void UnitNames(const UnitAssignment& a, Check check);
+  void Assignment(const UnitAssignment& a);
+  void Effective(const ParsedUnitFile& unit);
+};
+
+std::string Describe(const UnitAssignment& a) { return a.key + "=" + a.value; }
+
+bool Checker::RefuseSpecifier(const UnitAssignment& a) {
+  if (a.value.find('%') == std::string::npos) return false;
+  // SECURITY: specifiers resolve to root's values (%u, %h, ...) in a system unit.
+  Refuse(a.line, "unit-specifier", Describe(a) + ": specifiers ('%') are refused here");
+  return true;
+}
+
+// User= and Group=: one name from the allowed set; never root, a number, or the daemon's.
+void Checker::Identity(const UnitAssignment& a, bool is_user) {
+  if (a.value.empty() || RefuseSpecifier(a)) return;
+  const std::string kind = is_user ? "user" : "group";
+  const std::string& daemon = is_user ? policy.daemon_user : policy.daemon_group;
+  const auto& allowed = is_user ? policy.unit_users : policy.unit_groups;
+  // SECURITY: a unit running as root (or as the daemon, which could then rewrite the
+  // daemon's own state) is exactly what a compromised daemon would ask for.
+  if (a.value == "root" || a.value == "0") {
+    Refuse(a.line, "unit-" + kind + "-root", Describe(a) + ": units never run as root");
+  } else if (a.value == daemon) {
+    Refuse(a.line, "unit-" + kind + "-daemon",
+           Describe(a) + ": units never run as the updater daemon's " + kind);
+  } else if (IsAllDigits(a.value)) {
+    Refuse(a.line, "unit-" + kind + "-allowlist", Describe(a) + ": numeric ids are refused");
+  } else if (allowed.count(a.value) == 0) {
+    Refuse(a.line, "unit-" + kind + "-allowlist",
+           Describe(a) + ": " + kind + " is not in the policy's allowed set");
+  }
+}
+
+void Checker::Supplementary(const UnitAssignment& a) {
+  if (RefuseSpecifier(a)) return;
+  for (const std::string& g : SplitWords(a.value)) {
+    // SECURITY: groups such as docker are root-equivalent; only a per-unit grant allows one.
+    if (allowance.supplementary_groups.count(g) == 0 || g == "root" || g == "0") {
+      Refuse(a.line, "unit-supplementary-group",
+             Describe(a) + ": group '" + g + "' is not granted to " + name.str());
+    }
+  }
+}
+
+void Checker::Capabilities(const UnitAssignment& a) {
+  if (RefuseSpecifier(a)) return;
+  for (const std::string& cap : SplitWords(a.value)) {
+    // SECURITY: "~" inverts the list, granting every capability not named.
+    if (cap.starts_with("~")) {
+      Refuse(a.line, "unit-capability-inverted",
+             Describe(a) + ": inverted ('~') capability lists are refused");
+    } else if (allowance.capabilities.count(cap) == 0) {
+      Refuse(a.line, "unit-capability",
+             Describe(a) + ": " + cap + " is not in the allowance of " + name.str());
+    }
+  }
+}
+
+// Exec lines: one absolute command per line, prefixes limited to '@', '-', ':'.
+void Checker::Exec(const UnitAssignment& a) {
+  if (a.value.empty() || RefuseSpecifier(a)) return;
+  // SECURITY: systemd unquotes and C-unescapes the first word before reading its prefix
+  // ("\x2b" is '+'); no backslash means no escape can smuggle a prefix or a separator.
+  if (a.value.find('\\') != std::string::npos) {
+    Refuse(a.line, "unit-exec-escape", Describe(a) + ": backslashes are refused in commands");
+    return;
+  }
+  const std::vector<std::string> words = SplitWords(a.value);
+  if (std::find(words.begin(), words.end(), ";") != words.end()) {
+    // SECURITY: " ; " starts a second command, whose prefix would go unchecked.
+    Refuse(a.line, "unit-exec-separator", Describe(a) + ": one command per line");
+    return;
+  }
+  std::string_view first = words.front();
+  std::string seen;
+  while (!first.empty() && std::string_view("@-:+!|").find(first.front()) != std::string_view::npos) {
+    seen.push_back(first.front());
+    first.remove_prefix(1);
+  }
+  // SECURITY: '+' runs the command as root, '!'/'!!' skip the user switch.
+  if (seen.find_first_of("+!") != std::string::npos) {
+    Refuse(a.line, "unit-exec-privileged", Describe(a) + ": privileged prefix '" + seen + "'");
+    return;
+  }
+  const bool repeated = std::any_of(seen.begin(), seen.end(), [&seen](char c) {
+    return std::count(seen.begin(), seen.end(), c) > 1;
+  });
+  if (repeated || seen.find('|') != std::string::npos || !AbsPath::Parse(first)) {
+    Refuse(a.line, "unit-exec-path",
+           Describe(a) + ": the command must be an absolute, plain path with prefixes @ - : only");
+  }
+}
+
+// A path systemd opens as root for the unit: beneath a configured directory, and with a
+// directory chain nobody but root can redirect.
+void Checker::RootOpenedPath(const UnitAssignment& a, std::string_view path,
+                             const std::vector<std::string>& dirs, std::string_view dirs_name) {
+  auto parsed = AbsPath::Parse(path);
+  if (!parsed) {
+    Refuse(a.line, "unit-root-opened-path", Describe(a) + ": " + parsed.error().message);
+    return;
+  }
+  const bool beneath = std::any_of(dirs.begin(), dirs.end(), [&parsed](const std::string& d) {
+    auto dir = AbsPath::Parse(d);
+    return dir && parsed->IsBeneath(*dir);
+  });
+  // SECURITY: systemd opens these as root; outside the configured directories a unit could
+  // append to /etc/shadow or read a secret.
+  if (!beneath) {
+    Refuse(a.line, "unit-root-opened-path",
+           Describe(a) + ": path is not beneath the policy's " + std::string(dirs_name));
+    return;
+  }
+  // SECURITY: a directory writable by anyone but root lets them plant a symlink or socket.
+  if (std::string why = path_check(parsed->str()); !why.empty()) {
+    Refuse(a.line, "unit-root-opened-path", Describe(a) + ": " + why);
+  }
+}
+
+void Checker::StdStream(const UnitAssignment& a, bool input) {
+  if (a.value.empty() || RefuseSpecifier(a)) return;
+  static const std::vector<std::string_view> kFilePrefixes = {"file:", "append:", "truncate:"};
+  for (std::string_view prefix : kFilePrefixes) {
+    if (!a.value.starts_with(prefix)) continue;
+    if (input && prefix != "file:") break;
+    const std::string_view path = std::string_view(a.value).substr(prefix.size());
+    if (input) RootOpenedPath(a, path, policy.environment_dirs, "environment_dirs");
+    else RootOpenedPath(a, path, policy.output_dirs, "output_dirs");
+    return;
+  }
+  static const std::vector<std::string_view> kOutputs = {"inherit", "null", "journal", "kmsg",
+                                                         "journal+console", "kmsg+console"};
+  const bool ok = input ? a.value == "null"
+                        : std::find(kOutputs.begin(), kOutputs.end(), a.value) != kOutputs.end();
+  // SECURITY: ttys, sockets and named fds connect the unit to things opened as root.
+  if (!ok) {
+    Refuse(a.line, "unit-standard-stream", Describe(a) + ": stream kind is not allowed");
+  }
+}
+
+void Checker::DirectoryNames(const UnitAssignment& a) {
+  if (RefuseSpecifier(a)) return;
+  std::string bare_prefix = policy.unit_prefix;
+  if (!bare_prefix.empty() && bare_prefix.back() == '-') bare_prefix.pop_back();
+  for (const std::string& word : SplitWords(a.value)) {
+    bool ok = word.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-/") ==
+              std::string::npos;
+    const std::string first = word.substr(0, word.find('/'));
+    ok = ok && (first == bare_prefix || first.starts_with(policy.unit_prefix));
+    size_t pos = 0;
+    while (ok && pos <= word.size()) {
+      size_t end = word.find('/', pos);
+      if (end == std::string::npos) end = word.size();
+      const std::string part = word.substr(pos, end - pos);
+      ok = !part.empty() && part != "." && part != "..";
+      pos = end + 1;
+    }
+    // SECURITY: systemd creates and chowns these trees to the unit's user as root.
+    if (!ok) {
+      Refuse(a.line, "unit-directory-name",
+             Describe(a) + ": '" + word + "' must be a relative name under '" + bare_prefix + "'");
+    }
+  }
+}
+
+void Checker::UnitNames(const UnitAssignment& a, Check check) {
+  if (RefuseSpecifier(a)) return;
+  const std::string rule = check == Check::kAlias ? "unit-alias" : "unit-dependency";
+  for (const std::string& word : SplitWords(a.value)) {
+    auto parsed = UnitName::Parse(word);
+    bool ok = parsed.has_value() && CheckUnitName(policy, *parsed, UnitUse::kWrite).has_value();
+    if (check == Check::kDependency) ok = ok || policy.system_units.count(word) > 0;
+    if (check == Check::kAlias && parsed) ok = ok && parsed->is_service() == name.is_service();
+    // SECURITY: pulling in poweroff.target or conflicting with ssh.service acts on the host.
+    if (!ok) {
+      Refuse(a.line, rule, Describe(a) + ": '" + word + "' is not a unit this policy allows here");
+    }
+  }
+}
+
+void Checker::Assignment(const UnitAssignment& a) {
+  const Directive* d = FindDirective(a.section, a.key);
+  if (d == nullptr) {
+    Refuse(a.line, "unit-directive-unknown",
+           "[" + a.section + "] " + a.key + "= is not in the policy's directive table");
+    return;
+  }
+  switch (d->check) {
+    case Check::kAllowed: return;
+    case Check::kUser: return Identity(a, true);
+    case Check::kGroup: return Identity(a, false);
+    case Check::kSupplementary: return Supplementary(a);
+    case Check::kCapabilities: return Capabilities(a);
+    case Check::kExec: return Exec(a);
+    case Check::kNoNewPrivileges:
+      if (!a.value.empty() && !ParseSystemdBool(a.value)) {
+        Refuse(a.line, "unit-no-new-privileges", Describe(a) + ": not a boolean");
+      }
+      return;
+    case Check::kStdInput: return StdStream(a, true);
+    case Check::kStdOutput: return StdStream(a, false);
+    case Check::kEnvironmentFile: {
+      if (a.value.empty() || RefuseSpecifier(a)) return;
+      std::string_view path = a.value;
+      if (path.starts_with("-")) path.remove_prefix(1);
+      return RootOpenedPath(a, path, policy.environment_dirs, "environment_dirs");
+    }
+    case Check::kDirectoryName: return DirectoryNames(a);
+    case Check::kDependency:
+    case Check::kInstallAlso:
+    case Check::kAlias: return UnitNames(a, d->check);
+    case Check::kHostAction:
+      // SECURITY: reboot/poweroff/exit actions act on the whole host.
+      if (!a.value.empty() && a.value != "none") {
+        Refuse(a.line, "unit-host-action", Describe(a) + ": only 'none' is allowed");
+      }
+      return;
+    case Check::kRefused:
+      Refuse(a.line, "unit-directive-refused", Describe(a) + ": refused (" + d->why + ")");
+      return;
+  }
+}
+
+// Requirements on what is in force once the whole file has been read.
+void Checker::Effective(const ParsedUnitFile& unit) {
+  if (!name.is_service()) return;
+  // SECURITY: no User= means systemd runs the service as root.
+  if (!EffectiveValue(unit, "Service", "User")) {
+    Refuse(0, "unit-user-missing", "[Service] has no User= in force: the service would run as root");
+  }
+  if (!EffectiveValue(unit, "Service", "Group")) {
+    Refuse(0, "unit-group-missing", "[Service] has no Group= in force");
+  }
+  const auto nnp = EffectiveValue(unit, "Service", "NoNewPrivileges");
+  const bool nnp_on = nnp && ParseSystemdBool(*nnp).value_or(false);
+  if (!nnp_on && !allowance.may_drop_no_new_privileges) {
+    Refuse(0, "unit-no-new-privileges", "NoNewPrivileges=yes is required for " + name.str());
+  }
+  // SECURITY: without NoNewPrivileges a set-uid program could regain capabilities beyond
+  // the allowance unless the bounding set is narrowed.
+  if (!nnp_on && EffectiveAssignments(unit, "Service", "CapabilityBoundingSet").empty()) {
+    Refuse(0, "unit-capability-bounding",
+           "without NoNewPrivileges=yes, CapabilityBoundingSet= must be set");
+  }
+}
+
+// Why the object behind the O_PATH descriptor `fd` may not sit on a root-opened path, or
+// "" when it may. Directories: owned by root and writable by root alone.
+std::string JudgeComponent(int fd, const std::string& shown, bool last) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return "cannot stat " + shown + ": " + std::strerror(errno);
+  if (S_ISLNK(st.st_mode)) return shown + " is a symbolic link";
+  if (!last && !S_ISDIR(st.st_mode)) return shown + " is not a directory";
+  if (last && !S_ISREG(st.st_mode)) return shown + " is not a regular file";
+  if (st.st_uid != 0) return shown + " is not owned by root";
+  if (!last && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return shown + " is writable by group or others";
+  }
+  if (last && st.st_nlink > 1) return shown + " has more than one hard link";
+  return "";
+}
+
+// Walks `abs_path` beneath `root` one component at a time, never following a link.
+std::string WalkRootOnly(const std::string& root, std::string_view abs_path) {
+  auto parsed = AbsPath::Parse(abs_path);
+  if (!parsed) return parsed.error().message;
+  int fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return "cannot open root " + root + ": " + std::strerror(errno);
+  std::string why = JudgeComponent(fd, "root " + root, false);
+  std::string shown;
+  std::string_view rest = std::string_view(parsed->str()).substr(1);
+  while (why.empty() && !rest.empty()) {
+    const size_t slash = rest.find('/');
+    const std::string part(rest.substr(0, slash));
+    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+    const bool last = rest.empty();
+    shown += "/" + part;
+    // SECURITY: O_NOFOLLOW on O_PATH opens a link itself, so a planted link is seen, not
+    // followed; fstat on O_PATH needs no capability, so this works as capless uid 0.
+    const int next = openat(fd, part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) {
+      if (!(last && errno == ENOENT)) why = "cannot open " + shown + ": " + std::strerror(errno);
+      break;  // a missing final file is created by systemd in a checked directory
+    }
+    close(fd);
+    fd = next;
+    why = JudgeComponent(fd, shown, last);
+  }
+  close(fd);
+  return why;
+}
+
+bool IsNameChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+}  // namespace
+
+Result<void> CheckUnitName(const Policy& policy, const UnitName& name, UnitUse use) {
+  // SECURITY: the updater's own unit is never written or removed through the helper.
+  if (use == UnitUse::kWrite && name.str() == policy.self_unit) {
+    return Fail(ErrorCode::kDenied, "unit-self", name.str() + " is the updater's own unit");
+  }
+  if (policy.extra_units.count(name.str()) > 0) return {};
+  const std::string_view stem = name.stem();
+  bool ok = name.is_service() && stem.starts_with(policy.unit_prefix) &&
+            stem.size() > policy.unit_prefix.size();
+  if (ok) {
+    const std::string_view rest = stem.substr(policy.unit_prefix.size());
+    ok = IsNameChar(rest.front()) && std::all_of(rest.begin(), rest.end(), [](char c) {
+           return IsNameChar(c) || c == '-';
+         });
+  }
+  if (!ok) {
+    return Fail(ErrorCode::kDenied, "unit-name-allowlist",
+                name.str() + " is not " + policy.unit_prefix + "[a-z0-9][a-z0-9-]*.service or listed");
+  }
+  return {};
+}
+
+PathChainCheck RootOnlyPathCheck(std::string root) {
+  return [root = std::move(root)](std::string_view abs_path) {
+    return WalkRootOnly(root, abs_path);
+  };
+}
+
+std::vector<UnitRefusal> CheckUnitContent(const Policy& policy, const UnitName& name,
+                                          std::string_view content,
+                                          const PathChainCheck& path_check) {
+  if (content.size() > proto::kMaxUnitContent) {
+    return {{0, "unit-size-cap",
+             "unit content is " + std::to_string(content.size()) + " bytes, over the cap of " +
+                 std::to_string(proto::kMaxUnitContent)}};
+  }
+  Checker checker{policy, name, path_check, {}, {}};
+  if (auto it = policy.allowances.find(name.str()); it != policy.allowances.end()) {
+    checker.allowance = it->second;
+  }
+  const ParsedUnitFile unit = ReadUnitFile(content, SystemdSectionsFor(name.str()));
+  for (const UnitProblem& p : unit.problems) checker.Refuse(p.line, p.rule, p.message);
+  for (const std::string& section : unit.sections_seen) {
+    // SECURITY: targets run nothing; a [Target] or any other section is refused outright.
+    const bool ok = section == "Unit" || section == "Install" ||
+                    (section == "Service" && name.is_service());
+    if (!ok) checker.Refuse(0, "unit-section", "section [" + section + "] is not allowed here");
+  }
+  for (const UnitAssignment& a : unit.assignments) checker.Assignment(a);
+  checker.Effective(unit);
+  std::stable_sort(checker.refusals.begin(), checker.refusals.end(),
+                   [](const UnitRefusal& x, const UnitRefusal& y) { return x.line < y.line; });
+  return std::move(checker.refusals);
+}
+
+bool UnitRunsAsRoot(std::string_view unit_name, std::string_view content) {
+  if (!unit_name.ends_with(".service")) return false;
+  const ParsedUnitFile unit = ReadUnitFile(content, SystemdSectionsFor(unit_name));
+  const auto dynamic = EffectiveValue(unit, "Service", "DynamicUser");
+  if (dynamic && ParseSystemdBool(*dynamic).value_or(false)) return false;
+  const auto user = EffectiveValue(unit, "Service", "User");
+  return !user || *user == "root" || *user == "0" || user->find('%') != std::string::npos;
+}
+
+const std::vector<DirectiveRow>& DirectiveTable() {
+  static const std::vector<DirectiveRow> rows = [] {
+    std::vector<DirectiveRow> out;
+    for (const Directive& d : Directives()) {
+      out.push_back({d.section, d.key, std::string(CheckName(d.check))});
+    }
+    return out;
+  }();
+  return rows;
+}
+
+}  // namespace decnet::helper

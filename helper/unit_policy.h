@@ -46,6 +46,12 @@ std::vector<UnitRefusal> CheckUnitContent(const Policy& policy, const UnitName& 
                                           std::string_view content,
                                           const PathChainCheck& path_check);
 
+// The reader's conclusion about who a service runs as, for the differential test against
+// `systemd-analyze security`: true when [Service] has no effective User= (or it is "root",
+// "0", or holds a specifier) and DynamicUser= is not effectively true. Targets run nothing
+// and give false.
+bool UnitRunsAsRoot(std::string_view unit_name, std::string_view content);
+
 // One row of the curated directive table, for `helperctl policy`.
 struct DirectiveRow {
   std::string section;  // "Unit", "Service", "Install"

@@ -1,0 +1,110 @@
+// Shared by the unit-policy tests: the fixture files and a throw-away unit root.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "helper/policy.h"
+
+namespace decnet::helper::testing_support {
+
+namespace fs = std::filesystem;
+
+inline constexpr uid_t kOtherUid = 1000;  // any non-root uid; no account needed
+
+// One fixture file. Refused files are named RULE--SHORT.service (or .target); a first line
+// "# as: NAME" says which unit name the content is checked as (default decnet-fixture.service).
+struct UnitFixture {
+  std::string file;
+  std::string unit_name;
+  std::string expected_rule;  // empty for accepted fixtures
+  std::string content;
+};
+
+inline std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline std::vector<UnitFixture> LoadUnitFixtures(bool refused) {
+  const fs::path dir =
+      fs::path(DECNET_SOURCE_DIR) / "tests/fixtures/units" / (refused ? "refused" : "accepted");
+  std::vector<UnitFixture> out;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    UnitFixture f;
+    f.file = entry.path().filename().string();
+    f.content = ReadAll(entry.path());
+    f.unit_name = refused ? "decnet-fixture.service" : f.file;
+    if (f.content.starts_with("# as: ")) {
+      f.unit_name = f.content.substr(6, f.content.find('\n') - 6);
+    }
+    if (refused) f.expected_rule = f.file.substr(0, f.file.find("--"));
+    out.push_back(std::move(f));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const UnitFixture& a, const UnitFixture& b) { return a.file < b.file; });
+  return out;
+}
+
+// A temporary directory tree, removed at the end of the test.
+class TempTree {
+ public:
+  TempTree() {
+    char tmpl[] = "/tmp/decnet-policy-test.XXXXXX";
+    root_ = mkdtemp(tmpl);
+  }
+  ~TempTree() {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  TempTree(const TempTree&) = delete;
+  TempTree& operator=(const TempTree&) = delete;
+
+  const std::string& root() const { return root_; }
+  std::string Path(const std::string& rel) const { return root_ + rel; }
+  void Dir(const std::string& rel, mode_t mode = 0755, uid_t uid = 0) const {
+    fs::create_directories(Path(rel));
+    chmod(Path(rel).c_str(), mode);
+    if (chown(Path(rel).c_str(), uid, 0) != 0) std::abort();
+  }
+  void File(const std::string& rel, mode_t mode = 0644, uid_t uid = 0) const {
+    std::ofstream(Path(rel)) << "A=1\n";
+    chmod(Path(rel).c_str(), mode);
+    if (chown(Path(rel).c_str(), uid, 0) != 0) std::abort();
+  }
+  void Link(const std::string& target, const std::string& rel) const {
+    fs::create_symlink(target, Path(rel));
+  }
+
+ private:
+  std::string root_;
+};
+
+// The unit root the fixtures are checked against: /etc/decnet and /var/log/decnet-root are
+// root's; /var/log/decnet belongs to the units' user (DECNET's habit); link.log is a symlink.
+inline void BuildFixtureRoot(const TempTree& t) {
+  t.Dir("/etc/decnet");
+  t.File("/etc/decnet/agent.env");
+  t.Dir("/var/log/decnet-root");
+  t.Link("/etc/shadow", "/var/log/decnet-root/link.log");
+  t.Dir("/var/log/decnet", 0755, kOtherUid);
+}
+
+inline Policy FixturePolicy() {
+  Policy p = Policy::Defaults();
+  p.output_dirs = {"/var/log/decnet-root", "/var/log/decnet"};
+  return p;
+}
+
+}  // namespace decnet::helper::testing_support
