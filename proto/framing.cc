@@ -61,10 +61,11 @@ tl::expected<std::string, FrameError> RecvFrame(int fd, int timeout_ms) {
     }
     if (msg.msg_flags & MSG_CTRUNC) return tl::make_unexpected(FrameError::kAncillary);
     if (n == 0) {
-      // A zero-length message and end-of-stream both read as 0; a closed peer also shows
-      // POLLHUP, which tells them apart for the log. Both end the session.
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 0) > 0 && (p.revents & POLLHUP)) {
+      // A zero-length message and end-of-stream both read as 0; a peer that closed or shut
+      // down its writing side also shows POLLHUP or POLLRDHUP, which tells them apart for
+      // the log. Both end the session.
+      pollfd p{fd, POLLIN | POLLRDHUP, 0};
+      if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP))) {
         return tl::make_unexpected(FrameError::kEof);
       }
       return tl::make_unexpected(FrameError::kEmpty);

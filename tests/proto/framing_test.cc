@@ -64,6 +64,11 @@ TEST_F(AFramedPair, ReportsEndOfStreamMidExchangeAfterEarlierFrames) {
   EXPECT_EQ(RecvFrame(fd_[1]).error(), FrameError::kEof);
 }
 
+TEST_F(AFramedPair, ReportsEndOfStreamWhenThePeerShutsDownWriting) {
+  ASSERT_EQ(shutdown(fd_[0], SHUT_WR), 0);
+  EXPECT_EQ(RecvFrame(fd_[1]).error(), FrameError::kEof);
+}
+
 TEST_F(AFramedPair, TimesOutWhenNothingArrives) {
   EXPECT_EQ(RecvFrame(fd_[1], 50).error(), FrameError::kTimeout);
 }
