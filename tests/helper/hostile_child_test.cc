@@ -33,6 +33,8 @@ struct Sequence {
   bool ends_session = false;        // the helper must end it as a protocol violation
 };
 
+void PrintTo(const Sequence& s, std::ostream* os) { *os << s.name; }
+
 std::string WriteUnit(HelperHarness& h, const std::string& name, const std::string& content) {
   static int n = 0;
   return "write_unit " + name + " " + h.Payload("p" + std::to_string(n++), content) + "\n";
@@ -65,7 +67,7 @@ std::vector<Sequence> Sequences() {
       {"content-over-cap", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With(std::string(33 * 1024, '#') + "\n")); }, {"unit-size-cap"}},
       {"wants-poweroff", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", "[Unit]\nWants=poweroff.target\n" + std::string(kGood).substr(7)); }, {"denied"}},
       {"alias-ssh", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With("[Install]\nAlias=ssh.service\n")); }, {"denied"}},
-      {"user-behind-continuation", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With("Environment=A=1 \\\nUser=root\n")); }, {"denied"}},
+      {"user-behind-continuation", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", Replace(kGood, "User=decnet\n", "Environment=A=1 \\\nUser=decnet\n")); }, {"unit-user-missing"}},
       {"user-behind-lone-cr", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With("Description=x\rUser=root\n")); }, {"denied"}},
       {"user-behind-nul", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With(std::string("Description=x\0User=root\n", 25))); }, {"denied"}},
       {"restart-ssh", [=](HelperHarness&) { return hello + "restart_unit ssh.service\n"; }, {"unit-name-allowlist"}},
