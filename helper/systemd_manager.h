@@ -37,8 +37,11 @@ class SystemdManager {
   [[nodiscard]] virtual Result<proto::UnitState> GetUnitState(const UnitName& name) = 0;
 };
 
-// Connects to the system bus (honouring DBUS_SYSTEM_BUS_ADDRESS) and subscribes to the
-// manager's signals. Call before confinement: it opens sockets.
+// Connects to the system bus (honouring DBUS_SYSTEM_BUS_ADDRESS) and registers the
+// JobRemoved handler. It does not call Manager.Subscribe: that happens on the first job
+// (RestartUnit or StopUnit), so the helper starts against a bus without systemd and fails
+// only when a systemd call is made. Call before confinement: it opens the bus socket.
+// Returns kFailed with the library's message when the bus cannot be reached.
 [[nodiscard]] Result<std::unique_ptr<SystemdManager>> ConnectSystemd();
 
 }  // namespace decnet::helper

@@ -26,7 +26,8 @@
 #   containers of concurrent runs are left alone. Records: /run/decnet-testbed/NAME.
 set -euo pipefail
 
-readonly HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly HERE
 readonly CG_PARENT=decnet-testbed
 readonly CG_HIERARCHIES=(/sys/fs/cgroup/systemd /sys/fs/cgroup/unified)
 readonly BOOT_TIMEOUT="${DECNET_TESTBED_BOOT_TIMEOUT:-30}"
@@ -90,8 +91,8 @@ wait_gone() {  # PID SECONDS
 # Kills every process left in this container's cgroups (they were all started by us: the
 # cgroups are ours and named after this container), then removes the cgroups deepest first.
 remove_cgroups() {
-  local dir pid tries
-  for tries in 1 2 3 4 5 6 7 8 9 10; do
+  local dir pid
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
     local left=0
     while read -r dir; do
       [ -n "$dir" ] || continue
@@ -136,6 +137,9 @@ do_start() {
 
   do_stop  # leftovers of an interrupted run with this name
   mkdir -p "$WORKDIR/dbus" "$WORKDIR/units"
+  # The helper under test refuses a unit directory that is not root's alone ("dir-owner").
+  chown root:root "$WORKDIR/units"
+  chmod 0755 "$WORKDIR/units"
   rm -f "$WORKDIR/dbus/system_bus_socket" "$WORKDIR/console.log"
   echo "$rootfs" >"$WORKDIR/rootfs"
   mkdir -p "$REGISTRY"
@@ -190,7 +194,7 @@ do_start() {
 }
 
 case "$ACTION" in
-  start) do_start ;;
+  start) do_start "$@" ;;  # the extra systemd-nspawn arguments
   stop) do_stop ;;
   *) usage ;;
 esac

@@ -68,13 +68,34 @@ std::string UniqueName(const std::string& prefix) {
   return name.str();
 }
 
-// Reads the single basic value inside a variant as text.
+// Reads a byte array (e.g. InvocationID) inside a variant as lower-case hex.
+tl::expected<std::string, std::string> ReadByteArrayAsHex(sd_bus_message* reply) {
+  int r = sd_bus_message_enter_container(reply, 'v', "ay");
+  if (r < 0) return tl::make_unexpected(std::string("cannot enter the variant"));
+  const void* data = nullptr;
+  size_t size = 0;
+  r = sd_bus_message_read_array(reply, 'y', &data, &size);
+  if (r < 0) return tl::make_unexpected(std::string("cannot read the bytes: ") + std::strerror(-r));
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (size_t i = 0; i < size; ++i) {
+    const auto byte = static_cast<const unsigned char*>(data)[i];
+    hex += kHex[byte >> 4];
+    hex += kHex[byte & 0xf];
+  }
+  return hex;
+}
+
+// Reads the single basic value (or byte array) inside a variant as text.
 tl::expected<std::string, std::string> ReadVariantAsText(sd_bus_message* reply) {
   char type = 0;
   const char* contents = nullptr;
   int r = sd_bus_message_peek_type(reply, &type, &contents);
+  if (r > 0 && type == 'v' && contents != nullptr && std::strcmp(contents, "ay") == 0) {
+    return ReadByteArrayAsHex(reply);
+  }
   if (r <= 0 || type != 'v' || contents == nullptr || std::strlen(contents) != 1) {
-    return tl::make_unexpected(std::string("reply is not a variant of a basic type"));
+    return tl::make_unexpected(std::string("reply is not a variant of a basic type or byte array"));
   }
   r = sd_bus_message_enter_container(reply, 'v', contents);
   if (r < 0) return tl::make_unexpected(std::string("cannot enter the variant"));

@@ -69,7 +69,8 @@ class Testbed {
   bool WriteUnit(std::string_view name, std::string_view content) const;
 
   // A property of a unit read over the bus with sd-bus, independently of the code under
-  // test (Manager.LoadUnit, then Properties.Get). Strings as they are; numbers in decimal.
+  // test (Manager.LoadUnit, then Properties.Get). Strings as they are; numbers in decimal;
+  // byte arrays (InvocationID) in lower-case hex.
   // Returns the error message on failure.
   tl::expected<std::string, std::string> UnitProperty(std::string_view unit,
                                                       std::string_view interface,

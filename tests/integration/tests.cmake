@@ -23,11 +23,19 @@ target_include_directories(decnet_testbed PUBLIC ${PROJECT_SOURCE_DIR})
 target_compile_definitions(decnet_testbed PRIVATE DECNET_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 target_link_libraries(decnet_testbed PUBLIC GTest::gtest tl::expected PkgConfig::libsystemd)
 
-# The sdbus-c++ adapter is compiled in directly (with only the protocol library beneath it)
-# so this test does not depend on the rest of the helper.
+# The sdbus-c++ adapter (helper/systemd_manager.cc, in decnet_helper_core) against a real
+# systemd.
 decnet_gtest(systemd_manager_integration_test
   SOURCES ${DECNET_INTEGRATION_DIR}/systemd_manager_test.cc
-          ${PROJECT_SOURCE_DIR}/helper/systemd_manager.cc
-  LIBS decnet_testbed decnet_proto_helper SDBusCpp::sdbus-c++
+  LIBS decnet_testbed decnet_helper_core
+  LABELS systemd
+  PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 300)
+
+# The real helper binary (confined as in service) with the stand-in daemon, against a real
+# systemd: install, reload, restart, a failed job, status, remove, a foreign unit file, a
+# refused name that never reaches D-Bus, READY=1 only after hello, and the helper's record.
+decnet_gtest(helper_systemd_integration_test
+  SOURCES ${DECNET_INTEGRATION_DIR}/helper_systemd_test.cc
+  LIBS decnet_helper_harness decnet_testbed nlohmann_json::nlohmann_json
   LABELS systemd
   PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 300)
