@@ -4,6 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <sys/stat.h>
 
 #include "helper/confine.h"
 #include "helper/ctl.h"
@@ -99,6 +100,16 @@ void PrintText(const Policy& p) {
   std::printf("\n");
 }
 
+// Reads a regular file whole; false for a directory, a device, or any read error.
+bool ReadRegularFile(const std::string& path, std::ostringstream& out) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out << in.rdbuf();
+  return !in.bad();
+}
+
 }  // namespace
 
 int RunPolicy(const Policy& policy, bool as_json) {
@@ -114,13 +125,11 @@ int RunCheckUnit(const Policy& policy, const std::vector<std::string>& files) {
   int status = 0;
   auto path_check = RootOnlyPathCheck(policy.unit_root);
   for (const auto& file : files) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      std::fprintf(stderr, "%s: cannot read\n", file.c_str());
+    std::ostringstream content;
+    if (!ReadRegularFile(file, content)) {
+      std::fprintf(stderr, "%s: cannot read (not a readable regular file)\n", file.c_str());
       return 2;
     }
-    std::ostringstream content;
-    content << in.rdbuf();
     std::string base = file.substr(file.rfind('/') + 1);
     auto name = UnitName::Parse(base);
     if (!name) {

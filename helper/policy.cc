@@ -12,6 +12,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "proto/json_strict.h"
 #include "proto/sha256.h"
 
 namespace decnet::helper {
@@ -20,6 +21,8 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxPolicyFile = 256 * 1024;
+// The deepest policy value is allowances -> unit -> capabilities -> name: four containers.
+constexpr int kMaxPolicyDepth = 4;
 
 // Linux capability names (capability.h, up to CAP_CHECKPOINT_RESTORE).
 const std::set<std::string>& KnownCapabilities() {
@@ -49,148 +52,10 @@ bool IsAccountName(std::string_view s) {
   });
 }
 
-Result<std::string> GetString(const json& v, const std::string& key) {
-  if (!v.is_string()) return tl::make_unexpected(Bad("policy-type", key, "must be a string"));
-  return v.get<std::string>();
-}
-
-Result<std::vector<std::string>> GetStrings(const json& v, const std::string& key) {
-  if (!v.is_array()) return tl::make_unexpected(Bad("policy-type", key, "must be a list"));
-  std::vector<std::string> out;
-  for (const json& e : v) {
-    auto s = GetString(e, key);
-    if (!s) return tl::make_unexpected(s.error());
-    out.push_back(*s);
-  }
-  return out;
-}
-
-// Checks each element with `valid`; `what` says what the element must be.
-Result<void> EachValid(const std::vector<std::string>& items, const std::string& key,
-                       const std::function<bool(const std::string&)>& valid,
-                       const std::string& what) {
-  for (const std::string& s : items) {
-    if (!valid(s)) return Fail(ErrorCode::kMalformed, "policy-value", "policy key '" + key + "': '" + s + "' is not " + what);
-  }
-  return {};
-}
-
 bool IsUnitName(const std::string& s) { return UnitName::Parse(s).has_value(); }
 bool IsAbsPath(const std::string& s) { return AbsPath::Parse(s).has_value(); }
 bool IsUnitAccount(const std::string& s) { return IsAccountName(s) && s != "root"; }
-
-Result<std::set<std::string>> GetNameSet(const json& v, const std::string& key,
-                                         const std::function<bool(const std::string&)>& valid,
-                                         const std::string& what) {
-  auto list = GetStrings(v, key);
-  if (!list) return tl::make_unexpected(list.error());
-  if (auto ok = EachValid(*list, key, valid, what); !ok) return tl::make_unexpected(ok.error());
-  return std::set<std::string>(list->begin(), list->end());
-}
-
-Result<UnitAllowance> ParseAllowance(const json& v, const std::string& key) {
-  if (!v.is_object()) return tl::make_unexpected(Bad("policy-type", key, "must be an object"));
-  UnitAllowance a;
-  for (const auto& [k, item] : v.items()) {
-    const std::string sub = key + "." + k;
-    if (k == "capabilities") {
-      auto caps = GetNameSet(item, sub, [](const std::string& c) {
-        return KnownCapabilities().count(c) > 0;
-      }, "a known CAP_ name");
-      if (!caps) return tl::make_unexpected(caps.error());
-      a.capabilities = *caps;
-    } else if (k == "supplementary_groups") {
-      auto groups = GetNameSet(item, sub, IsUnitAccount, "a non-root group name");
-      if (!groups) return tl::make_unexpected(groups.error());
-      a.supplementary_groups = *groups;
-    } else if (k == "may_drop_no_new_privileges") {
-      if (!item.is_boolean()) return tl::make_unexpected(Bad("policy-type", sub, "must be a boolean"));
-      a.may_drop_no_new_privileges = item.get<bool>();
-    } else {
-      return tl::make_unexpected(Bad("policy-unknown-key", sub, "unknown key"));
-    }
-  }
-  return a;
-}
-
-Result<void> ParseAllowances(const json& v, Policy& p) {
-  if (!v.is_object()) return Fail(ErrorCode::kMalformed, "policy-type", "policy key 'allowances': must be an object");
-  p.allowances.clear();
-  for (const auto& [unit, item] : v.items()) {
-    if (!IsUnitName(unit)) return tl::make_unexpected(Bad("policy-value", "allowances", "'" + unit + "' is not a unit name"));
-    auto a = ParseAllowance(item, "allowances." + unit);
-    if (!a) return tl::make_unexpected(a.error());
-    p.allowances[unit] = *a;
-  }
-  return {};
-}
-
-Result<void> ParseLinks(const json& v, Policy& p) {
-  if (!v.is_array()) return Fail(ErrorCode::kMalformed, "policy-type", "policy key 'links': must be a list");
-  p.links.clear();
-  for (const json& item : v) {
-    if (!item.is_object() || item.size() != 2 || !item.contains("name") ||
-        !item.contains("target_prefix") || !item["name"].is_string() ||
-        !item["target_prefix"].is_string()) {
-      return Fail(ErrorCode::kMalformed, "policy-type", "policy key 'links': each entry is {\"name\",\"target_prefix\"} strings");
-    }
-    LinkRule rule{item["name"].get<std::string>(), item["target_prefix"].get<std::string>()};
-    if (!LinkName::Parse(rule.name) || !AbsPath::Parse(rule.target_prefix)) {
-      return Fail(ErrorCode::kMalformed, "policy-value", "policy key 'links': invalid name or target_prefix '" + rule.name + "'");
-    }
-    p.links.push_back(std::move(rule));
-  }
-  return {};
-}
-
-Result<void> ParseInt(const json& v, const std::string& key, int& out) {
-  if (!v.is_number_integer()) return tl::make_unexpected(Bad("policy-type", key, "must be an integer"));
-  const auto n = v.get<int64_t>();
-  if (n < 1 || n > 3'600'000) return tl::make_unexpected(Bad("policy-value", key, "must be 1..3600000"));
-  out = static_cast<int>(n);
-  return {};
-}
-
-}  // namespace
-
-namespace {
-
-using FieldParser = std::function<Result<void>(const json&, Policy&)>;
-
-// A string field checked by `valid`.
-FieldParser StringField(std::string Policy::*field, std::function<bool(const std::string&)> valid,
-                        std::string what, std::string key) {
-  return [=](const json& v, Policy& p) -> Result<void> {
-    auto s = GetString(v, key);
-    if (!s) return tl::make_unexpected(s.error());
-    if (!valid(*s)) return tl::make_unexpected(Bad("policy-value", key, "'" + *s + "' is not " + what));
-    p.*field = *s;
-    return {};
-  };
-}
-
-FieldParser SetField(std::set<std::string> Policy::*field,
-                     std::function<bool(const std::string&)> valid, std::string what,
-                     std::string key) {
-  return [=](const json& v, Policy& p) -> Result<void> {
-    auto s = GetNameSet(v, key, valid, what);
-    if (!s) return tl::make_unexpected(s.error());
-    p.*field = *s;
-    return {};
-  };
-}
-
-FieldParser ListField(std::vector<std::string> Policy::*field,
-                      std::function<bool(const std::string&)> valid, std::string what,
-                      std::string key) {
-  return [=](const json& v, Policy& p) -> Result<void> {
-    auto s = GetStrings(v, key);
-    if (!s) return tl::make_unexpected(s.error());
-    if (auto ok = EachValid(*s, key, valid, what); !ok) return ok;
-    p.*field = *s;
-    return {};
-  };
-}
+bool IsCapability(const std::string& s) { return KnownCapabilities().count(s) > 0; }
 
 bool IsUnitPrefix(const std::string& s) {
   if (s.size() < 2 || s.front() < 'a' || s.front() > 'z' || s.back() != '-') return false;
@@ -205,29 +70,148 @@ bool IsPrintableArg(const std::string& s) {
   });
 }
 
+// What a string value must be: the check, and how a refusal describes it.
+struct StringRule {
+  bool (*valid)(const std::string&);
+  const char* what;
+};
+
+constexpr StringRule kUnitPrefixRule{IsUnitPrefix, "[a-z][a-z0-9-]*-"};
+constexpr StringRule kUnitNameRule{IsUnitName, "a unit name"};
+constexpr StringRule kUserRule{IsUnitAccount, "a non-root user name"};
+constexpr StringRule kGroupRule{IsUnitAccount, "a non-root group name"};
+constexpr StringRule kAbsPathRule{IsAbsPath, "an absolute path"};
+constexpr StringRule kArgRule{IsPrintableArg, "a printable argument"};
+constexpr StringRule kCapabilityRule{IsCapability, "a known CAP_ name"};
+
+Result<std::string> GetString(const json& v, const std::string& key, StringRule rule) {
+  if (!v.is_string()) return tl::make_unexpected(Bad("policy-type", key, "must be a string"));
+  std::string s = v.get<std::string>();
+  if (!rule.valid(s)) {
+    return tl::make_unexpected(Bad("policy-value", key, "'" + s + "' is not " + rule.what));
+  }
+  return s;
+}
+
+Result<std::vector<std::string>> GetStrings(const json& v, const std::string& key,
+                                            StringRule rule) {
+  if (!v.is_array()) return tl::make_unexpected(Bad("policy-type", key, "must be a list"));
+  std::vector<std::string> out;
+  for (const json& e : v) {
+    auto s = GetString(e, key, rule);
+    if (!s) return tl::make_unexpected(s.error());
+    out.push_back(std::move(*s));
+  }
+  return out;
+}
+
+Result<std::set<std::string>> GetNameSet(const json& v, const std::string& key,
+                                         StringRule rule) {
+  auto list = GetStrings(v, key, rule);
+  if (!list) return tl::make_unexpected(list.error());
+  return std::set<std::string>(list->begin(), list->end());
+}
+
+Result<UnitAllowance> ParseAllowance(const json& v, const std::string& key) {
+  if (!v.is_object()) return tl::make_unexpected(Bad("policy-type", key, "must be an object"));
+  UnitAllowance a;
+  for (const auto& [k, item] : v.items()) {
+    const std::string sub = key + "." + k;
+    if (k == "capabilities" || k == "supplementary_groups") {
+      const bool caps = k == "capabilities";
+      auto names = GetNameSet(item, sub, caps ? kCapabilityRule : kGroupRule);
+      if (!names) return tl::make_unexpected(names.error());
+      (caps ? a.capabilities : a.supplementary_groups) = std::move(*names);
+    } else if (k == "may_drop_no_new_privileges") {
+      if (!item.is_boolean()) return tl::make_unexpected(Bad("policy-type", sub, "must be a boolean"));
+      a.may_drop_no_new_privileges = item.get<bool>();
+    } else {
+      return tl::make_unexpected(Bad("policy-unknown-key", sub, "unknown key"));
+    }
+  }
+  return a;
+}
+
+Result<void> ParseAllowances(const json& v, const std::string& key, Policy& p) {
+  if (!v.is_object()) return tl::make_unexpected(Bad("policy-type", key, "must be an object"));
+  p.allowances.clear();
+  for (const auto& [unit, item] : v.items()) {
+    if (!IsUnitName(unit)) return tl::make_unexpected(Bad("policy-value", key, "'" + unit + "' is not a unit name"));
+    auto a = ParseAllowance(item, key + "." + unit);
+    if (!a) return tl::make_unexpected(a.error());
+    p.allowances[unit] = *a;
+  }
+  return {};
+}
+
+Result<void> ParseLinks(const json& v, const std::string& key, Policy& p) {
+  if (!v.is_array()) return tl::make_unexpected(Bad("policy-type", key, "must be a list"));
+  p.links.clear();
+  for (const json& item : v) {
+    if (!item.is_object() || item.size() != 2 || !item.contains("name") ||
+        !item.contains("target_prefix") || !item["name"].is_string() ||
+        !item["target_prefix"].is_string()) {
+      return tl::make_unexpected(Bad("policy-type", key, "each entry is {\"name\",\"target_prefix\"} strings"));
+    }
+    LinkRule rule{item["name"].get<std::string>(), item["target_prefix"].get<std::string>()};
+    if (!LinkName::Parse(rule.name) || !AbsPath::Parse(rule.target_prefix)) {
+      return tl::make_unexpected(Bad("policy-value", key, "invalid name or target_prefix '" + rule.name + "'"));
+    }
+    p.links.push_back(std::move(rule));
+  }
+  return {};
+}
+
+// Reads one top-level key into the policy; the key is passed for error messages.
+using FieldParser = std::function<Result<void>(const json&, const std::string& key, Policy&)>;
+
+// A field read by `get` (GetString, GetStrings or GetNameSet) with every string checked by
+// `rule`.
+template <typename T>
+FieldParser Field(T Policy::*field, Result<T> (*get)(const json&, const std::string&, StringRule),
+                  StringRule rule) {
+  return [=](const json& v, const std::string& key, Policy& p) -> Result<void> {
+    auto value = get(v, key, rule);
+    if (!value) return tl::make_unexpected(value.error());
+    p.*field = std::move(*value);
+    return {};
+  };
+}
+
+// A timeout in milliseconds: an integer in 1..3600000.
+FieldParser MillisField(int Policy::*field) {
+  return [=](const json& v, const std::string& key, Policy& p) -> Result<void> {
+    if (!v.is_number_integer()) return tl::make_unexpected(Bad("policy-type", key, "must be an integer"));
+    const auto n = v.get<int64_t>();
+    if (n < 1 || n > 3'600'000) return tl::make_unexpected(Bad("policy-value", key, "must be 1..3600000"));
+    p.*field = static_cast<int>(n);
+    return {};
+  };
+}
+
 const std::map<std::string, FieldParser>& FieldParsers() {
   static const std::map<std::string, FieldParser> parsers = {
-      {"unit_prefix", StringField(&Policy::unit_prefix, IsUnitPrefix, "[a-z][a-z0-9-]*-", "unit_prefix")},
-      {"extra_units", SetField(&Policy::extra_units, IsUnitName, "a unit name", "extra_units")},
-      {"self_unit", StringField(&Policy::self_unit, IsUnitName, "a unit name", "self_unit")},
-      {"adoptable_units", SetField(&Policy::adoptable_units, IsUnitName, "a unit name", "adoptable_units")},
-      {"unit_users", SetField(&Policy::unit_users, IsUnitAccount, "a non-root user name", "unit_users")},
-      {"unit_groups", SetField(&Policy::unit_groups, IsUnitAccount, "a non-root group name", "unit_groups")},
-      {"system_units", SetField(&Policy::system_units, IsUnitName, "a unit name", "system_units")},
+      {"unit_prefix", Field(&Policy::unit_prefix, GetString, kUnitPrefixRule)},
+      {"extra_units", Field(&Policy::extra_units, GetNameSet, kUnitNameRule)},
+      {"self_unit", Field(&Policy::self_unit, GetString, kUnitNameRule)},
+      {"adoptable_units", Field(&Policy::adoptable_units, GetNameSet, kUnitNameRule)},
+      {"unit_users", Field(&Policy::unit_users, GetNameSet, kUserRule)},
+      {"unit_groups", Field(&Policy::unit_groups, GetNameSet, kGroupRule)},
+      {"system_units", Field(&Policy::system_units, GetNameSet, kUnitNameRule)},
       {"allowances", ParseAllowances},
-      {"output_dirs", ListField(&Policy::output_dirs, IsAbsPath, "an absolute path", "output_dirs")},
-      {"environment_dirs", ListField(&Policy::environment_dirs, IsAbsPath, "an absolute path", "environment_dirs")},
+      {"output_dirs", Field(&Policy::output_dirs, GetStrings, kAbsPathRule)},
+      {"environment_dirs", Field(&Policy::environment_dirs, GetStrings, kAbsPathRule)},
       {"links", ParseLinks},
-      {"daemon_user", StringField(&Policy::daemon_user, IsUnitAccount, "a non-root user name", "daemon_user")},
-      {"daemon_group", StringField(&Policy::daemon_group, IsUnitAccount, "a non-root group name", "daemon_group")},
-      {"daemon_binary", StringField(&Policy::daemon_binary, IsAbsPath, "an absolute path", "daemon_binary")},
-      {"daemon_args", ListField(&Policy::daemon_args, IsPrintableArg, "a printable argument", "daemon_args")},
-      {"unit_dir", StringField(&Policy::unit_dir, IsAbsPath, "an absolute path", "unit_dir")},
-      {"link_dir", StringField(&Policy::link_dir, IsAbsPath, "an absolute path", "link_dir")},
-      {"state_dir", StringField(&Policy::state_dir, IsAbsPath, "an absolute path", "state_dir")},
-      {"unit_root", StringField(&Policy::unit_root, IsAbsPath, "an absolute path", "unit_root")},
-      {"restart_timeout_ms", [](const json& v, Policy& p) { return ParseInt(v, "restart_timeout_ms", p.restart_timeout_ms); }},
-      {"hello_timeout_ms", [](const json& v, Policy& p) { return ParseInt(v, "hello_timeout_ms", p.hello_timeout_ms); }},
+      {"daemon_user", Field(&Policy::daemon_user, GetString, kUserRule)},
+      {"daemon_group", Field(&Policy::daemon_group, GetString, kGroupRule)},
+      {"daemon_binary", Field(&Policy::daemon_binary, GetString, kAbsPathRule)},
+      {"daemon_args", Field(&Policy::daemon_args, GetStrings, kArgRule)},
+      {"unit_dir", Field(&Policy::unit_dir, GetString, kAbsPathRule)},
+      {"link_dir", Field(&Policy::link_dir, GetString, kAbsPathRule)},
+      {"state_dir", Field(&Policy::state_dir, GetString, kAbsPathRule)},
+      {"unit_root", Field(&Policy::unit_root, GetString, kAbsPathRule)},
+      {"restart_timeout_ms", MillisField(&Policy::restart_timeout_ms)},
+      {"hello_timeout_ms", MillisField(&Policy::hello_timeout_ms)},
   };
   return parsers;
 }
@@ -237,14 +221,14 @@ Result<void> CheckCoherence(const Policy& p) {
   // SECURITY: units must never run as the daemon's user or group: a compromised unit could
   // then rewrite the daemon's state, and a compromised daemon could run code as a unit.
   if (p.unit_users.count(p.daemon_user) > 0) {
-    return Fail(ErrorCode::kMalformed, "policy-value", "policy key 'unit_users': must not contain daemon_user '" + p.daemon_user + "'");
+    return tl::make_unexpected(Bad("policy-value", "unit_users", "must not contain daemon_user '" + p.daemon_user + "'"));
   }
   if (p.unit_groups.count(p.daemon_group) > 0) {
-    return Fail(ErrorCode::kMalformed, "policy-value", "policy key 'unit_groups': must not contain daemon_group '" + p.daemon_group + "'");
+    return tl::make_unexpected(Bad("policy-value", "unit_groups", "must not contain daemon_group '" + p.daemon_group + "'"));
   }
   for (const auto& [unit, a] : p.allowances) {
     if (a.supplementary_groups.count(p.daemon_group) > 0 || a.supplementary_groups.count(p.daemon_user) > 0) {
-      return Fail(ErrorCode::kMalformed, "policy-value", "policy key 'allowances." + unit + "': must not grant the daemon's group");
+      return tl::make_unexpected(Bad("policy-value", "allowances." + unit, "must not grant the daemon's group"));
     }
   }
   return {};
@@ -262,16 +246,20 @@ Policy Policy::Defaults() {
 }
 
 Result<Policy> ParsePolicy(std::string_view json_text) {
-  const json doc = json::parse(json_text, nullptr, false);
-  if (doc.is_discarded()) return Fail(ErrorCode::kMalformed, "policy-json", "policy is not valid JSON");
-  if (!doc.is_object()) return Fail(ErrorCode::kMalformed, "policy-json", "policy must be a JSON object");
+  // SECURITY: the same strict reader as the wire: with duplicate keys, a reviewer reading the
+  // first "unit_users" and nlohmann keeping the last could disagree about what is granted.
+  auto doc = strict_json::ParseObject(json_text, kMaxPolicyDepth);
+  if (!doc) {
+    return Fail(ErrorCode::kMalformed, "policy-json",
+                "policy is refused (" + doc.error().rule + "): " + doc.error().message);
+  }
   Policy p = Policy::Defaults();
-  for (const auto& [key, value] : doc.items()) {
+  for (const auto& [key, value] : doc->items()) {
     const auto it = FieldParsers().find(key);
     if (it == FieldParsers().end()) {
       return tl::make_unexpected(Bad("policy-unknown-key", key, "unknown key"));
     }
-    if (auto ok = it->second(value, p); !ok) return tl::make_unexpected(ok.error());
+    if (auto ok = it->second(value, key, p); !ok) return tl::make_unexpected(ok.error());
   }
   if (auto ok = CheckCoherence(p); !ok) return tl::make_unexpected(ok.error());
   return p;

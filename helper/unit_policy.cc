@@ -11,152 +11,14 @@
 // such as %u or %h resolves to root's values in a system unit, and "%%" buys nothing).
 #include "helper/unit_policy.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <map>
 
+#include "helper/directive_table.h"
 #include "helper/unit_file.h"
 #include "proto/helper_protocol.h"
 
 namespace decnet::helper {
 namespace {
-
-enum class Check {
-  kAllowed,          // any value
-  kUser,             // User=
-  kGroup,            // Group=
-  kSupplementary,    // SupplementaryGroups=
-  kCapabilities,     // AmbientCapabilities=, CapabilityBoundingSet=
-  kExec,             // Exec*=
-  kNoNewPrivileges,  // NoNewPrivileges=
-  kStdInput,         // StandardInput=
-  kStdOutput,        // StandardOutput=, StandardError=
-  kEnvironmentFile,  // EnvironmentFile=
-  kDirectoryName,    // StateDirectory= and friends
-  kDependency,       // names allow-listed or system units
-  kInstallAlso,      // Also=: allow-listed units only
-  kAlias,            // Alias=: names the unit policy allows
-  kHostAction,       // FailureAction= and friends: "none" only
-  kRefused,          // known and refused outright
-};
-
-struct Directive {
-  const char* section;
-  const char* key;
-  Check check;
-  const char* why = "";  // for kRefused: what it would allow
-};
-
-std::string_view CheckName(Check c) {
-  switch (c) {
-    case Check::kAllowed: return "allowed";
-    case Check::kUser: return "user-allowlist";
-    case Check::kGroup: return "group-allowlist";
-    case Check::kSupplementary: return "supplementary-groups-allowance";
-    case Check::kCapabilities: return "capabilities-allowance";
-    case Check::kExec: return "exec-unprivileged-absolute";
-    case Check::kNoNewPrivileges: return "must-be-yes";
-    case Check::kStdInput: return "null-or-root-owned-file";
-    case Check::kStdOutput: return "journal-or-root-owned-output-dir";
-    case Check::kEnvironmentFile: return "root-owned-environment-dir";
-    case Check::kDirectoryName: return "name-under-prefix";
-    case Check::kDependency: return "allowlisted-or-system-unit";
-    case Check::kInstallAlso: return "allowlisted-unit";
-    case Check::kAlias: return "unit-name-policy";
-    case Check::kHostAction: return "none-only";
-    case Check::kRefused: return "refused";
-  }
-  return "refused";
-}
-
-// The curated table. A key not listed here refuses the unit ("unit-directive-unknown").
-const std::vector<Directive>& Directives() {
-  static const std::vector<Directive> table = [] {
-    std::vector<Directive> t;
-    auto add = [&t](const char* section, std::initializer_list<const char*> keys, Check check,
-                    const char* why = "") {
-      for (const char* k : keys) t.push_back({section, k, check, why});
-    };
-    add("Unit", {"Description", "Documentation", "After", "Before", "StartLimitIntervalSec",
-                 "StartLimitBurst", "JobTimeoutSec", "DefaultDependencies", "StopWhenUnneeded",
-                 "RefuseManualStart", "RefuseManualStop", "IgnoreOnIsolate", "CollectMode",
-                 "ConditionPathExists", "ConditionPathIsDirectory", "ConditionFileNotEmpty",
-                 "AssertPathExists"},
-        Check::kAllowed);
-    add("Unit", {"Wants", "Requires", "Requisite", "BindsTo", "PartOf", "Upholds", "Conflicts",
-                 "OnFailure", "OnSuccess", "PropagatesReloadTo", "ReloadPropagatedFrom",
-                 "JoinsNamespaceOf"},
-        Check::kDependency);
-    add("Unit", {"FailureAction", "SuccessAction", "StartLimitAction", "JobTimeoutAction"},
-        Check::kHostAction);
-    add("Unit", {"RebootArgument"}, Check::kRefused, "arguments to a host reboot");
-    add("Service", {"User"}, Check::kUser);
-    add("Service", {"Group"}, Check::kGroup);
-    add("Service", {"SupplementaryGroups"}, Check::kSupplementary);
-    add("Service", {"AmbientCapabilities", "CapabilityBoundingSet"}, Check::kCapabilities);
-    add("Service", {"NoNewPrivileges"}, Check::kNoNewPrivileges);
-    add("Service", {"ExecStart", "ExecStartPre", "ExecStartPost", "ExecCondition", "ExecReload",
-                    "ExecStop", "ExecStopPost"},
-        Check::kExec);
-    add("Service", {"StandardInput"}, Check::kStdInput);
-    add("Service", {"StandardOutput", "StandardError"}, Check::kStdOutput);
-    add("Service", {"EnvironmentFile"}, Check::kEnvironmentFile);
-    add("Service", {"StateDirectory", "CacheDirectory", "LogsDirectory",
-                    "ConfigurationDirectory", "RuntimeDirectory"},
-        Check::kDirectoryName);
-    add("Service",
-        {"Type", "Restart", "RestartSec", "RestartPreventExitStatus", "RestartForceExitStatus",
-         "SuccessExitStatus", "TimeoutSec", "TimeoutStartSec", "TimeoutStopSec",
-         "TimeoutAbortSec", "RuntimeMaxSec", "WatchdogSec", "NotifyAccess", "RemainAfterExit",
-         "KillMode", "KillSignal", "SendSIGKILL", "SendSIGHUP", "FinalKillSignal",
-         "LimitNOFILE", "LimitNPROC", "LimitCORE", "UMask", "WorkingDirectory", "Environment",
-         "PassEnvironment", "UnsetEnvironment", "SyslogIdentifier", "SyslogFacility",
-         "SyslogLevel", "LogLevelMax", "StateDirectoryMode", "CacheDirectoryMode",
-         "LogsDirectoryMode", "ConfigurationDirectoryMode", "RuntimeDirectoryMode",
-         "RuntimeDirectoryPreserve", "ProtectSystem", "ProtectHome", "ProtectKernelTunables",
-         "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock",
-         "ProtectHostname", "ProtectProc", "ProcSubset", "PrivateTmp", "PrivateDevices",
-         "PrivateNetwork", "PrivateUsers", "PrivateIPC", "PrivateMounts", "RestrictNamespaces",
-         "RestrictRealtime", "RestrictSUIDSGID", "RestrictAddressFamilies",
-         "RestrictFileSystems", "LockPersonality", "MemoryDenyWriteExecute",
-         "SystemCallFilter", "SystemCallArchitectures", "SystemCallErrorNumber", "RemoveIPC",
-         "KeyringMode", "ReadWritePaths", "ReadOnlyPaths", "InaccessiblePaths", "NoExecPaths",
-         "ExecPaths", "DevicePolicy", "DeviceAllow", "IPAddressAllow", "IPAddressDeny",
-         "MemoryMax", "MemoryHigh", "CPUQuota", "TasksMax"},
-        Check::kAllowed);
-    add("Service", {"DynamicUser"}, Check::kRefused, "a user allocated outside the policy");
-    add("Service", {"PermissionsStartOnly"}, Check::kRefused, "exec commands run as root");
-    add("Service", {"LoadCredential", "LoadCredentialEncrypted", "SetCredential",
-                    "SetCredentialEncrypted", "ImportCredential"},
-        Check::kRefused, "files read by systemd as root");
-    add("Service", {"PAMName"}, Check::kRefused, "a PAM session opened as root");
-    add("Service", {"RootDirectory", "RootImage", "RootImageOptions", "RootHash", "RootVerity",
-                    "MountImages", "ExtensionImages", "ExtensionDirectories", "BindPaths",
-                    "BindReadOnlyPaths", "RootDirectoryStartOnly"},
-        Check::kRefused, "a filesystem the unit controls, set up as root");
-    add("Service", {"SecureBits", "TTYPath", "PIDFile", "Sockets", "Slice", "Delegate",
-                    "NetworkNamespacePath", "OOMScoreAdjust", "Nice", "CPUSchedulingPolicy"},
-        Check::kRefused, "privileges or root actions the policy does not grant");
-    add("Install", {"WantedBy", "RequiredBy"}, Check::kDependency);
-    add("Install", {"Also"}, Check::kInstallAlso);
-    add("Install", {"Alias"}, Check::kAlias);
-    add("Install", {"DefaultInstance"}, Check::kRefused, "templates");
-    return t;
-  }();
-  return table;
-}
-
-const Directive* FindDirective(std::string_view section, std::string_view key) {
-  for (const Directive& d : Directives()) {
-    if (section == d.section && key == d.key) return &d;
-  }
-  return nullptr;
-}
 
 bool IsAllDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -430,52 +292,6 @@ void Checker::Effective(const ParsedUnitFile& unit) {
   }
 }
 
-// Why the object behind the O_PATH descriptor `fd` may not sit on a root-opened path, or
-// "" when it may. Directories: owned by root and writable by root alone.
-std::string JudgeComponent(int fd, const std::string& shown, bool last) {
-  struct stat st {};
-  if (fstat(fd, &st) != 0) return "cannot stat " + shown + ": " + std::strerror(errno);
-  if (S_ISLNK(st.st_mode)) return shown + " is a symbolic link";
-  if (!last && !S_ISDIR(st.st_mode)) return shown + " is not a directory";
-  if (last && !S_ISREG(st.st_mode)) return shown + " is not a regular file";
-  if (st.st_uid != 0) return shown + " is not owned by root";
-  if (!last && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    return shown + " is writable by group or others";
-  }
-  if (last && st.st_nlink > 1) return shown + " has more than one hard link";
-  return "";
-}
-
-// Walks `abs_path` beneath `root` one component at a time, never following a link.
-std::string WalkRootOnly(const std::string& root, std::string_view abs_path) {
-  auto parsed = AbsPath::Parse(abs_path);
-  if (!parsed) return parsed.error().message;
-  int fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return "cannot open root " + root + ": " + std::strerror(errno);
-  std::string why = JudgeComponent(fd, "root " + root, false);
-  std::string shown;
-  std::string_view rest = std::string_view(parsed->str()).substr(1);
-  while (why.empty() && !rest.empty()) {
-    const size_t slash = rest.find('/');
-    const std::string part(rest.substr(0, slash));
-    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
-    const bool last = rest.empty();
-    shown += "/" + part;
-    // SECURITY: O_NOFOLLOW on O_PATH opens a link itself, so a planted link is seen, not
-    // followed; fstat on O_PATH needs no capability, so this works as capless uid 0.
-    const int next = openat(fd, part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (next < 0) {
-      if (!(last && errno == ENOENT)) why = "cannot open " + shown + ": " + std::strerror(errno);
-      break;  // a missing final file is created by systemd in a checked directory
-    }
-    close(fd);
-    fd = next;
-    why = JudgeComponent(fd, shown, last);
-  }
-  close(fd);
-  return why;
-}
-
 bool IsNameChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
 }  // namespace
@@ -500,12 +316,6 @@ Result<void> CheckUnitName(const Policy& policy, const UnitName& name, UnitUse u
                 name.str() + " is not " + policy.unit_prefix + "[a-z0-9][a-z0-9-]*.service or listed");
   }
   return {};
-}
-
-PathChainCheck RootOnlyPathCheck(std::string root) {
-  return [root = std::move(root)](std::string_view abs_path) {
-    return WalkRootOnly(root, abs_path);
-  };
 }
 
 std::vector<UnitRefusal> CheckUnitContent(const Policy& policy, const UnitName& name,
@@ -542,17 +352,6 @@ bool UnitRunsAsRoot(std::string_view unit_name, std::string_view content) {
   if (dynamic && ParseSystemdBool(*dynamic).value_or(false)) return false;
   const auto user = EffectiveValue(unit, "Service", "User");
   return !user || *user == "root" || *user == "0" || user->find('%') != std::string::npos;
-}
-
-const std::vector<DirectiveRow>& DirectiveTable() {
-  static const std::vector<DirectiveRow> rows = [] {
-    std::vector<DirectiveRow> out;
-    for (const Directive& d : Directives()) {
-      out.push_back({d.section, d.key, std::string(CheckName(d.check))});
-    }
-    return out;
-  }();
-  return rows;
 }
 
 }  // namespace decnet::helper

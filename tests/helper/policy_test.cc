@@ -73,6 +73,16 @@ TEST(ParsePolicy, RefusesBadInputNamingTheKey) {
       {"[]", "policy-json", ""},
       {"{", "policy-json", ""},
       {"{} {}", "policy-json", ""},
+      {"{}\n\x01", "policy-json", "json-syntax"},
+      {"\"{}\"", "policy-json", "json-not-object"},
+      // Duplicate keys, as on the wire: refused at any depth, naming the strict reader's rule.
+      {R"({"unit_users": ["decnet"], "unit_users": ["root"]})", "policy-json", "json-duplicate-key"},
+      {R"({"unit_root": "/", "unit_root": "/"})", "policy-json", "\"unit_root\""},
+      {R"({"allowances": {"decnet-a.service": {}, "decnet-a.service": {}}})", "policy-json", "json-duplicate-key"},
+      {R"({"allowances": {"decnet-a.service": {"capabilities": [], "capabilities": ["CAP_SYS_ADMIN"]}}})", "policy-json", "json-duplicate-key"},
+      {R"({"links": [{"name": "x", "name": "y", "target_prefix": "/opt"}]})", "policy-json", "json-duplicate-key"},
+      // Deeper than any policy value needs.
+      {R"({"allowances": {"decnet-a.service": {"capabilities": [["CAP_NET_RAW"]]}}})", "policy-json", "json-depth"},
       {R"({"unit_prefx": "decnet-"})", "policy-unknown-key", "unit_prefx"},
       {R"({"allowances": {"decnet-a.service": {"caps": []}}})", "policy-unknown-key", "caps"},
       {R"({"unit_prefix": 1})", "policy-type", "unit_prefix"},
