@@ -1,1 +1,158 @@
-// stub, replaced by its implementation
+// `helperctl status`: what the running helper is, read from the kernel rather than from the
+// helper's own claims where possible: /proc/PID/status for ids, capability sets, NoNewPrivs
+// and seccomp; /proc/PID/stat for uptime. Landlock is not visible in /proc, so it comes from
+// the helper's confinement.json; request counts come from its record (requests.jsonl).
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "helper/ctl.h"
+
+namespace decnet::helper::ctl {
+namespace {
+
+constexpr const char* kHelperName = "decnet-update-helper";
+constexpr const char* kCapKeys[] = {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"};
+
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::map<std::string, std::string> ParseStatus(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const size_t value = line.find_first_not_of(" \t", colon + 1);
+    out[line.substr(0, colon)] = value == std::string::npos ? "" : line.substr(value);
+  }
+  return out;
+}
+
+// True when /proc/PID is the helper binary (so a stale pid file naming a reused pid is not
+// reported as the helper).
+bool IsHelper(pid_t pid) {
+  char target[4096];
+  const ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), target, sizeof target - 1);
+  if (n > 0) {
+    std::string exe(target, static_cast<size_t>(n));
+    if (const size_t del = exe.rfind(" (deleted)"); del != std::string::npos) exe.resize(del);
+    return exe.substr(exe.rfind('/') + 1) == kHelperName;
+  }
+  const auto comm = ReadFile("/proc/" + std::to_string(pid) + "/comm");
+  // comm is truncated to 15 characters.
+  return comm && std::string(kHelperName).rfind(comm->substr(0, comm->find('\n')), 0) == 0;
+}
+
+// Seconds since the process started: /proc/PID/stat field 22 (clock ticks after boot).
+long UptimeSeconds(pid_t pid) {
+  const auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const auto uptime = ReadFile("/proc/uptime");
+  if (!stat || !uptime) return -1;
+  const size_t close = stat->rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(stat->substr(close + 2));
+  std::string field;
+  // Fields after "comm)" start at field 3 (state); starttime is field 22.
+  for (int i = 3; i <= 22 && (fields >> field); ++i) {
+  }
+  const double start = std::strtod(field.c_str(), nullptr) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return static_cast<long>(std::strtod(uptime->c_str(), nullptr) - start);
+}
+
+struct RequestCounts {
+  long served = 0;
+  long refused = 0;
+  std::map<std::string, long> by_result;
+};
+
+RequestCounts CountRequests(const std::string& record_path) {
+  RequestCounts counts;
+  std::ifstream in(record_path);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("result") || !j["result"].is_string()) continue;
+    const std::string result = j["result"].get<std::string>();
+    ++counts.by_result[result];
+    ++(result == "ok" ? counts.served : counts.refused);
+  }
+  return counts;
+}
+
+}  // namespace
+
+int RunStatus(const Policy& policy, bool json) {
+  const auto pid_text = ReadFile(policy.state_dir + "/helper.pid");
+  if (!pid_text) {
+    std::fprintf(stderr, "helperctl: helper not running (no %s/helper.pid)\n", policy.state_dir.c_str());
+    return 1;
+  }
+  const pid_t pid = static_cast<pid_t>(std::atol(pid_text->c_str()));
+  const auto status_text = pid > 0 ? ReadFile("/proc/" + std::to_string(pid) + "/status") : std::nullopt;
+  if (!status_text || !IsHelper(pid)) {
+    std::fprintf(stderr, "helperctl: helper not running (stale pid file names %d)\n", static_cast<int>(pid));
+    return 1;
+  }
+  auto status = ParseStatus(*status_text);
+  const std::string uid = status["Uid"].substr(0, status["Uid"].find_first_of(" \t"));
+
+  nlohmann::json landlock = {{"abi", nullptr}, {"enforced", nullptr}};
+  if (const auto conf = ReadFile(policy.state_dir + "/confinement.json")) {
+    const auto j = nlohmann::json::parse(*conf, nullptr, false);
+    if (j.is_object() && j.value("pid", -1) == pid) {
+      landlock["abi"] = j.value("landlock_abi", 0);
+      landlock["enforced"] = j.value("landlock_enforced", false);
+    }
+  }
+  const RequestCounts counts = CountRequests(policy.state_dir + "/requests.jsonl");
+  const long uptime = UptimeSeconds(pid);
+
+  if (json) {
+    nlohmann::json out = {{"pid", pid},
+                          {"uid", std::atol(uid.c_str())},
+                          {"no_new_privs", std::atoi(status["NoNewPrivs"].c_str())},
+                          {"seccomp", std::atoi(status["Seccomp"].c_str())},
+                          {"landlock", landlock},
+                          {"uptime_s", uptime},
+                          {"requests", {{"served", counts.served},
+                                        {"refused", counts.refused},
+                                        {"by_result", counts.by_result}}}};
+    for (const char* key : kCapKeys) out["caps"][key] = status[key];
+    std::printf("%s\n", out.dump().c_str());
+    return 0;
+  }
+  std::printf("pid: %d\nuid: %s\n", static_cast<int>(pid), uid.c_str());
+  for (const char* key : kCapKeys) std::printf("%s: %s\n", key, status[key].c_str());
+  std::printf("NoNewPrivs: %s\nSeccomp: %s%s\n", status["NoNewPrivs"].c_str(), status["Seccomp"].c_str(),
+              status["Seccomp"] == "2" ? " (filter)" : "");
+  if (landlock["enforced"].is_null())
+    std::printf("Landlock: unknown (no confinement.json for this pid)\n");
+  else
+    std::printf("Landlock: %s (ABI %d)\n", landlock["enforced"].get<bool>() ? "enforced" : "not enforced",
+                landlock["abi"].get<int>());
+  std::printf("uptime: %lds\nrequests: %ld served, %ld refused", uptime, counts.served, counts.refused);
+  const char* sep = " (";
+  for (const auto& [result, n] : counts.by_result) {
+    if (result == "ok") continue;
+    std::printf("%s%s %ld", sep, result.c_str(), n);
+    sep = ", ";
+  }
+  std::printf("%s\n", std::string(sep) == ", " ? ")" : "");
+  return 0;
+}
+
+}  // namespace decnet::helper::ctl

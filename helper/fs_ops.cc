@@ -152,6 +152,12 @@ Result<std::optional<std::string>> ReadSymlink(int dir_fd, std::string_view name
   return std::optional<std::string>(std::string(buf, static_cast<size_t>(n)));
 }
 
+Result<int> OpenAppendBeneath(int dir_fd, std::string_view name, mode_t mode) {
+  int fd = OpenBeneath(dir_fd, name, O_WRONLY | O_APPEND | O_CREAT, mode);
+  if (fd < 0) return tl::make_unexpected(Errno("fs-open", "open of " + std::string(name)));
+  return fd;
+}
+
 Result<void> AppendLine(int fd, std::string_view line) {
   std::string buf(line);
   buf += '\n';

@@ -39,6 +39,11 @@ enum class EntryKind { kMissing, kRegular, kSymlink, kOther };
 // The target of symlink `name`, or nullopt when `name` does not exist.
 [[nodiscard]] Result<std::optional<std::string>> ReadSymlink(int dir_fd, std::string_view name);
 
+// Opens `name` beneath `dir_fd` for appending (created with `mode` if missing), through
+// openat2 like every other write: the confined helper's seccomp filter lets openat(2) read
+// only.
+[[nodiscard]] Result<int> OpenAppendBeneath(int dir_fd, std::string_view name, mode_t mode);
+
 // Appends one line to the already open append-only file `fd` in a single write.
 [[nodiscard]] Result<void> AppendLine(int fd, std::string_view line);
 

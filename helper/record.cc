@@ -18,8 +18,8 @@ constexpr uint64_t kRotateBytes = 8 * 1024 * 1024;
 constexpr size_t kMaxUnitRecord = 4 * 1024 * 1024;
 
 int OpenAppend(int state_dir_fd) {
-  return ::openat(state_dir_fd, kRequestRecordFile,
-                  O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  auto fd = OpenAppendBeneath(state_dir_fd, kRequestRecordFile, 0600);
+  return fd ? *fd : -1;
 }
 
 std::string NowIso() {

@@ -1,1 +1,509 @@
-// stub, replaced by its implementation
+// Start-up of the helper, in the order DESIGN.md §2 fixes. Everything that needs privilege
+// (reading the root-owned policy, the state directory, the revert decision, changing the
+// child's ids) happens before the parent drops it; everything after ConfineHelper runs under
+// the seccomp allow-list, so this file does its own output with write(2) (no stdio, whose
+// first use probes the terminal with ioctl).
+#include "helper/startup.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <optional>
+
+#include "helper/dirs.h"
+#include "helper/serve.h"
+#include "helper/systemd_manager.h"
+
+extern char** environ;
+
+namespace decnet::helper {
+namespace {
+
+constexpr int kDaemonFd = 3;              // the daemon's end of the pair, by contract
+constexpr int kChildExitGraceMs = 3'000;  // wait this long for the daemon to exit
+constexpr const char* kPidFile = "helper.pid";
+constexpr const char* kConfinementFile = "confinement.json";
+
+void WriteAll(int fd, std::string_view text) {
+  while (!text.empty()) {
+    const ssize_t n = ::write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    text.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+void Log(std::string_view message) {
+  WriteAll(STDERR_FILENO, "decnet-update-helper: " + std::string(message) + "\n");
+}
+
+void LogError(std::string_view context, const Error& e) {
+  Log(std::string(context) + ": " + e.rule + ": " + e.message);
+}
+
+int Exit(HelperExit code) { return static_cast<int>(code); }
+
+// SECURITY: with 0, 1 or 2 closed, the socketpair or a directory could land on a stdio
+// number and be written to by accident (or inherited by the daemon as "stdout").
+void EnsureStdio() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    const int null_fd = ::open("/dev/null", O_RDWR);
+    if (null_fd >= 0 && null_fd != fd) {
+      ::dup2(null_fd, fd);
+      ::close(null_fd);
+    }
+  }
+}
+
+std::string NowRfc3339() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+// What the child needs, prepared before the fork so the child only makes system calls.
+struct ChildPlan {
+  int pair_fd = -1;
+  DaemonIdentity identity;
+  pid_t parent = 0;
+  std::vector<std::string> argv_storage;
+  std::vector<std::string> env_storage;
+};
+
+std::vector<char*> CStrings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (std::string& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+[[noreturn]] void ChildFail(const std::string& what) {
+  Log("daemon child: " + what);
+  ::_exit(127);
+}
+
+// The forked child: keep only stdio and fd 3, become the daemon user, exec the daemon.
+[[noreturn]] void RunDaemonChild(ChildPlan& plan) {
+  std::vector<char*> argv = CStrings(plan.argv_storage);
+  std::vector<char*> envp = CStrings(plan.env_storage);
+  if (plan.pair_fd != kDaemonFd) {
+    if (::dup2(plan.pair_fd, kDaemonFd) < 0) ChildFail(std::string("dup2: ") + std::strerror(errno));
+  }
+  // dup2 leaves the copy without CLOEXEC, but if the pair already was fd 3 it still has it.
+  if (::fcntl(kDaemonFd, F_SETFD, 0) != 0) ChildFail(std::string("fcntl: ") + std::strerror(errno));
+  // SECURITY: the daemon inherits no descriptor of the helper's (state dir, policy, the
+  // helper's own end) beyond stdio and its end of the pair.
+  if (::close_range(kDaemonFd + 1, ~0U, 0) != 0)
+    ChildFail(std::string("close_range: ") + std::strerror(errno));
+  if (auto r = DropToUser(plan.identity.uid, plan.identity.gid); !r)
+    ChildFail("drop to the daemon user: " + r.error().rule + ": " + r.error().message);
+  // SECURITY: set after the id change (which clears it). It covers the helper dying during
+  // start-up; once confined, the helper lacks CAP_KILL and the kernel refuses this signal
+  // across uids, so from then on the closed pair and systemd's stop of the unit's control
+  // group end the daemon.
+  if (::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0)
+    ChildFail(std::string("PR_SET_PDEATHSIG: ") + std::strerror(errno));
+  if (::getppid() != plan.parent) ChildFail("the helper died before the daemon started");
+  ::execve(argv[0], argv.data(), envp.data());
+  ChildFail("exec " + plan.argv_storage[0] + ": " + std::strerror(errno));
+}
+
+// Polls the child's pidfd: true once it has exited.
+bool WaitExited(int pidfd, int timeout_ms) {
+  pollfd p{pidfd, POLLIN, 0};
+  for (;;) {
+    const int rc = ::poll(&p, 1, timeout_ms);
+    if (rc < 0 && errno == EINTR) continue;
+    return rc > 0;
+  }
+}
+
+// Waits (bounded) for the daemon to exit after its pair was closed, and reaps it. The
+// helper cannot signal it: uid 0 without CAP_KILL may not signal another uid, which is the
+// point. The daemon's contract is to exit when its pair closes; one that does not is ended
+// by systemd, which stops the unit's whole control group when the helper (main) exits. Returns the
+// child's status, or nullopt when it was still running.
+std::optional<siginfo_t> ReapChild(pid_t child, int pidfd) {
+  // SECURITY: no kill(2) in the filter and no CAP_KILL: the confined helper signals nobody.
+  if (!WaitExited(pidfd, kChildExitGraceMs)) return std::nullopt;
+  siginfo_t info{};
+  while (::waitid(P_PID, static_cast<id_t>(child), &info, WEXITED) != 0 && errno == EINTR) {
+  }
+  return info;
+}
+
+std::string DescribeChildEnd(const std::optional<siginfo_t>& end) {
+  if (!end) return "still running after the pair closed; systemd's stop of the unit ends it";
+  const siginfo_t& info = *end;
+  if (info.si_code == CLD_EXITED) return "exited with status " + std::to_string(info.si_status);
+  return "killed by signal " + std::to_string(info.si_status);
+}
+
+struct StartedParent {
+  Policy policy;
+  int state_fd = -1;
+};
+
+// The steps both modes share: stdio, policy, state directory, revert hook.
+Result<StartedParent> CommonStartup(const std::string& config_path) {
+  EnsureStdio();
+  // SECURITY: the policy is the root boundary; LoadPolicyFile refuses a file not owned by
+  // root or writable by anyone else.
+  auto policy = LoadPolicyFile(config_path);
+  if (!policy) return tl::make_unexpected(policy.error());
+  auto state_fd = OpenStateDir(*policy);
+  if (!state_fd) return tl::make_unexpected(state_fd.error());
+  if (auto r = ApplySelfUpdateRevertDecision(*policy, *state_fd); !r) {
+    ::close(*state_fd);
+    return tl::make_unexpected(r.error());
+  }
+  return StartedParent{std::move(*policy), *state_fd};
+}
+
+std::vector<std::string> WritableDirs(const Policy& policy) {
+  return {policy.unit_dir, policy.link_dir, policy.state_dir};
+}
+
+}  // namespace
+
+Result<DaemonIdentity> ResolveDaemonIdentity(const Policy& policy) {
+  const passwd* pw = ::getpwnam(policy.daemon_user.c_str());
+  if (pw == nullptr)
+    return Fail(ErrorCode::kNotFound, "daemon-user", "no such user: " + policy.daemon_user);
+  DaemonIdentity id{pw->pw_uid, 0};
+  const group* gr = ::getgrnam(policy.daemon_group.c_str());
+  if (gr == nullptr)
+    return Fail(ErrorCode::kNotFound, "daemon-group", "no such group: " + policy.daemon_group);
+  id.gid = gr->gr_gid;
+  // SECURITY: the daemon parses network input; it is never root, by uid or by gid.
+  if (id.uid == 0 || id.gid == 0)
+    return Fail(ErrorCode::kDenied, "daemon-user-root",
+                "daemon user/group " + policy.daemon_user + ":" + policy.daemon_group + " is root");
+  // SECURITY: separate users: a compromised unit must not be the daemon (DESIGN.md §2).
+  for (const std::string& unit_user : policy.unit_users) {
+    const passwd* u = unit_user == policy.daemon_user ? pw : ::getpwnam(unit_user.c_str());
+    if (unit_user == policy.daemon_user || (u != nullptr && u->pw_uid == id.uid))
+      return Fail(ErrorCode::kDenied, "daemon-user-is-unit-user",
+                  "daemon user " + policy.daemon_user + " is also a unit user (" + unit_user + ")");
+  }
+  return id;
+}
+
+std::vector<std::string> DaemonEnvironment(const char* const* envp) {
+  std::vector<std::string> env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  static const char* const kPassThrough[] = {"LANG=", "LC_ALL=", "TZ=", "JOURNAL_STREAM=",
+                                             "INVOCATION_ID=",
+#ifdef DECNET_SANITIZER_BUILD
+                                             "ASAN_OPTIONS=", "UBSAN_OPTIONS=",
+#endif
+                                             "DECNET_"};
+  for (const char* const* e = envp; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view var(*e);
+    if (var.find('=') == std::string_view::npos) continue;
+    for (const char* prefix : kPassThrough) {
+      if (StartsWith(var, prefix)) {
+        env.emplace_back(var);
+        break;
+      }
+    }
+  }
+  return env;
+}
+
+Result<void> ApplySelfUpdateRevertDecision(const Policy& /*policy*/, int /*state_dir*/) {
+  return {};
+}
+
+Result<void> WriteStateFileAtomically(int state_dir, const std::string& name,
+                                      std::string_view content) {
+  const std::string tmp = "." + name + ".tmp";
+  open_how how{};
+  how.flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
+  how.mode = 0644;
+  // SECURITY: beneath the state directory's descriptor only, and no symlink followed.
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+  const int fd = static_cast<int>(::syscall(SYS_openat2, state_dir, tmp.c_str(), &how, sizeof how));
+  if (fd < 0)
+    return Fail(ErrorCode::kFailed, "state-write", "open " + tmp + ": " + std::strerror(errno));
+  std::string_view rest = content;
+  bool ok = true;
+  while (ok && !rest.empty()) {
+    const ssize_t n = ::write(fd, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) rest.remove_prefix(static_cast<size_t>(n));
+  }
+  ok = ok && ::fsync(fd) == 0;
+  const int saved = errno;
+  ::close(fd);
+  if (!ok || ::renameat(state_dir, tmp.c_str(), state_dir, name.c_str()) != 0) {
+    const int err = ok ? errno : saved;
+    ::unlinkat(state_dir, tmp.c_str(), 0);
+    return Fail(ErrorCode::kFailed, "state-write", "write " + name + ": " + std::strerror(err));
+  }
+  if (::fsync(state_dir) != 0)
+    return Fail(ErrorCode::kFailed, "state-write", "fsync state dir: " + std::string(std::strerror(errno)));
+  return {};
+}
+
+std::string ConfinementJson(pid_t pid, const ConfinementReport& report,
+                            const std::string& started_at) {
+  return "{\"pid\":" + std::to_string(pid) + ",\"landlock_abi\":" +
+         std::to_string(report.landlock_abi) + ",\"landlock_enforced\":" +
+         (report.landlock_enforced ? "true" : "false") + ",\"started_at\":\"" + started_at +
+         "\"}\n";
+}
+
+int RunHelper(const std::string& config_path) {
+  const std::string started_at = NowRfc3339();
+  auto started = CommonStartup(config_path);
+  if (!started) {
+    LogError("start-up", started.error());
+    return Exit(HelperExit::kStartupFailed);
+  }
+  const Policy& policy = started->policy;
+  auto identity = ResolveDaemonIdentity(policy);
+  if (!identity) {
+    LogError("daemon identity", identity.error());
+    return Exit(HelperExit::kStartupFailed);
+  }
+  int pair[2];
+  // SECURITY: SEQPACKET keeps message boundaries; the pair authenticates by construction.
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    Log(std::string("socketpair: ") + std::strerror(errno));
+    return Exit(HelperExit::kStartupFailed);
+  }
+  ChildPlan plan;
+  plan.pair_fd = pair[1];
+  plan.identity = *identity;
+  plan.parent = ::getpid();
+  plan.argv_storage.push_back(policy.daemon_binary);
+  plan.argv_storage.insert(plan.argv_storage.end(), policy.daemon_args.begin(),
+                           policy.daemon_args.end());
+  plan.env_storage = DaemonEnvironment(environ);
+
+  const pid_t child = ::fork();
+  if (child < 0) {
+    Log(std::string("fork: ") + std::strerror(errno));
+    return Exit(HelperExit::kStartupFailed);
+  }
+  if (child == 0) RunDaemonChild(plan);
+
+  ::close(pair[1]);
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));
+  auto abort_start = [&](const std::string& context, const Error& e) {
+    LogError(context, e);
+    // The daemon sees the pair close; if it has not yet armed its parent-death signal, its
+    // getppid() check after arming it ends it instead.
+    ::close(pair[0]);
+    return Exit(HelperExit::kStartupFailed);
+  };
+  if (pidfd < 0)
+    return abort_start("pidfd_open", Error{ErrorCode::kFailed, "pidfd", std::strerror(errno)});
+  ::fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+
+  auto dirs = OpenHelperDirs(policy);
+  if (!dirs) return abort_start("directories", dirs.error());
+  ::close(started->state_fd);
+  auto systemd = ConnectSystemd();
+  if (!systemd) return abort_start("system bus", systemd.error());
+  const std::string pid_text = std::to_string(::getpid()) + "\n";
+  if (auto r = WriteStateFileAtomically(dirs->state_dir, kPidFile, pid_text); !r)
+    return abort_start("pid file", r.error());
+
+  auto report = ConfineHelper(WritableDirs(policy));
+  if (!report) return abort_start("confinement", report.error());
+  Log("confined: capabilities none, NoNewPrivs, seccomp " +
+      std::to_string(SeccompAllowList().size()) + " calls, landlock abi " +
+      std::to_string(report->landlock_abi) + (report->landlock_enforced ? " enforced" : " absent"));
+  if (auto r = WriteStateFileAtomically(dirs->state_dir, kConfinementFile,
+                                        ConfinementJson(::getpid(), *report, started_at));
+      !r)
+    return abort_start("confinement record", r.error());
+
+  const ServeEnd end = Serve(pair[0], policy, *dirs, **systemd, ServeOptions{});
+  ::close(pair[0]);
+  const std::optional<siginfo_t> child_end = ReapChild(child, pidfd);
+  Log("daemon " + DescribeChildEnd(child_end));
+  switch (end) {
+    case ServeEnd::kProtocolViolation:
+      return Exit(HelperExit::kProtocolViolation);
+    case ServeEnd::kHelloTimeout:
+      return Exit(HelperExit::kHelloTimeout);
+    case ServeEnd::kPeerClosed:
+      break;
+  }
+  const bool clean = child_end && child_end->si_code == CLD_EXITED && child_end->si_status == 0;
+  return Exit(clean ? HelperExit::kOk : HelperExit::kDaemonFailed);
+}
+
+
+// --- self-test mode ---------------------------------------------------------------------
+
+namespace {
+
+// One check's outcome line, printed as it is made (helperctl streams them).
+void Report(bool ok, std::string_view check, std::string_view detail = {}) {
+  std::string line = ok ? "ok: " : "FAIL: ";
+  line += check;
+  if (!detail.empty()) line += (ok ? " (" : ": ") + std::string(detail) + (ok ? ")" : "");
+  WriteAll(STDOUT_FILENO, line + "\n");
+}
+
+void Skip(std::string_view check, std::string_view why) {
+  WriteAll(STDOUT_FILENO, "skip: " + std::string(check) + ": " + std::string(why) + "\n");
+}
+
+// The value of "Key:" in /proc/self/status, trimmed; empty when absent.
+std::string StatusField(const std::string& status, std::string_view key) {
+  const std::string needle = "\n" + std::string(key) + ":";
+  const size_t at = ("\n" + status).find(needle);
+  if (at == std::string::npos) return {};
+  size_t start = at + needle.size() - 1;
+  size_t end = status.find('\n', start);
+  std::string value = status.substr(start, end == std::string::npos ? end : end - start);
+  const size_t first = value.find_first_not_of(" \t");
+  return first == std::string::npos ? std::string() : value.substr(first);
+}
+
+std::string ReadProcSelfStatus() {
+  const int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string out;
+  char buf[4096];
+  ssize_t n = 0;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+void CheckProcStatus() {
+  const std::string status = ReadProcSelfStatus();
+  if (status.empty()) {
+    Report(false, "proc-status", "cannot read /proc/self/status");
+    return;
+  }
+  for (const char* key : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
+    const std::string v = StatusField(status, key);
+    Report(v == "0000000000000000", std::string(key) + " empty", std::string(key) + "=" + v);
+  }
+  const std::string nnp = StatusField(status, "NoNewPrivs");
+  Report(nnp == "1", "NoNewPrivs set", "NoNewPrivs=" + nnp);
+  const std::string seccomp = StatusField(status, "Seccomp");
+  Report(seccomp == "2", "seccomp filter mode", "Seccomp=" + seccomp);
+  const std::string uid = StatusField(status, "Uid");
+  Report(uid == "0\t0\t0\t0", "uid 0 kept (for D-Bus authorisation)", "Uid=" + uid);
+}
+
+// Creates and removes `name` in the directory `dir_fd` (openat2: Landlock is what we test,
+// not the path walk). Returns 0 or the errno of the create.
+int TryCreate(int dir_fd, const std::string& name, unsigned long long resolve) {
+  open_how how{};
+  how.flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+  how.mode = 0600;
+  how.resolve = resolve;
+  const int fd = static_cast<int>(::syscall(SYS_openat2, dir_fd, name.c_str(), &how, sizeof how));
+  if (fd < 0) return errno;
+  ::close(fd);
+  ::unlinkat(dir_fd, name.c_str(), 0);
+  return 0;
+}
+
+bool IsBeneath(const std::string& path, const std::string& dir) {
+  return path == dir || StartsWith(path, dir.back() == '/' ? dir : dir + "/");
+}
+
+// A world-writable directory outside every writable directory: where only Landlock can
+// refuse a root-owned process's create (DAC allows it, as the control proves).
+std::string OutsideDir(const std::vector<std::string>& writable) {
+  for (const char* candidate : {"/tmp", "/var/tmp", "/dev/shm"}) {
+    bool inside = false;
+    for (const std::string& w : writable) inside = inside || IsBeneath(candidate, w);
+    struct stat st{};
+    if (!inside && ::stat(candidate, &st) == 0 && S_ISDIR(st.st_mode)) return candidate;
+  }
+  return {};
+}
+
+}  // namespace
+
+int RunSelftestMode(const std::string& config_path) {
+  auto started = CommonStartup(config_path);
+  if (!started) {
+    Report(false, "start-up", started.error().rule + ": " + started.error().message);
+    return Exit(HelperExit::kStartupFailed);
+  }
+  const Policy& policy = started->policy;
+  Report(true, "policy loaded", config_path);
+  auto dirs = OpenHelperDirs(policy);
+  if (!dirs) {
+    Report(false, "directories", dirs.error().rule + ": " + dirs.error().message);
+    return Exit(HelperExit::kStartupFailed);
+  }
+  Report(true, "directories opened");
+
+  const std::vector<std::string> writable = WritableDirs(policy);
+  const std::string outside = OutsideDir(writable);
+  const std::string probe = ".decnet-selftest-" + std::to_string(::getpid());
+  const int outside_fd = outside.empty() ? -1 : ::open(outside.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  // The control: before confinement the same create succeeds, so a refusal later is
+  // Landlock's doing and not the directory's permissions.
+  const int control = outside_fd < 0 ? ENOENT : TryCreate(outside_fd, probe, RESOLVE_NO_SYMLINKS);
+
+  auto report = ConfineHelper(writable);
+  if (!report) {
+    Report(false, "confinement", report.error().rule + ": " + report.error().message);
+    return Exit(HelperExit::kSelftestFailed);
+  }
+  Report(true, "confinement applied", "seccomp " + std::to_string(SeccompAllowList().size()) +
+                                          " calls, landlock abi " +
+                                          std::to_string(report->landlock_abi));
+  CheckProcStatus();
+
+  if (report->landlock_abi == 0) {
+    Skip("landlock", "the kernel offers no Landlock; writes are limited by the unit's sandbox only");
+  } else if (outside_fd < 0 || control != 0) {
+    Report(false, "landlock refuses writes outside", "no usable control directory (" +
+                                                         (outside.empty() ? std::string("none") : outside) +
+                                                         ": " + std::strerror(control) + ")");
+  } else {
+    const int outside_rc = TryCreate(outside_fd, probe, RESOLVE_NO_SYMLINKS);
+    Report(report->landlock_enforced && outside_rc == EACCES, "landlock refuses writes outside",
+           outside + "/" + probe + ": " + (outside_rc == 0 ? "created" : std::strerror(outside_rc)));
+  }
+  const int inside_rc = TryCreate(dirs->state_dir, probe, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
+  Report(inside_rc == 0, "writes inside the state directory",
+         policy.state_dir + ": " + (inside_rc == 0 ? "created and removed" : std::strerror(inside_rc)));
+
+  const long nr = SYS_mount;
+  WriteAll(STDOUT_FILENO, "calling forbidden system call: " + std::string(kSelftestForbiddenCall) +
+                              " (" + std::to_string(nr) + ")\n");
+  const long rc = ::syscall(nr, nullptr, nullptr, nullptr, 0, nullptr);
+  WriteAll(STDOUT_FILENO, "FAIL: forbidden system call returned " + std::to_string(rc) + " (" +
+                              std::strerror(errno) + ")\n");
+  return Exit(HelperExit::kSelftestFailed);
+}
+
+}  // namespace decnet::helper

@@ -1,0 +1,77 @@
+// Start-up of decnet-update-helper (DESIGN.md §2): policy, state directory, the self-update
+// revert hook, the daemon's identity, the socketpair and fork; the child drops to the daemon
+// user and execs the daemon; the parent opens its directories, connects to the system bus,
+// confines itself and serves. Also the self-test mode that `helperctl selftest` runs.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+#include "helper/confine.h"
+#include "helper/policy.h"
+#include "proto/result.h"
+
+namespace decnet::helper {
+
+// The helper's exit codes (documented in docs/operations.md and `--help`).
+enum class HelperExit : int {
+  kOk = 0,                 // the daemon closed the pair and exited 0
+  kStartupFailed = 1,      // policy, directories, users, bus, fork or confinement failed
+  kUsage = 2,              // bad command line
+  kDaemonFailed = 3,       // the daemon ended (closed the pair) with a failure status
+  kProtocolViolation = 4,  // the daemon broke the protocol; the helper ended the session
+  kHelloTimeout = 5,       // the daemon never said hello in time
+  kSelftestFailed = 6,     // --selftest: a check failed, or the forbidden call returned
+};
+
+// The name of the system call the self-test makes last, expecting to be killed by SIGSYS.
+// mount(2) with all-null arguments: never in the allow-list (a confined helper has no reason
+// to mount), and harmless if a broken filter let it through (it fails with EFAULT).
+inline constexpr std::string_view kSelftestForbiddenCall = "mount";
+
+// The daemon's identity, resolved from the policy's names.
+struct DaemonIdentity {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+// Looks up policy.daemon_user / daemon_group. Refuses (kDenied) uid or gid 0
+// ("daemon-user-root") and a daemon user that is one of the unit users, by name or by uid
+// ("daemon-user-is-unit-user"); kNotFound when a name does not exist.
+[[nodiscard]] Result<DaemonIdentity> ResolveDaemonIdentity(const Policy& policy);
+
+// The daemon's environment, built from the helper's: PATH fixed to the system directories;
+// passed through only LANG, LC_ALL, TZ, JOURNAL_STREAM, INVOCATION_ID and DECNET_* (and the
+// sanitizer option variables in sanitizer builds). Never LD_*, NOTIFY_SOCKET, DBUS_* or
+// anything else, so nothing root's environment carries can steer the daemon's loader or
+// reach systemd in the helper's name.
+std::vector<std::string> DaemonEnvironment(const char* const* envp);
+
+// Self-update revert decision (DESIGN.md §6). It must run here, before privileges are
+// dropped, because afterwards uid 0 without capabilities cannot write the daemon-owned
+// release store. update-self is not implemented yet, so today this decides nothing and
+// returns success; it exists so the step has its place in the start-up order.
+[[nodiscard]] Result<void> ApplySelfUpdateRevertDecision(const Policy& policy, int state_dir);
+
+// Writes `content` to STATE_DIR/name atomically (temp file, fsync, renameat, fsync of the
+// directory) through the state directory's descriptor, never following a symlink.
+[[nodiscard]] Result<void> WriteStateFileAtomically(int state_dir, const std::string& name,
+                                                    std::string_view content);
+
+// {"pid":N,"landlock_abi":N,"landlock_enforced":bool,"started_at":"RFC 3339 UTC"}
+std::string ConfinementJson(pid_t pid, const ConfinementReport& report,
+                            const std::string& started_at);
+
+// The helper proper: start-up, fork, confinement, serving, ending the daemon. Returns the
+// process exit code (HelperExit).
+int RunHelper(const std::string& config_path);
+
+// --selftest: the same start-up without the daemon and the bus, the same confinement, then
+// one "ok: CHECK" / "FAIL: CHECK: DETAIL" / "skip: CHECK: WHY" line per check on stdout, then
+// "calling forbidden system call: NAME (NR)" and that call, which should kill the process
+// with SIGSYS. Returns only when it did not (kSelftestFailed) or start-up failed.
+int RunSelftestMode(const std::string& config_path);
+
+}  // namespace decnet::helper

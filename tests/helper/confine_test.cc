@@ -1,0 +1,284 @@
+// Tests of helper/confine.cc and helper/seccomp_table.cc, in forked children of the test
+// process (confinement cannot be undone, so every confined thing happens in a child that
+// reports back through a pipe or by how it died).
+#include "helper/confine.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/openat2.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <grp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <thread>
+
+namespace decnet::helper {
+namespace {
+
+struct ChildResult {
+  int status = 0;      // waitpid status
+  std::string output;  // what the child wrote to its pipe
+  bool Exited(int code) const { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
+  bool KilledBy(int sig) const { return WIFSIGNALED(status) && WTERMSIG(status) == sig; }
+};
+
+// Runs `body(out_fd)` in a forked child; its return value is the exit code.
+ChildResult InChild(const std::function<int(int)>& body) {
+  int p[2];
+  EXPECT_EQ(::pipe(p), 0);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(p[0]);
+    const rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);  // SIGSYS deaths are expected here
+    ::_exit(body(p[1]));
+  }
+  ::close(p[1]);
+  ChildResult r;
+  char buf[4096];
+  ssize_t n = 0;
+  while ((n = ::read(p[0], buf, sizeof buf)) > 0) r.output.append(buf, static_cast<size_t>(n));
+  ::close(p[0]);
+  ::waitpid(pid, &r.status, 0);
+  return r;
+}
+
+void Put(int fd, const std::string& s) {
+  const ssize_t n = ::write(fd, s.data(), s.size());
+  (void)n;
+}
+
+std::string ProcStatus() {
+  std::string out;
+  const int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  char buf[4096];
+  ssize_t n = 0;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+bool Has(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/decnet-confine-test-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+int CreateIn(const std::string& path) {
+  open_how how{};
+  how.flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+  how.mode = 0600;
+  const long fd = ::syscall(SYS_openat2, AT_FDCWD, path.c_str(), &how, sizeof how);
+  if (fd < 0) return errno;
+  ::close(static_cast<int>(fd));
+  ::unlinkat(AT_FDCWD, path.c_str(), 0);
+  return 0;
+}
+
+// --- the table ---------------------------------------------------------------------------
+
+TEST(SeccompAllowList, NamesOnlySystemCallsTheKernelKnows) {
+  for (const std::string& name : SeccompAllowList())
+    EXPECT_NE(::seccomp_syscall_resolve_name(name.c_str()), __NR_SCMP_ERROR) << name;
+}
+
+TEST(SeccompAllowList, ListsEachCallOnce) {
+  auto names = SeccompAllowList();
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(std::adjacent_find(names.begin(), names.end()), names.end());
+}
+
+TEST(SeccompAllowList, LeavesOutEveryCallThatWouldWidenPrivilege) {
+  const auto& table = SeccompAllowList();
+  for (const char* forbidden :
+       {"execve", "execveat", "fork", "vfork", "clone", "clone3", "ptrace", "mount", "umount2",
+        "pivot_root", "chroot", "unshare", "setns", "kill", "tkill", "setuid", "setgid",
+        "setresuid", "setresgid", "setgroups", "capset", "bpf", "init_module",
+        "finit_module", "delete_module", "kexec_load", "reboot", "process_vm_writev",
+        "process_vm_readv", "connect", "bind", "listen", "accept", "accept4", "ioctl",
+        "chmod", "fchmodat", "chown", "fchown", "fchownat", "mknod", "mknodat", "link",
+        "linkat", "open", "creat", "memfd_create", "userfaultfd", "perf_event_open",
+        "keyctl", "add_key", "request_key", "seccomp", "prctl", "landlock_restrict_self",
+        "io_uring_setup", "mount_setattr", "open_tree", "move_mount", "fsopen"}) {
+#ifdef DECNET_SANITIZER_BUILD
+    if (std::string(forbidden) == "prctl") continue;  // the sanitizer runtimes need it
+#endif
+    EXPECT_EQ(std::count(table.begin(), table.end(), forbidden), 0) << forbidden;
+  }
+}
+
+// --- the root side -----------------------------------------------------------------------
+
+TEST(ConfineHelper, LeavesUid0WithEmptySetsNoNewPrivsAndAFilter) {
+  TempDir dir;
+  auto r = InChild([&](int out) {
+    auto report = ConfineHelper({dir.path()});
+    if (!report) {
+      Put(out, "error " + report.error().rule + ": " + report.error().message);
+      return 1;
+    }
+    Put(out, ProcStatus());
+    return 0;
+  });
+  ASSERT_TRUE(r.Exited(0)) << r.output;
+  for (const char* key : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"})
+    EXPECT_TRUE(Has(r.output, std::string(key) + ":\t0000000000000000\n")) << key << "\n" << r.output;
+  EXPECT_TRUE(Has(r.output, "NoNewPrivs:\t1\n"));
+  EXPECT_TRUE(Has(r.output, "Seccomp:\t2\n"));
+  EXPECT_TRUE(Has(r.output, "Uid:\t0\t0\t0\t0\n"));
+}
+
+TEST(ConfineHelper, KillsAForbiddenCallWithSigsys) {
+  TempDir dir;
+  auto r = InChild([&](int out) {
+    if (!ConfineHelper({dir.path()})) return 1;
+    Put(out, "confined\n");
+    ::syscall(SYS_mount, nullptr, nullptr, nullptr, 0, nullptr);
+    return 2;
+  });
+  EXPECT_EQ(r.output, "confined\n");
+  EXPECT_TRUE(r.KilledBy(SIGSYS)) << r.status;
+}
+
+TEST(ConfineHelper, RefusesWritesOutsideItsDirectoriesButAllowsThemInside) {
+  TempDir inside;
+  TempDir outside;
+  ::chmod(outside.path().c_str(), 01777);
+  auto r = InChild([&](int out) {
+    const int before = CreateIn(outside.path() + "/control");
+    auto report = ConfineHelper({inside.path()});
+    if (!report) return 1;
+    if (report->landlock_abi == 0) {
+      Put(out, "no-landlock");
+      return 0;
+    }
+    Put(out, std::to_string(before) + " " + std::to_string(CreateIn(outside.path() + "/x")) + " " +
+                 std::to_string(CreateIn(inside.path() + "/x")) + " " +
+                 std::to_string(CreateIn("/etc/decnet-confine-test")));
+    return 0;
+  });
+  ASSERT_TRUE(r.Exited(0)) << r.output;
+  if (r.output == "no-landlock") GTEST_SKIP() << "kernel without Landlock";
+  // control ok before; outside refused; inside ok; /etc refused.
+  EXPECT_EQ(r.output, "0 " + std::to_string(EACCES) + " 0 " + std::to_string(EACCES));
+}
+
+TEST(ConfineHelper, RefusesAMultiThreadedProcess) {
+  TempDir dir;
+  auto r = InChild([&](int out) {
+    std::thread t([] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); });
+    auto report = ConfineHelper({dir.path()});
+    t.join();
+    Put(out, report ? "confined" : report.error().rule);
+    return 0;
+  });
+  ASSERT_TRUE(r.Exited(0));
+  EXPECT_EQ(r.output, "confine-threads");
+}
+
+TEST(ConfineHelper, AllowsUnixSocketsForNotifyButKillsInetSockets) {
+  TempDir dir;
+  auto r = InChild([&](int out) {
+    if (!ConfineHelper({dir.path()})) return 1;
+    const int unix_fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    Put(out, unix_fd >= 0 ? "unix-ok\n" : "unix-failed\n");
+    ::socket(AF_INET, SOCK_STREAM, 0);
+    return 2;
+  });
+  EXPECT_EQ(r.output, "unix-ok\n");
+  EXPECT_TRUE(r.KilledBy(SIGSYS));
+}
+
+TEST(ConfineHelper, KillsAnExecutableMapping) {
+  TempDir dir;
+  auto r = InChild([&](int out) {
+    if (!ConfineHelper({dir.path()})) return 1;
+    void* rw = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    Put(out, rw != MAP_FAILED ? "rw-ok\n" : "rw-failed\n");
+    ::mmap(nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return 2;
+  });
+  EXPECT_EQ(r.output, "rw-ok\n");
+  EXPECT_TRUE(r.KilledBy(SIGSYS));
+}
+
+TEST(ConfineHelper, KillsExec) {
+  TempDir dir;
+  auto r = InChild([&](int) {
+    if (!ConfineHelper({dir.path()})) return 1;
+    const char* argv[] = {"/bin/true", nullptr};
+    ::execv(argv[0], const_cast<char* const*>(argv));
+    return 2;
+  });
+  EXPECT_TRUE(r.KilledBy(SIGSYS));
+}
+
+TEST(ConfineHelper, KillsSignalsToOtherProcesses) {
+  TempDir dir;
+  auto r = InChild([&](int) {
+    if (!ConfineHelper({dir.path()})) return 1;
+    ::kill(1, 0);
+    return 2;
+  });
+  EXPECT_TRUE(r.KilledBy(SIGSYS));
+}
+
+// --- the daemon side ---------------------------------------------------------------------
+
+TEST(DropToUser, RefusesRoot) {
+  auto r = InChild([&](int out) {
+    auto dropped = DropToUser(0, 65534);
+    Put(out, dropped ? "dropped" : dropped.error().rule);
+    return 0;
+  });
+  EXPECT_EQ(r.output, "daemon-user-root");
+}
+
+TEST(DropToUser, LeavesNoCapabilityNoGroupAndNoWayBack) {
+  auto r = InChild([&](int out) {
+    const gid_t extra[] = {4, 27};  // supplementary groups the drop must clear
+    ::setgroups(2, extra);
+    auto dropped = DropToUser(65534, 65534);
+    if (!dropped) {
+      Put(out, "error " + dropped.error().rule + ": " + dropped.error().message);
+      return 1;
+    }
+    Put(out, ProcStatus());
+    Put(out, ::setuid(0) == 0 ? "regained-root\n" : "no-way-back\n");
+    return 0;
+  });
+  ASSERT_TRUE(r.Exited(0)) << r.output;
+  EXPECT_TRUE(Has(r.output, "Uid:\t65534\t65534\t65534\t65534\n")) << r.output;
+  EXPECT_TRUE(Has(r.output, "Gid:\t65534\t65534\t65534\t65534\n"));
+  EXPECT_TRUE(Has(r.output, "Groups:\t \n") || Has(r.output, "Groups:\t\n")) << r.output;
+  for (const char* key : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"})
+    EXPECT_TRUE(Has(r.output, std::string(key) + ":\t0000000000000000\n")) << key;
+  EXPECT_TRUE(Has(r.output, "NoNewPrivs:\t1\n"));
+  EXPECT_TRUE(Has(r.output, "no-way-back\n"));
+}
+
+}  // namespace
+}  // namespace decnet::helper
