@@ -21,8 +21,7 @@ using namespace decnet;
 
 // The request both sides carry: a status query for a unit outside the allow-list, which the
 // helper refuses before it would reach D-Bus.
-const std::string kStatusFrame =
-    R"({"v":1,"id":7,"type":"unit_status","name":"ssh.service"})";
+const std::string kStatusFrame = R"({"v":1,"id":7,"type":"unit_status","name":"ssh.service"})";
 const std::string kHelloFrame =
     R"({"v":1,"id":1,"type":"hello","min_version":1,"max_version":1,"client":"bench"})";
 
@@ -30,8 +29,12 @@ const std::string kHelloFrame =
 class Unreachable : public helper::SystemdManager {
  public:
   Result<void> Reload() override { std::abort(); }
-  Result<helper::JobOutcome> RestartUnit(const UnitName&, std::chrono::milliseconds) override { std::abort(); }
-  Result<helper::JobOutcome> StopUnit(const UnitName&, std::chrono::milliseconds) override { std::abort(); }
+  Result<helper::JobOutcome> RestartUnit(const UnitName&, std::chrono::milliseconds) override {
+    std::abort();
+  }
+  Result<helper::JobOutcome> StopUnit(const UnitName&, std::chrono::milliseconds) override {
+    std::abort();
+  }
   Result<proto::UnitState> GetUnitState(const UnitName&) override { std::abort(); }
 };
 

@@ -34,7 +34,7 @@ class HelperClient {
   [[nodiscard]] Result<proto::RestartUnitReply> RestartUnit(const UnitName& name);
   [[nodiscard]] Result<proto::UnitState> UnitStatus(const UnitName& name);
   [[nodiscard]] Result<proto::RepointLinkReply> RepointLink(const LinkName& name,
-                                                           const AbsPath& target);
+                                                            const AbsPath& target);
 
   // True until a transport or protocol failure.
   bool healthy() const;

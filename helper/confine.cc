@@ -8,7 +8,9 @@
 // and last the seccomp filter, after which only the allow-listed system calls exist.
 #include "helper/confine.h"
 
+#include <cap-ng.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/capability.h>
 #include <linux/landlock.h>
 #include <linux/securebits.h>
@@ -18,8 +20,6 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <cap-ng.h>
-#include <grp.h>
 
 #include <cerrno>
 #include <cstring>
@@ -86,7 +86,8 @@ Result<void> DropAllCapabilities() {
   for (int cap = 0; cap <= last; ++cap) {
     // SECURITY: an empty bounding set means no exec can ever give this process a capability.
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
-      return tl::make_unexpected(SysError("cap-bounding", "PR_CAPBSET_DROP " + std::to_string(cap)));
+      return tl::make_unexpected(
+          SysError("cap-bounding", "PR_CAPBSET_DROP " + std::to_string(cap)));
   }
   // SECURITY: NOROOT/NO_SETUID_FIXUP locked: uid 0 gets no capabilities back from exec or setuid.
   const unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
@@ -136,8 +137,8 @@ Result<void> SetNoNewPrivs() {
 }
 
 int LandlockAbi() {
-  const long abi = ::syscall(SYS_landlock_create_ruleset, nullptr, 0,
-                             LANDLOCK_CREATE_RULESET_VERSION);
+  const long abi =
+      ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
   return abi < 0 ? 0 : static_cast<int>(abi);
 }
 
@@ -174,7 +175,8 @@ Result<Fd> BuildLandlockRuleset(int abi, const std::vector<int>& dir_fds) {
     landlock_path_beneath_attr beneath{};
     beneath.allowed_access = AllowedBeneathWritableDirs(abi);
     beneath.parent_fd = dir_fd;
-    if (::syscall(SYS_landlock_add_rule, ruleset.get(), LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) != 0)
+    if (::syscall(SYS_landlock_add_rule, ruleset.get(), LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) !=
+        0)
       return tl::make_unexpected(SysError("landlock", "landlock_add_rule"));
   }
   return ruleset;
@@ -278,16 +280,19 @@ Result<ConfinementReport> ConfineHelper(const std::vector<std::string>& writable
 Result<void> DropToUser(uid_t uid, gid_t gid) {
   // SECURITY: the daemon is never root, whatever the policy says.
   if (uid == 0 || gid == 0)
-    return Fail(ErrorCode::kDenied, "daemon-user-root", "refusing to run the daemon as uid or gid 0");
+    return Fail(ErrorCode::kDenied, "daemon-user-root",
+                "refusing to run the daemon as uid or gid 0");
   if (::setgroups(0, nullptr) != 0)
     return tl::make_unexpected(SysError("drop-groups", "setgroups"));
   // SECURITY: capng_change_id changes gid then uid with all capabilities, the bounding set
   // and the supplementary groups cleared.
   ::capng_clear(CAPNG_SELECT_BOTH);
-  const int rc = ::capng_change_id(static_cast<int>(uid), static_cast<int>(gid),
-                                   static_cast<capng_flags_t>(CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING));
+  const int rc =
+      ::capng_change_id(static_cast<int>(uid), static_cast<int>(gid),
+                        static_cast<capng_flags_t>(CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING));
   if (rc != 0)
-    return Fail(ErrorCode::kFailed, "drop-user", "capng_change_id failed (" + std::to_string(rc) + ")");
+    return Fail(ErrorCode::kFailed, "drop-user",
+                "capng_change_id failed (" + std::to_string(rc) + ")");
   if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
     return tl::make_unexpected(SysError("cap-ambient", "PR_CAP_AMBIENT_CLEAR_ALL"));
   if (auto r = SetNoNewPrivs(); !r) return r;

@@ -4,8 +4,9 @@
 // user with every capability set and supplementary group cleared.
 #pragma once
 
-#include <string>
 #include <sys/types.h>
+
+#include <string>
 #include <vector>
 
 #include "proto/result.h"
@@ -13,7 +14,7 @@
 namespace decnet::helper {
 
 struct ConfinementReport {
-  int landlock_abi = 0;           // 0 when the kernel has no Landlock
+  int landlock_abi = 0;  // 0 when the kernel has no Landlock
   bool landlock_enforced = false;
 };
 
@@ -21,7 +22,8 @@ struct ConfinementReport {
 // effective, bounding), PR_SET_NO_NEW_PRIVS, Landlock (writes only beneath `writable_dirs`),
 // seccomp (SeccompAllowList(), default SCMP_ACT_KILL_PROCESS). Any step failing is an error:
 // the helper never serves half-confined.
-[[nodiscard]] Result<ConfinementReport> ConfineHelper(const std::vector<std::string>& writable_dirs);
+[[nodiscard]] Result<ConfinementReport> ConfineHelper(
+    const std::vector<std::string>& writable_dirs);
 
 // Daemon side (in the forked child, before exec): supplementary groups cleared, gid then uid
 // changed, all capability sets and the bounding set cleared, NoNewPrivs set. Refuses uid 0.

@@ -1,10 +1,11 @@
 // helperctl policy and helperctl check-unit: printed from the same tables the helper uses.
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <sys/stat.h>
 
 #include "helper/confine.h"
 #include "helper/ctl.h"
@@ -47,7 +48,8 @@ json UnitsJson(const Policy& p) {
 
 json PolicyJson(const Policy& p) {
   json links = json::array();
-  for (const auto& l : p.links) links.push_back({{"name", l.name}, {"target_prefix", l.target_prefix}});
+  for (const auto& l : p.links)
+    links.push_back({{"name", l.name}, {"target_prefix", l.target_prefix}});
   return {{"protocol_version", proto::kProtocolVersion},
           {"policy_digest", PolicyDigest(p)},
           {"requests", RequestsJson()},
@@ -86,7 +88,8 @@ void PrintText(const Policy& p) {
     std::printf("    [%s] %-32s %s\n", d.section.c_str(), d.key.c_str(), d.check.c_str());
   }
   std::printf("\nLINKS (in %s)\n", p.link_dir.c_str());
-  for (const auto& l : p.links) std::printf("  %s -> beneath %s\n", l.name.c_str(), l.target_prefix.c_str());
+  for (const auto& l : p.links)
+    std::printf("  %s -> beneath %s\n", l.name.c_str(), l.target_prefix.c_str());
   std::printf("\nSECCOMP (default: kill the process)\n ");
   size_t col = 1;
   for (const auto& s : SeccompAllowList()) {
@@ -102,7 +105,7 @@ void PrintText(const Policy& p) {
 
 // Reads a regular file whole; false for a directory, a device, or any read error.
 bool ReadRegularFile(const std::string& path, std::ostringstream& out) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
@@ -133,12 +136,14 @@ int RunCheckUnit(const Policy& policy, const std::vector<std::string>& files) {
     std::string base = file.substr(file.rfind('/') + 1);
     auto name = UnitName::Parse(base);
     if (!name) {
-      std::printf("%s:0: %s: %s\n", file.c_str(), name.error().rule.c_str(), name.error().message.c_str());
+      std::printf("%s:0: %s: %s\n", file.c_str(), name.error().rule.c_str(),
+                  name.error().message.c_str());
       status = 1;
       continue;
     }
     if (auto ok = CheckUnitName(policy, *name, UnitUse::kWrite); !ok) {
-      std::printf("%s:0: %s: %s\n", file.c_str(), ok.error().rule.c_str(), ok.error().message.c_str());
+      std::printf("%s:0: %s: %s\n", file.c_str(), ok.error().rule.c_str(),
+                  ok.error().message.c_str());
       status = 1;
     }
     for (const auto& r : CheckUnitContent(policy, *name, content.str(), path_check)) {

@@ -58,13 +58,15 @@ std::optional<long> AuditedSyscall(pid_t pid) {
     while ((n = ::read(fd, buf, sizeof buf)) != 0) {
       if (n < 0) {
         if (errno == EPIPE) continue;  // a record was overwritten while we read
-        break;                          // EAGAIN: the end of the buffer
+        break;                         // EAGAIN: the end of the buffer
       }
       const std::string_view rec(buf, static_cast<size_t>(n));
-      if (rec.find("type=1326") == std::string_view::npos || rec.find(pid_key) == std::string_view::npos)
+      if (rec.find("type=1326") == std::string_view::npos ||
+          rec.find(pid_key) == std::string_view::npos)
         continue;
       const size_t at = rec.find(" syscall=");
-      if (at != std::string_view::npos) found = std::atol(std::string(rec.substr(at + 9, 12)).c_str());
+      if (at != std::string_view::npos)
+        found = std::atol(std::string(rec.substr(at + 9, 12)).c_str());
     }
     ::close(fd);
     if (found) return found;
@@ -99,7 +101,8 @@ int RunSelftest(const std::string& config_path, const std::string& helper_binary
     // The SIGSYS death is expected: no core file for it.
     const rlimit no_core{0, 0};
     ::setrlimit(RLIMIT_CORE, &no_core);
-    const char* argv[] = {helper_binary.c_str(), "--selftest", "--config", config_path.c_str(), nullptr};
+    const char* argv[] = {helper_binary.c_str(), "--selftest", "--config", config_path.c_str(),
+                          nullptr};
     ::execv(argv[0], const_cast<char* const*>(argv));
     std::fprintf(stderr, "helperctl: exec %s: %s\n", helper_binary.c_str(), std::strerror(errno));
     ::_exit(127);
@@ -131,7 +134,8 @@ int RunSelftest(const std::string& config_path, const std::string& helper_binary
   }
   const bool sigsys = WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS;
   if (WIFSIGNALED(status))
-    std::printf("helper killed by signal %d (%s)\n", WTERMSIG(status), ::strsignal(WTERMSIG(status)));
+    std::printf("helper killed by signal %d (%s)\n", WTERMSIG(status),
+                ::strsignal(WTERMSIG(status)));
   else
     std::printf("helper exited with status %d\n", WEXITSTATUS(status));
 
@@ -145,15 +149,16 @@ int RunSelftest(const std::string& config_path, const std::string& helper_binary
     if (const auto audited = AuditedSyscall(child)) {
       const bool same = *audited == announced->nr;
       std::printf("%s: kernel audit record: seccomp killed pid %d at syscall=%ld (%s)\n",
-                  same ? "ok" : "FAIL", static_cast<int>(child), *audited, SyscallName(*audited).c_str());
+                  same ? "ok" : "FAIL", static_cast<int>(child), *audited,
+                  SyscallName(*audited).c_str());
       pass = pass && same;
     } else {
       std::printf("note: no kernel audit record readable to confirm the refused call\n");
     }
   }
   if (pass) {
-    std::printf("selftest passed: %d checks ok; forbidden system call %s (%ld) killed by SIGSYS\n", ok,
-                announced->name.c_str(), announced->nr);
+    std::printf("selftest passed: %d checks ok; forbidden system call %s (%ld) killed by SIGSYS\n",
+                ok, announced->name.c_str(), announced->nr);
     return 0;
   }
   std::printf("selftest FAILED: %d checks failed%s%s\n", failed,

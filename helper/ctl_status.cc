@@ -6,10 +6,10 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <optional>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -46,7 +46,8 @@ std::map<std::string, std::string> ParseStatus(const std::string& text) {
 // reported as the helper).
 bool IsHelper(pid_t pid) {
   char target[4096];
-  const ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), target, sizeof target - 1);
+  const ssize_t n =
+      ::readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), target, sizeof target - 1);
   if (n > 0) {
     std::string exe(target, static_cast<size_t>(n));
     if (const size_t del = exe.rfind(" (deleted)"); del != std::string::npos) exe.resize(del);
@@ -69,7 +70,8 @@ long UptimeSeconds(pid_t pid) {
   // Fields after "comm)" start at field 3 (state); starttime is field 22.
   for (int i = 3; i <= 22 && (fields >> field); ++i) {
   }
-  const double start = std::strtod(field.c_str(), nullptr) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const double start =
+      std::strtod(field.c_str(), nullptr) / static_cast<double>(::sysconf(_SC_CLK_TCK));
   return static_cast<long>(std::strtod(uptime->c_str(), nullptr) - start);
 }
 
@@ -98,13 +100,16 @@ RequestCounts CountRequests(const std::string& record_path) {
 int RunStatus(const Policy& policy, bool json) {
   const auto pid_text = ReadFile(policy.state_dir + "/helper.pid");
   if (!pid_text) {
-    std::fprintf(stderr, "helperctl: helper not running (no %s/helper.pid)\n", policy.state_dir.c_str());
+    std::fprintf(stderr, "helperctl: helper not running (no %s/helper.pid)\n",
+                 policy.state_dir.c_str());
     return 1;
   }
   const pid_t pid = static_cast<pid_t>(std::atol(pid_text->c_str()));
-  const auto status_text = pid > 0 ? ReadFile("/proc/" + std::to_string(pid) + "/status") : std::nullopt;
+  const auto status_text =
+      pid > 0 ? ReadFile("/proc/" + std::to_string(pid) + "/status") : std::nullopt;
   if (!status_text || !IsHelper(pid)) {
-    std::fprintf(stderr, "helperctl: helper not running (stale pid file names %d)\n", static_cast<int>(pid));
+    std::fprintf(stderr, "helperctl: helper not running (stale pid file names %d)\n",
+                 static_cast<int>(pid));
     return 1;
   }
   auto status = ParseStatus(*status_text);
@@ -128,23 +133,26 @@ int RunStatus(const Policy& policy, bool json) {
                           {"seccomp", std::atoi(status["Seccomp"].c_str())},
                           {"landlock", landlock},
                           {"uptime_s", uptime},
-                          {"requests", {{"served", counts.served},
-                                        {"refused", counts.refused},
-                                        {"by_result", counts.by_result}}}};
+                          {"requests",
+                           {{"served", counts.served},
+                            {"refused", counts.refused},
+                            {"by_result", counts.by_result}}}};
     for (const char* key : kCapKeys) out["caps"][key] = status[key];
     std::printf("%s\n", out.dump().c_str());
     return 0;
   }
   std::printf("pid: %d\nuid: %s\n", static_cast<int>(pid), uid.c_str());
   for (const char* key : kCapKeys) std::printf("%s: %s\n", key, status[key].c_str());
-  std::printf("NoNewPrivs: %s\nSeccomp: %s%s\n", status["NoNewPrivs"].c_str(), status["Seccomp"].c_str(),
-              status["Seccomp"] == "2" ? " (filter)" : "");
+  std::printf("NoNewPrivs: %s\nSeccomp: %s%s\n", status["NoNewPrivs"].c_str(),
+              status["Seccomp"].c_str(), status["Seccomp"] == "2" ? " (filter)" : "");
   if (landlock["enforced"].is_null())
     std::printf("Landlock: unknown (no confinement.json for this pid)\n");
   else
-    std::printf("Landlock: %s (ABI %d)\n", landlock["enforced"].get<bool>() ? "enforced" : "not enforced",
+    std::printf("Landlock: %s (ABI %d)\n",
+                landlock["enforced"].get<bool>() ? "enforced" : "not enforced",
                 landlock["abi"].get<int>());
-  std::printf("uptime: %lds\nrequests: %ld served, %ld refused", uptime, counts.served, counts.refused);
+  std::printf("uptime: %lds\nrequests: %ld served, %ld refused", uptime, counts.served,
+              counts.refused);
   const char* sep = " (";
   for (const auto& [result, n] : counts.by_result) {
     if (result == "ok") continue;

@@ -1,10 +1,11 @@
 #include "helper/dirs.h"
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace decnet::helper {
 namespace {
@@ -18,7 +19,7 @@ Result<int> OpenCheckedDir(const std::string& path, Access access) {
   if (fd < 0) {
     return Fail(ErrorCode::kFailed, "dir-open", path + ": " + std::strerror(errno));
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) {
     ::close(fd);
     return Fail(ErrorCode::kFailed, "dir-open", path + ": " + std::strerror(errno));

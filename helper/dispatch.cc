@@ -15,8 +15,8 @@ Result<proto::ReplyBody> Typed(Session& s, const proto::RequestBody& body) {
 }
 
 constexpr DispatchRow kTable[] = {
-    {RequestType::kHello, Phase::kAwaitHello, true,
-     Typed<proto::HelloRequest, HandleHello>, "protocol version overlap"},
+    {RequestType::kHello, Phase::kAwaitHello, true, Typed<proto::HelloRequest, HandleHello>,
+     "protocol version overlap"},
     {RequestType::kWriteUnit, Phase::kServing, false,
      Typed<proto::WriteUnitRequest, HandleWriteUnit>,
      "name allow-list, not the updater's unit, unit policy, size cap, file is the helper's"},

@@ -39,8 +39,8 @@ using Handler = Result<proto::ReplyBody> (*)(Session&, const proto::RequestBody&
 
 struct DispatchRow {
   proto::RequestType type;
-  Phase phase;   // the only phase in which the request is answered
-  bool once;     // answered at most once per session
+  Phase phase;  // the only phase in which the request is answered
+  bool once;    // answered at most once per session
   Handler handler;
   std::string_view checks;  // what the helper checks, in words (for helperctl policy)
 };

@@ -1,12 +1,13 @@
 #include "helper/fs_ops.h"
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace decnet::helper {
 namespace {
@@ -56,7 +57,7 @@ Result<void> WriteAll(int fd, std::string_view data) {
 }  // namespace
 
 Result<EntryKind> InspectEntry(int dir_fd, std::string_view name) {
-  struct stat st{};
+  struct stat st {};
   if (::fstatat(dir_fd, std::string(name).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return EntryKind::kMissing;
     return tl::make_unexpected(Errno("fs-stat", "stat of " + std::string(name)));
@@ -76,10 +77,10 @@ Result<std::optional<std::string>> ReadFileBeneath(int dir_fd, std::string_view 
     }
     return tl::make_unexpected(Errno("fs-open", "open of " + std::string(name)));
   }
-  struct stat st{};
+  struct stat st {};
   std::string out;
-  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-            static_cast<size_t>(st.st_size) <= max_bytes;
+  bool ok =
+      ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<size_t>(st.st_size) <= max_bytes;
   if (ok) {
     out.resize(static_cast<size_t>(st.st_size));
     ok = ::pread(fd, out.data(), out.size(), 0) == st.st_size;

@@ -3,10 +3,11 @@
 // and takes a single path component as the name: nothing here accepts a path.
 #pragma once
 
+#include <sys/types.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 
 #include "proto/result.h"
 
@@ -20,7 +21,7 @@ enum class EntryKind { kMissing, kRegular, kSymlink, kOther };
 // Reads the regular file `name` (at most `max_bytes`). nullopt when it does not exist;
 // kDenied ("fs-not-regular") for a symlink or anything else.
 [[nodiscard]] Result<std::optional<std::string>> ReadFileBeneath(int dir_fd, std::string_view name,
-                                                                  size_t max_bytes);
+                                                                 size_t max_bytes);
 
 // Replaces `name` atomically: a fresh temporary file (O_EXCL, mode `mode`), write, fsync,
 // renameat over `name`, fsync of the directory. On failure the old file is untouched and the
@@ -34,7 +35,8 @@ enum class EntryKind { kMissing, kRegular, kSymlink, kOther };
 
 // Points symlink `name` at `target` atomically: a temporary symlink renamed over `name`, then
 // an fsync of the directory.
-[[nodiscard]] Result<void> AtomicSymlink(int dir_fd, std::string_view name, std::string_view target);
+[[nodiscard]] Result<void> AtomicSymlink(int dir_fd, std::string_view name,
+                                         std::string_view target);
 
 // The target of symlink `name`, or nullopt when `name` does not exist.
 [[nodiscard]] Result<std::optional<std::string>> ReadSymlink(int dir_fd, std::string_view name);

@@ -1,8 +1,9 @@
 #include "helper/handlers.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstring>
-#include <sys/stat.h>
 
 #include "helper/fs_ops.h"
 #include "helper/unit_policy.h"
@@ -30,8 +31,9 @@ Result<std::optional<std::string>> ExistingOwnedUnit(Session& s, const UnitName&
       return std::optional<std::string>();
     case EntryKind::kSymlink:
       if (adoptable) return std::optional<std::string>();
-      return Fail(ErrorCode::kDenied, "unit-file-symlink",
-                  n + " is a symlink or mask in the unit directory; the helper does not replace it");
+      return Fail(
+          ErrorCode::kDenied, "unit-file-symlink",
+          n + " is a symlink or mask in the unit directory; the helper does not replace it");
     case EntryKind::kOther:
       return Fail(ErrorCode::kDenied, "unit-file-not-regular", n + " is not a regular file");
     case EntryKind::kRegular:
@@ -83,7 +85,8 @@ Result<ReplyBody> HandleWriteUnit(Session& s, const proto::WriteUnitRequest& r) 
   }
   // SECURITY: the content is re-validated here whatever the daemon checked: the root
   // boundary is this policy, not the release's signature.
-  auto refusals = CheckUnitContent(s.policy, r.name, r.content, RootOnlyPathCheck(s.policy.unit_root));
+  auto refusals =
+      CheckUnitContent(s.policy, r.name, r.content, RootOnlyPathCheck(s.policy.unit_root));
   if (!refusals.empty()) {
     const auto& first = refusals.front();
     std::string where = first.line > 0 ? "line " + std::to_string(first.line) + ": " : "";
@@ -170,7 +173,7 @@ Result<ReplyBody> HandleRepointLink(Session& s, const proto::RepointLinkRequest&
     return Fail(ErrorCode::kDenied, "link-target-prefix",
                 r.target.str() + " is not beneath " + (*rule)->target_prefix);
   }
-  struct stat st{};
+  struct stat st {};
   if (::stat(r.target.str().c_str(), &st) != 0) {
     return Fail(ErrorCode::kNotFound, "link-target-missing",
                 r.target.str() + ": " + std::strerror(errno));

@@ -35,14 +35,16 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "selftest") {
     std::string helper = DECNET_HELPER_BINARY;
-    if (args.size() == 2 && args[0] == "--helper") helper = args[1];
-    else if (!args.empty()) return Usage();
+    if (args.size() == 2 && args[0] == "--helper")
+      helper = args[1];
+    else if (!args.empty())
+      return Usage();
     return decnet::helper::ctl::RunSelftest(config, helper);
   }
   auto policy = decnet::helper::LoadPolicyFile(config);
   if (!policy) {
-    std::fprintf(stderr, "helperctl: %s: %s [%s]\n", config.c_str(),
-                 policy.error().message.c_str(), policy.error().rule.c_str());
+    std::fprintf(stderr, "helperctl: %s: %s [%s]\n", config.c_str(), policy.error().message.c_str(),
+                 policy.error().rule.c_str());
     return 2;
   }
   bool json = args.size() == 1 && args[0] == "--json";

@@ -10,7 +10,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: decnet-update-helper [--config PATH] [--selftest] [--version]\n"
-    "  --config PATH  policy file (default " DECNET_HELPER_CONFIG ")\n"
+    "  --config PATH  policy file (default " DECNET_HELPER_CONFIG
+    ")\n"
     "  --selftest     confine as in service, print one line per check, then make a\n"
     "                 forbidden system call (expected to die by SIGSYS)\n"
     "exit codes: 0 daemon ended cleanly, 1 start-up failed, 2 usage, 3 daemon failed,\n"

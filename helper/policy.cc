@@ -26,16 +26,47 @@ constexpr int kMaxPolicyDepth = 4;
 
 // Linux capability names (capability.h, up to CAP_CHECKPOINT_RESTORE).
 const std::set<std::string>& KnownCapabilities() {
-  static const std::set<std::string> caps = {
-      "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-      "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-      "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-      "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-      "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-      "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-      "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-      "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-      "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"};
+  static const std::set<std::string> caps = {"CAP_CHOWN",
+                                             "CAP_DAC_OVERRIDE",
+                                             "CAP_DAC_READ_SEARCH",
+                                             "CAP_FOWNER",
+                                             "CAP_FSETID",
+                                             "CAP_KILL",
+                                             "CAP_SETGID",
+                                             "CAP_SETUID",
+                                             "CAP_SETPCAP",
+                                             "CAP_LINUX_IMMUTABLE",
+                                             "CAP_NET_BIND_SERVICE",
+                                             "CAP_NET_BROADCAST",
+                                             "CAP_NET_ADMIN",
+                                             "CAP_NET_RAW",
+                                             "CAP_IPC_LOCK",
+                                             "CAP_IPC_OWNER",
+                                             "CAP_SYS_MODULE",
+                                             "CAP_SYS_RAWIO",
+                                             "CAP_SYS_CHROOT",
+                                             "CAP_SYS_PTRACE",
+                                             "CAP_SYS_PACCT",
+                                             "CAP_SYS_ADMIN",
+                                             "CAP_SYS_BOOT",
+                                             "CAP_SYS_NICE",
+                                             "CAP_SYS_RESOURCE",
+                                             "CAP_SYS_TIME",
+                                             "CAP_SYS_TTY_CONFIG",
+                                             "CAP_MKNOD",
+                                             "CAP_LEASE",
+                                             "CAP_AUDIT_WRITE",
+                                             "CAP_AUDIT_CONTROL",
+                                             "CAP_SETFCAP",
+                                             "CAP_MAC_OVERRIDE",
+                                             "CAP_MAC_ADMIN",
+                                             "CAP_SYSLOG",
+                                             "CAP_WAKE_ALARM",
+                                             "CAP_BLOCK_SUSPEND",
+                                             "CAP_AUDIT_READ",
+                                             "CAP_PERFMON",
+                                             "CAP_BPF",
+                                             "CAP_CHECKPOINT_RESTORE"};
   return caps;
 }
 
@@ -66,8 +97,8 @@ bool IsUnitPrefix(const std::string& s) {
 
 bool IsPrintableArg(const std::string& s) {
   return s.size() <= 4096 && std::all_of(s.begin(), s.end(), [](char c) {
-    return static_cast<unsigned char>(c) >= 0x20 && c != 0x7F;
-  });
+           return static_cast<unsigned char>(c) >= 0x20 && c != 0x7F;
+         });
 }
 
 // What a string value must be: the check, and how a refusal describes it.
@@ -105,8 +136,7 @@ Result<std::vector<std::string>> GetStrings(const json& v, const std::string& ke
   return out;
 }
 
-Result<std::set<std::string>> GetNameSet(const json& v, const std::string& key,
-                                         StringRule rule) {
+Result<std::set<std::string>> GetNameSet(const json& v, const std::string& key, StringRule rule) {
   auto list = GetStrings(v, key, rule);
   if (!list) return tl::make_unexpected(list.error());
   return std::set<std::string>(list->begin(), list->end());
@@ -123,7 +153,8 @@ Result<UnitAllowance> ParseAllowance(const json& v, const std::string& key) {
       if (!names) return tl::make_unexpected(names.error());
       (caps ? a.capabilities : a.supplementary_groups) = std::move(*names);
     } else if (k == "may_drop_no_new_privileges") {
-      if (!item.is_boolean()) return tl::make_unexpected(Bad("policy-type", sub, "must be a boolean"));
+      if (!item.is_boolean())
+        return tl::make_unexpected(Bad("policy-type", sub, "must be a boolean"));
       a.may_drop_no_new_privileges = item.get<bool>();
     } else {
       return tl::make_unexpected(Bad("policy-unknown-key", sub, "unknown key"));
@@ -136,7 +167,8 @@ Result<void> ParseAllowances(const json& v, const std::string& key, Policy& p) {
   if (!v.is_object()) return tl::make_unexpected(Bad("policy-type", key, "must be an object"));
   p.allowances.clear();
   for (const auto& [unit, item] : v.items()) {
-    if (!IsUnitName(unit)) return tl::make_unexpected(Bad("policy-value", key, "'" + unit + "' is not a unit name"));
+    if (!IsUnitName(unit))
+      return tl::make_unexpected(Bad("policy-value", key, "'" + unit + "' is not a unit name"));
     auto a = ParseAllowance(item, key + "." + unit);
     if (!a) return tl::make_unexpected(a.error());
     p.allowances[unit] = *a;
@@ -151,11 +183,13 @@ Result<void> ParseLinks(const json& v, const std::string& key, Policy& p) {
     if (!item.is_object() || item.size() != 2 || !item.contains("name") ||
         !item.contains("target_prefix") || !item["name"].is_string() ||
         !item["target_prefix"].is_string()) {
-      return tl::make_unexpected(Bad("policy-type", key, "each entry is {\"name\",\"target_prefix\"} strings"));
+      return tl::make_unexpected(
+          Bad("policy-type", key, "each entry is {\"name\",\"target_prefix\"} strings"));
     }
     LinkRule rule{item["name"].get<std::string>(), item["target_prefix"].get<std::string>()};
     if (!LinkName::Parse(rule.name) || !AbsPath::Parse(rule.target_prefix)) {
-      return tl::make_unexpected(Bad("policy-value", key, "invalid name or target_prefix '" + rule.name + "'"));
+      return tl::make_unexpected(
+          Bad("policy-value", key, "invalid name or target_prefix '" + rule.name + "'"));
     }
     p.links.push_back(std::move(rule));
   }
@@ -181,9 +215,11 @@ FieldParser Field(T Policy::*field, Result<T> (*get)(const json&, const std::str
 // A timeout in milliseconds: an integer in 1..3600000.
 FieldParser MillisField(int Policy::*field) {
   return [=](const json& v, const std::string& key, Policy& p) -> Result<void> {
-    if (!v.is_number_integer()) return tl::make_unexpected(Bad("policy-type", key, "must be an integer"));
+    if (!v.is_number_integer())
+      return tl::make_unexpected(Bad("policy-type", key, "must be an integer"));
     const auto n = v.get<int64_t>();
-    if (n < 1 || n > 3'600'000) return tl::make_unexpected(Bad("policy-value", key, "must be 1..3600000"));
+    if (n < 1 || n > 3'600'000)
+      return tl::make_unexpected(Bad("policy-value", key, "must be 1..3600000"));
     p.*field = static_cast<int>(n);
     return {};
   };
@@ -221,14 +257,18 @@ Result<void> CheckCoherence(const Policy& p) {
   // SECURITY: units must never run as the daemon's user or group: a compromised unit could
   // then rewrite the daemon's state, and a compromised daemon could run code as a unit.
   if (p.unit_users.count(p.daemon_user) > 0) {
-    return tl::make_unexpected(Bad("policy-value", "unit_users", "must not contain daemon_user '" + p.daemon_user + "'"));
+    return tl::make_unexpected(
+        Bad("policy-value", "unit_users", "must not contain daemon_user '" + p.daemon_user + "'"));
   }
   if (p.unit_groups.count(p.daemon_group) > 0) {
-    return tl::make_unexpected(Bad("policy-value", "unit_groups", "must not contain daemon_group '" + p.daemon_group + "'"));
+    return tl::make_unexpected(Bad("policy-value", "unit_groups",
+                                   "must not contain daemon_group '" + p.daemon_group + "'"));
   }
   for (const auto& [unit, a] : p.allowances) {
-    if (a.supplementary_groups.count(p.daemon_group) > 0 || a.supplementary_groups.count(p.daemon_user) > 0) {
-      return tl::make_unexpected(Bad("policy-value", "allowances." + unit, "must not grant the daemon's group"));
+    if (a.supplementary_groups.count(p.daemon_group) > 0 ||
+        a.supplementary_groups.count(p.daemon_user) > 0) {
+      return tl::make_unexpected(
+          Bad("policy-value", "allowances." + unit, "must not grant the daemon's group"));
     }
   }
   return {};
@@ -270,17 +310,24 @@ Result<Policy> LoadPolicyFile(const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT) return Policy::Defaults();
-    if (errno == ELOOP) return Fail(ErrorCode::kDenied, "policy-file-owner", path + " is a symbolic link");
-    return Fail(ErrorCode::kFailed, "policy-file-read", "cannot open " + path + ": " + std::strerror(errno));
+    if (errno == ELOOP)
+      return Fail(ErrorCode::kDenied, "policy-file-owner", path + " is a symbolic link");
+    return Fail(ErrorCode::kFailed, "policy-file-read",
+                "cannot open " + path + ": " + std::strerror(errno));
   }
   struct stat st {};
   std::string why;
-  if (fstat(fd, &st) != 0) why = std::string("cannot stat: ") + std::strerror(errno);
-  else if (!S_ISREG(st.st_mode)) why = "not a regular file";
+  if (fstat(fd, &st) != 0)
+    why = std::string("cannot stat: ") + std::strerror(errno);
+  else if (!S_ISREG(st.st_mode))
+    why = "not a regular file";
   // SECURITY: only root may have written the policy that decides what root will do.
-  else if (st.st_uid != 0) why = "not owned by root";
-  else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) why = "writable by group or others";
-  else if (static_cast<size_t>(st.st_size) > kMaxPolicyFile) why = "larger than 256 KiB";
+  else if (st.st_uid != 0)
+    why = "not owned by root";
+  else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+    why = "writable by group or others";
+  else if (static_cast<size_t>(st.st_size) > kMaxPolicyFile)
+    why = "larger than 256 KiB";
   if (!why.empty()) {
     close(fd);
     return Fail(ErrorCode::kDenied, "policy-file-owner", path + " is refused: " + why);
@@ -288,10 +335,13 @@ Result<Policy> LoadPolicyFile(const std::string& path) {
   std::string text;
   char buf[8192];
   ssize_t n = 0;
-  while ((n = read(fd, buf, sizeof buf)) > 0 && text.size() <= kMaxPolicyFile) text.append(buf, static_cast<size_t>(n));
+  while ((n = read(fd, buf, sizeof buf)) > 0 && text.size() <= kMaxPolicyFile)
+    text.append(buf, static_cast<size_t>(n));
   const int read_errno = errno;
   close(fd);
-  if (n < 0) return Fail(ErrorCode::kFailed, "policy-file-read", "cannot read " + path + ": " + std::strerror(read_errno));
+  if (n < 0)
+    return Fail(ErrorCode::kFailed, "policy-file-read",
+                "cannot read " + path + ": " + std::strerror(read_errno));
   return ParsePolicy(text);
 }
 
@@ -303,18 +353,29 @@ std::string PolicyToJson(const Policy& p) {
                         {"may_drop_no_new_privileges", a.may_drop_no_new_privileges}};
   }
   json links = json::array();
-  for (const LinkRule& l : p.links) links.push_back({{"name", l.name}, {"target_prefix", l.target_prefix}});
-  const json doc = {
-      {"unit_prefix", p.unit_prefix}, {"extra_units", p.extra_units}, {"self_unit", p.self_unit},
-      {"adoptable_units", p.adoptable_units}, {"unit_users", p.unit_users},
-      {"unit_groups", p.unit_groups}, {"system_units", p.system_units},
-      {"allowances", allowances}, {"output_dirs", p.output_dirs},
-      {"environment_dirs", p.environment_dirs}, {"links", links},
-      {"daemon_user", p.daemon_user}, {"daemon_group", p.daemon_group},
-      {"daemon_binary", p.daemon_binary}, {"daemon_args", p.daemon_args},
-      {"unit_dir", p.unit_dir}, {"link_dir", p.link_dir}, {"state_dir", p.state_dir},
-      {"unit_root", p.unit_root}, {"restart_timeout_ms", p.restart_timeout_ms},
-      {"hello_timeout_ms", p.hello_timeout_ms}};
+  for (const LinkRule& l : p.links)
+    links.push_back({{"name", l.name}, {"target_prefix", l.target_prefix}});
+  const json doc = {{"unit_prefix", p.unit_prefix},
+                    {"extra_units", p.extra_units},
+                    {"self_unit", p.self_unit},
+                    {"adoptable_units", p.adoptable_units},
+                    {"unit_users", p.unit_users},
+                    {"unit_groups", p.unit_groups},
+                    {"system_units", p.system_units},
+                    {"allowances", allowances},
+                    {"output_dirs", p.output_dirs},
+                    {"environment_dirs", p.environment_dirs},
+                    {"links", links},
+                    {"daemon_user", p.daemon_user},
+                    {"daemon_group", p.daemon_group},
+                    {"daemon_binary", p.daemon_binary},
+                    {"daemon_args", p.daemon_args},
+                    {"unit_dir", p.unit_dir},
+                    {"link_dir", p.link_dir},
+                    {"state_dir", p.state_dir},
+                    {"unit_root", p.unit_root},
+                    {"restart_timeout_ms", p.restart_timeout_ms},
+                    {"hello_timeout_ms", p.hello_timeout_ms}};
   return doc.dump();
 }
 

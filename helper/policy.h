@@ -28,7 +28,7 @@ struct LinkRule {
 
 struct Policy {
   // --- unit names
-  std::string unit_prefix = "decnet-";             // NAME must be PREFIX[a-z0-9][a-z0-9-]*
+  std::string unit_prefix = "decnet-";                    // NAME must be PREFIX[a-z0-9][a-z0-9-]*
   std::set<std::string> extra_units = {"decnet.target"};  // allowed besides the pattern
   std::string self_unit = "decnet-updater.service";       // never written or removed
   std::set<std::string> adoptable_units;  // may overwrite/remove files the helper did not write

@@ -1,12 +1,13 @@
 #include "helper/record.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fcntl.h>
 #include <nlohmann/json.hpp>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "helper/fs_ops.h"
 #include "proto/json_strict.h"
@@ -39,7 +40,7 @@ std::string NowIso() {
 
 Result<RequestRecord> RequestRecord::Open(int state_dir_fd) {
   int fd = OpenAppend(state_dir_fd);
-  struct stat st{};
+  struct stat st {};
   if (fd < 0 || ::fstat(fd, &st) != 0) {
     return Fail(ErrorCode::kFailed, "record-open",
                 std::string("request record: ") + std::strerror(errno));
@@ -60,9 +61,9 @@ RequestRecord::~RequestRecord() {
 }
 
 Result<void> RequestRecord::Append(const RequestEntry& e) {
-  nlohmann::json j = {{"ts", NowIso()},       {"pid", ::getpid()},     {"id", e.id},
-                      {"type", e.type},       {"subject", e.subject},  {"result", e.result},
-                      {"rule", e.rule},       {"detail", e.detail}};
+  nlohmann::json j = {{"ts", NowIso()}, {"pid", ::getpid()},    {"id", e.id},
+                      {"type", e.type}, {"subject", e.subject}, {"result", e.result},
+                      {"rule", e.rule}, {"detail", e.detail}};
   std::string line = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
   if (size_ + line.size() > kRotateBytes) {
     if (::renameat(state_dir_fd_, kRequestRecordFile, state_dir_fd_,
@@ -105,7 +106,8 @@ Result<UnitRecord> UnitRecord::Load(int state_dir_fd) {
 bool UnitRecord::Owns(const std::string& name, const std::string& digest) const {
   auto it = units_.find(name);
   if (it == units_.end()) return false;
-  return it->second.digest == digest || (!it->second.pending.empty() && it->second.pending == digest);
+  return it->second.digest == digest ||
+         (!it->second.pending.empty() && it->second.pending == digest);
 }
 
 Result<void> UnitRecord::BeginWrite(const std::string& name, const std::string& digest) {

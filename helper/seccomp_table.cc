@@ -12,26 +12,53 @@ const std::vector<std::string>& SeccompAllowList() {
   static const std::vector<std::string> kTable = {
       // The daemon's pair (recvmsg, send) and the system bus (sd-bus: sendmsg/recvmsg, ppoll
       // while a call or a job is awaited); poll for the pair and the child's pidfd.
-      "recvmsg", "sendmsg", "sendto", "ppoll", "poll",
+      "recvmsg",
+      "sendmsg",
+      "sendto",
+      "ppoll",
+      "poll",
       // sd_notify (READY=1, STATUS=): a fresh AF_UNIX datagram socket per notification (the
       // family is pinned to AF_UNIX in confine.cc); libsystemd enlarges its send buffer first.
-      "socket", "setsockopt", "getsockopt",
+      "socket",
+      "setsockopt",
+      "getsockopt",
       // sdbus-c++ 1.2 makes wake-up eventfds for each proxy (one per unit queried).
       "eventfd2",
       // Its files, and writes beneath the directory descriptors it holds: temp file, fchmod,
       // fsync, renameat, fsync of the directory; reading a unit back (pread64) to compare;
       // links (symlinkat, readlinkat); the record appended (openat O_APPEND); removals.
-      "openat", "openat2", "close", "read", "write", "pread64", "newfstatat", "readlinkat",
-      "fsync", "renameat", "unlinkat", "symlinkat", "fchmod",
+      "openat",
+      "openat2",
+      "close",
+      "read",
+      "write",
+      "pread64",
+      "newfstatat",
+      "readlinkat",
+      "fsync",
+      "renameat",
+      "unlinkat",
+      "symlinkat",
+      "fchmod",
       // Memory (malloc; mmap never with PROT_EXEC, see confine.cc).
-      "brk", "mmap", "munmap", "mremap", "madvise",
+      "brk",
+      "mmap",
+      "munmap",
+      "mremap",
+      "madvise",
       // Time where the vDSO falls back to the kernel; the C++ runtime's locks.
-      "clock_gettime", "futex",
+      "clock_gettime",
+      "futex",
       // abort() on itself (an assertion shows as SIGABRT, not as a misleading SIGSYS);
       // tgkill is pinned to the helper's own pid in confine.cc.
-      "rt_sigprocmask", "tgkill",
+      "rt_sigprocmask",
+      "tgkill",
       // Identity queries: sd-bus checks it was not forked and reads its credentials.
-      "getpid", "getuid", "geteuid", "getgid", "getegid",
+      "getpid",
+      "getuid",
+      "geteuid",
+      "getgid",
+      "getegid",
       // Reaping the daemon child once its pidfd (poll) says it exited. No kill(2): it ends
       // by the closed pair or by its parent-death signal.
       "waitid",
@@ -41,8 +68,20 @@ const std::vector<std::string>& SeccompAllowList() {
       // Sanitizer builds only: what the ASan/UBSan runtimes do on their own (alternate
       // signal stacks, their allocator's protections, reading their mappings, yielding in
       // their spin locks, thread exits; pipe2 is how they probe whether memory is readable).
-      "sigaltstack", "sched_yield", "rt_sigaction", "rt_sigreturn", "prctl", "readlink",
-      "getrlimit", "prlimit64", "mprotect", "gettid", "exit", "lseek", "fstat", "pipe2",
+      "sigaltstack",
+      "sched_yield",
+      "rt_sigaction",
+      "rt_sigreturn",
+      "prctl",
+      "readlink",
+      "getrlimit",
+      "prlimit64",
+      "mprotect",
+      "gettid",
+      "exit",
+      "lseek",
+      "fstat",
+      "pipe2",
 #endif
   };
   return kTable;

@@ -1,8 +1,9 @@
 #include "helper/serve.h"
 
-#include <cerrno>
-#include <unistd.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include "helper/dispatch.h"
 #include "helper/record.h"
@@ -61,10 +62,12 @@ void Account(RequestRecord& record, Counters& counters, const Dispatched& d) {
   Log("id=" + std::to_string(e.id) + " " + e.type + (e.subject.empty() ? "" : " " + e.subject) +
       ": " + e.result + (e.rule.empty() ? "" : " [" + e.rule + "]") +
       (e.detail.empty() ? "" : " " + e.detail));
-  if (auto ok = record.Append(e); !ok) Log("cannot append to the request record: " + ok.error().message);
+  if (auto ok = record.Append(e); !ok)
+    Log("cannot append to the request record: " + ok.error().message);
 }
 
-ServeEnd EndWithViolation(RequestRecord& record, const std::string& rule, const std::string& message) {
+ServeEnd EndWithViolation(RequestRecord& record, const std::string& rule,
+                          const std::string& message) {
   Log("protocol violation [" + rule + "]: " + message + "; ending the session");
   RequestEntry e{0, "-", "", "violation", rule, message};
   (void)record.Append(e);

@@ -109,7 +109,8 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
   std::vector<char*> argv = CStrings(plan.argv_storage);
   std::vector<char*> envp = CStrings(plan.env_storage);
   if (plan.pair_fd != kDaemonFd) {
-    if (::dup2(plan.pair_fd, kDaemonFd) < 0) ChildFail(std::string("dup2: ") + std::strerror(errno));
+    if (::dup2(plan.pair_fd, kDaemonFd) < 0)
+      ChildFail(std::string("dup2: ") + std::strerror(errno));
   }
   // dup2 leaves the copy without CLOEXEC, but if the pair already was fd 3 it still has it.
   if (::fcntl(kDaemonFd, F_SETFD, 0) != 0) ChildFail(std::string("fcntl: ") + std::strerror(errno));
@@ -212,13 +213,14 @@ Result<DaemonIdentity> ResolveDaemonIdentity(const Policy& policy) {
 }
 
 std::vector<std::string> DaemonEnvironment(const char* const* envp) {
-  std::vector<std::string> env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
-  static const char* const kPassThrough[] = {"LANG=", "LC_ALL=", "TZ=", "JOURNAL_STREAM=",
-                                             "INVOCATION_ID=",
+  std::vector<std::string> env = {
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  static const char* const kPassThrough[] = {
+      "LANG=",         "LC_ALL=",        "TZ=", "JOURNAL_STREAM=", "INVOCATION_ID=",
 #ifdef DECNET_SANITIZER_BUILD
-                                             "ASAN_OPTIONS=", "UBSAN_OPTIONS=",
+      "ASAN_OPTIONS=", "UBSAN_OPTIONS=",
 #endif
-                                             "DECNET_"};
+      "DECNET_"};
   for (const char* const* e = envp; e != nullptr && *e != nullptr; ++e) {
     const std::string_view var(*e);
     if (var.find('=') == std::string_view::npos) continue;
@@ -264,16 +266,17 @@ Result<void> WriteStateFileAtomically(int state_dir, const std::string& name,
     return Fail(ErrorCode::kFailed, "state-write", "write " + name + ": " + std::strerror(err));
   }
   if (::fsync(state_dir) != 0)
-    return Fail(ErrorCode::kFailed, "state-write", "fsync state dir: " + std::string(std::strerror(errno)));
+    return Fail(ErrorCode::kFailed, "state-write",
+                "fsync state dir: " + std::string(std::strerror(errno)));
   return {};
 }
 
 std::string ConfinementJson(pid_t pid, const ConfinementReport& report,
                             const std::string& started_at) {
-  return "{\"pid\":" + std::to_string(pid) + ",\"landlock_abi\":" +
-         std::to_string(report.landlock_abi) + ",\"landlock_enforced\":" +
-         (report.landlock_enforced ? "true" : "false") + ",\"started_at\":\"" + started_at +
-         "\"}\n";
+  return "{\"pid\":" + std::to_string(pid) +
+         ",\"landlock_abi\":" + std::to_string(report.landlock_abi) +
+         ",\"landlock_enforced\":" + (report.landlock_enforced ? "true" : "false") +
+         ",\"started_at\":\"" + started_at + "\"}\n";
 }
 
 int RunHelper(const std::string& config_path) {
@@ -359,7 +362,6 @@ int RunHelper(const std::string& config_path) {
   return Exit(clean ? HelperExit::kOk : HelperExit::kDaemonFailed);
 }
 
-
 // --- self-test mode ---------------------------------------------------------------------
 
 namespace {
@@ -441,7 +443,7 @@ std::string OutsideDir(const std::vector<std::string>& writable) {
   for (const char* candidate : {"/tmp", "/var/tmp", "/dev/shm"}) {
     bool inside = false;
     for (const std::string& w : writable) inside = inside || IsBeneath(candidate, w);
-    struct stat st{};
+    struct stat st {};
     if (!inside && ::stat(candidate, &st) == 0 && S_ISDIR(st.st_mode)) return candidate;
   }
   return {};
@@ -467,7 +469,8 @@ int RunSelftestMode(const std::string& config_path) {
   const std::vector<std::string> writable = WritableDirs(policy);
   const std::string outside = OutsideDir(writable);
   const std::string probe = ".decnet-selftest-" + std::to_string(::getpid());
-  const int outside_fd = outside.empty() ? -1 : ::open(outside.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  const int outside_fd =
+      outside.empty() ? -1 : ::open(outside.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   // The control: before confinement the same create succeeds, so a refusal later is
   // Landlock's doing and not the directory's permissions.
   const int control = outside_fd < 0 ? ENOENT : TryCreate(outside_fd, probe, RESOLVE_NO_SYMLINKS);
@@ -477,25 +480,28 @@ int RunSelftestMode(const std::string& config_path) {
     Report(false, "confinement", report.error().rule + ": " + report.error().message);
     return Exit(HelperExit::kSelftestFailed);
   }
-  Report(true, "confinement applied", "seccomp " + std::to_string(SeccompAllowList().size()) +
-                                          " calls, landlock abi " +
-                                          std::to_string(report->landlock_abi));
+  Report(true, "confinement applied",
+         "seccomp " + std::to_string(SeccompAllowList().size()) + " calls, landlock abi " +
+             std::to_string(report->landlock_abi));
   CheckProcStatus();
 
   if (report->landlock_abi == 0) {
-    Skip("landlock", "the kernel offers no Landlock; writes are limited by the unit's sandbox only");
+    Skip("landlock",
+         "the kernel offers no Landlock; writes are limited by the unit's sandbox only");
   } else if (outside_fd < 0 || control != 0) {
-    Report(false, "landlock refuses writes outside", "no usable control directory (" +
-                                                         (outside.empty() ? std::string("none") : outside) +
-                                                         ": " + std::strerror(control) + ")");
+    Report(false, "landlock refuses writes outside",
+           "no usable control directory (" + (outside.empty() ? std::string("none") : outside) +
+               ": " + std::strerror(control) + ")");
   } else {
     const int outside_rc = TryCreate(outside_fd, probe, RESOLVE_NO_SYMLINKS);
-    Report(report->landlock_enforced && outside_rc == EACCES, "landlock refuses writes outside",
-           outside + "/" + probe + ": " + (outside_rc == 0 ? "created" : std::strerror(outside_rc)));
+    Report(
+        report->landlock_enforced && outside_rc == EACCES, "landlock refuses writes outside",
+        outside + "/" + probe + ": " + (outside_rc == 0 ? "created" : std::strerror(outside_rc)));
   }
   const int inside_rc = TryCreate(dirs->state_dir, probe, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
   Report(inside_rc == 0, "writes inside the state directory",
-         policy.state_dir + ": " + (inside_rc == 0 ? "created and removed" : std::strerror(inside_rc)));
+         policy.state_dir + ": " +
+             (inside_rc == 0 ? "created and removed" : std::strerror(inside_rc)));
 
   const long nr = SYS_mount;
   WriteAll(STDOUT_FILENO, "calling forbidden system call: " + std::string(kSelftestForbiddenCall) +

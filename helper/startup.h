@@ -4,9 +4,10 @@
 // confines itself and serves. Also the self-test mode that `helperctl selftest` runs.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 #include <vector>
 
 #include "helper/confine.h"

@@ -27,11 +27,21 @@ bool IsValidUtf8(std::string_view s) {
     const auto c = static_cast<uint8_t>(s[i]);
     size_t len = 0;
     uint32_t cp = 0;
-    if (c < 0x80) { ++i; continue; }
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-    else return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else
+      return false;
     if (i + len > s.size()) return false;
     for (size_t k = 1; k < len; ++k) {
       const auto cc = static_cast<uint8_t>(s[i + k]);
@@ -65,8 +75,10 @@ bool HasControlByte(std::string_view s) {
 bool EndsInContinuation(std::string_view s) {
   bool escaped = false;
   for (char c : s) {
-    if (escaped) escaped = false;
-    else if (c == '\\') escaped = true;
+    if (escaped)
+      escaped = false;
+    else if (c == '\\')
+      escaped = true;
   }
   return escaped;
 }
@@ -123,8 +135,7 @@ void ReaderState::ParseLine(std::string_view text, int line) {
   if (l.front() == '[') return SectionHeader(l, line);
   if (!section) {
     if (!section_ignored) {
-      Problem(line, "unit-syntax", "assignment outside of any section (systemd ignores it)",
-              false);
+      Problem(line, "unit-syntax", "assignment outside of any section (systemd ignores it)", false);
     }
     return;
   }
@@ -208,8 +219,10 @@ std::optional<std::string> EffectiveValue(const ParsedUnitFile& unit, std::strin
   std::optional<std::string> value;
   for (const UnitAssignment& a : unit.assignments) {
     if (a.section != section || a.key != key) continue;
-    if (a.value.empty()) value.reset();
-    else value = a.value;
+    if (a.value.empty())
+      value.reset();
+    else
+      value = a.value;
   }
   return value;
 }
@@ -219,8 +232,10 @@ std::vector<UnitAssignment> EffectiveAssignments(const ParsedUnitFile& unit,
   std::vector<UnitAssignment> in_force;
   for (const UnitAssignment& a : unit.assignments) {
     if (a.section != section || a.key != key) continue;
-    if (a.value.empty()) in_force.clear();
-    else in_force.push_back(a);
+    if (a.value.empty())
+      in_force.clear();
+    else
+      in_force.push_back(a);
   }
   return in_force;
 }
@@ -241,8 +256,9 @@ std::vector<std::string> SplitWords(std::string_view value) {
 
 std::optional<bool> ParseSystemdBool(std::string_view value) {
   std::string lower(value);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); });
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) {
+    return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  });
   for (std::string_view t : {"1", "yes", "y", "true", "t", "on"}) {
     if (lower == t) return true;
   }

@@ -121,7 +121,8 @@ void Checker::Exec(const UnitAssignment& a) {
   }
   std::string_view first = words.front();
   std::string seen;
-  while (!first.empty() && std::string_view("@-:+!|").find(first.front()) != std::string_view::npos) {
+  while (!first.empty() &&
+         std::string_view("@-:+!|").find(first.front()) != std::string_view::npos) {
     seen.push_back(first.front());
     first.remove_prefix(1);
   }
@@ -172,12 +173,14 @@ void Checker::StdStream(const UnitAssignment& a, bool input) {
     if (!a.value.starts_with(prefix)) continue;
     if (input && prefix != "file:") break;
     const std::string_view path = std::string_view(a.value).substr(prefix.size());
-    if (input) RootOpenedPath(a, path, policy.environment_dirs, "environment_dirs");
-    else RootOpenedPath(a, path, policy.output_dirs, "output_dirs");
+    if (input)
+      RootOpenedPath(a, path, policy.environment_dirs, "environment_dirs");
+    else
+      RootOpenedPath(a, path, policy.output_dirs, "output_dirs");
     return;
   }
-  static const std::vector<std::string_view> kOutputs = {"inherit", "null", "journal", "kmsg",
-                                                         "journal+console", "kmsg+console"};
+  static const std::vector<std::string_view> kOutputs = {
+      "inherit", "null", "journal", "kmsg", "journal+console", "kmsg+console"};
   const bool ok = input ? a.value == "null"
                         : std::find(kOutputs.begin(), kOutputs.end(), a.value) != kOutputs.end();
   // SECURITY: ttys, sockets and named fds connect the unit to things opened as root.
@@ -191,8 +194,8 @@ void Checker::DirectoryNames(const UnitAssignment& a) {
   std::string bare_prefix = policy.unit_prefix;
   if (!bare_prefix.empty() && bare_prefix.back() == '-') bare_prefix.pop_back();
   for (const std::string& word : SplitWords(a.value)) {
-    bool ok = word.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-/") ==
-              std::string::npos;
+    bool ok =
+        word.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-/") == std::string::npos;
     const std::string first = word.substr(0, word.find('/'));
     ok = ok && (first == bare_prefix || first.starts_with(policy.unit_prefix));
     size_t pos = 0;
@@ -234,29 +237,39 @@ void Checker::Assignment(const UnitAssignment& a) {
     return;
   }
   switch (d->check) {
-    case Check::kAllowed: return;
-    case Check::kUser: return Identity(a, true);
-    case Check::kGroup: return Identity(a, false);
-    case Check::kSupplementary: return Supplementary(a);
-    case Check::kCapabilities: return Capabilities(a);
-    case Check::kExec: return Exec(a);
+    case Check::kAllowed:
+      return;
+    case Check::kUser:
+      return Identity(a, true);
+    case Check::kGroup:
+      return Identity(a, false);
+    case Check::kSupplementary:
+      return Supplementary(a);
+    case Check::kCapabilities:
+      return Capabilities(a);
+    case Check::kExec:
+      return Exec(a);
     case Check::kNoNewPrivileges:
       if (!a.value.empty() && !ParseSystemdBool(a.value)) {
         Refuse(a.line, "unit-no-new-privileges", Describe(a) + ": not a boolean");
       }
       return;
-    case Check::kStdInput: return StdStream(a, true);
-    case Check::kStdOutput: return StdStream(a, false);
+    case Check::kStdInput:
+      return StdStream(a, true);
+    case Check::kStdOutput:
+      return StdStream(a, false);
     case Check::kEnvironmentFile: {
       if (a.value.empty() || RefuseSpecifier(a)) return;
       std::string_view path = a.value;
       if (path.starts_with("-")) path.remove_prefix(1);
       return RootOpenedPath(a, path, policy.environment_dirs, "environment_dirs");
     }
-    case Check::kDirectoryName: return DirectoryNames(a);
+    case Check::kDirectoryName:
+      return DirectoryNames(a);
     case Check::kDependency:
     case Check::kInstallAlso:
-    case Check::kAlias: return UnitNames(a, d->check);
+    case Check::kAlias:
+      return UnitNames(a, d->check);
     case Check::kHostAction:
       // SECURITY: reboot/poweroff/exit actions act on the whole host.
       if (!a.value.empty() && a.value != "none") {
@@ -274,7 +287,8 @@ void Checker::Effective(const ParsedUnitFile& unit) {
   if (!name.is_service()) return;
   // SECURITY: no User= means systemd runs the service as root.
   if (!EffectiveValue(unit, "Service", "User")) {
-    Refuse(0, "unit-user-missing", "[Service] has no User= in force: the service would run as root");
+    Refuse(0, "unit-user-missing",
+           "[Service] has no User= in force: the service would run as root");
   }
   if (!EffectiveValue(unit, "Service", "Group")) {
     Refuse(0, "unit-group-missing", "[Service] has no Group= in force");
@@ -307,13 +321,13 @@ Result<void> CheckUnitName(const Policy& policy, const UnitName& name, UnitUse u
             stem.size() > policy.unit_prefix.size();
   if (ok) {
     const std::string_view rest = stem.substr(policy.unit_prefix.size());
-    ok = IsNameChar(rest.front()) && std::all_of(rest.begin(), rest.end(), [](char c) {
-           return IsNameChar(c) || c == '-';
-         });
+    ok = IsNameChar(rest.front()) &&
+         std::all_of(rest.begin(), rest.end(), [](char c) { return IsNameChar(c) || c == '-'; });
   }
   if (!ok) {
-    return Fail(ErrorCode::kDenied, "unit-name-allowlist",
-                name.str() + " is not " + policy.unit_prefix + "[a-z0-9][a-z0-9-]*.service or listed");
+    return Fail(
+        ErrorCode::kDenied, "unit-name-allowlist",
+        name.str() + " is not " + policy.unit_prefix + "[a-z0-9][a-z0-9-]*.service or listed");
   }
   return {};
 }
@@ -334,8 +348,8 @@ std::vector<UnitRefusal> CheckUnitContent(const Policy& policy, const UnitName& 
   for (const UnitProblem& p : unit.problems) checker.Refuse(p.line, p.rule, p.message);
   for (const std::string& section : unit.sections_seen) {
     // SECURITY: targets run nothing; a [Target] or any other section is refused outright.
-    const bool ok = section == "Unit" || section == "Install" ||
-                    (section == "Service" && name.is_service());
+    const bool ok =
+        section == "Unit" || section == "Install" || (section == "Service" && name.is_service());
     if (!ok) checker.Refuse(0, "unit-section", "section [" + section + "] is not allowed here");
   }
   for (const UnitAssignment& a : unit.assignments) checker.Assignment(a);

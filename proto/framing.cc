@@ -1,20 +1,27 @@
 #include "proto/framing.h"
 
-#include <cerrno>
 #include <poll.h>
 #include <sys/socket.h>
+
+#include <cerrno>
 #include <vector>
 
 namespace decnet {
 
 std::string_view FrameErrorRule(FrameError e) {
   switch (e) {
-    case FrameError::kEof: return "frame-eof";
-    case FrameError::kEmpty: return "frame-empty";
-    case FrameError::kTooLarge: return "frame-too-large";
-    case FrameError::kAncillary: return "frame-ancillary-data";
-    case FrameError::kTimeout: return "frame-timeout";
-    case FrameError::kIo: return "frame-io";
+    case FrameError::kEof:
+      return "frame-eof";
+    case FrameError::kEmpty:
+      return "frame-empty";
+    case FrameError::kTooLarge:
+      return "frame-too-large";
+    case FrameError::kAncillary:
+      return "frame-ancillary-data";
+    case FrameError::kTimeout:
+      return "frame-timeout";
+    case FrameError::kIo:
+      return "frame-io";
   }
   return "frame-unknown";
 }

@@ -96,8 +96,8 @@ tl::expected<uint64_t, ProtocolViolation> ReadEnvelope(strict_json::StrictObject
   auto id = obj.Uint("id");
   if (v && *v != static_cast<uint64_t>(kProtocolVersion)) {
     return tl::make_unexpected(ProtocolViolation{
-        "envelope-version", "envelope version " + std::to_string(*v) + " is not " +
-                                std::to_string(kProtocolVersion)});
+        "envelope-version",
+        "envelope version " + std::to_string(*v) + " is not " + std::to_string(kProtocolVersion)});
   }
   if (!v || !id) {
     auto err = obj.Finish();
@@ -122,9 +122,7 @@ std::optional<RequestType> RequestTypeFromName(std::string_view name) {
   return std::nullopt;
 }
 
-RequestType TypeOf(const RequestBody& body) {
-  return static_cast<RequestType>(body.index() + 1);
-}
+RequestType TypeOf(const RequestBody& body) { return static_cast<RequestType>(body.index() + 1); }
 
 tl::expected<Request, ProtocolViolation> DecodeRequest(std::string_view frame) {
   auto parsed = strict_json::ParseObject(frame);
@@ -136,9 +134,8 @@ tl::expected<Request, ProtocolViolation> DecodeRequest(std::string_view frame) {
   if (!type_name) return tl::make_unexpected(Violation(obj.Finish().error()));
   auto type = RequestTypeFromName(*type_name);
   if (!type) {
-    return tl::make_unexpected(
-        ProtocolViolation{"request-type-unknown", "unknown request type \"" +
-                                                      type_name->substr(0, 40) + "\""});
+    return tl::make_unexpected(ProtocolViolation{
+        "request-type-unknown", "unknown request type \"" + type_name->substr(0, 40) + "\""});
   }
   Request req{*id, *type, ReadBody(*type, obj)};
   // Structure first: a missing or unknown key is a violation even when a value also failed.
@@ -172,8 +169,10 @@ std::string EncodeRequest(uint64_t id, const RequestBody& body) {
 namespace {
 
 json UnitStateJson(const UnitState& u) {
-  return {{"load_state", u.load_state}, {"active_state", u.active_state},
-          {"sub_state", u.sub_state},   {"main_pid", u.main_pid},
+  return {{"load_state", u.load_state},
+          {"active_state", u.active_state},
+          {"sub_state", u.sub_state},
+          {"main_pid", u.main_pid},
           {"n_restarts", u.n_restarts}};
 }
 
@@ -290,9 +289,8 @@ tl::expected<Reply, ProtocolViolation> DecodeReply(std::string_view frame, Reque
     auto message = obj.String("message");
     if (rule && message) reply.body = tl::make_unexpected(Error{*code, *rule, *message});
   } else {
-    return tl::make_unexpected(
-        ProtocolViolation{"reply-result-unknown", "unknown reply result \"" +
-                                                      result->substr(0, 40) + "\""});
+    return tl::make_unexpected(ProtocolViolation{
+        "reply-result-unknown", "unknown reply result \"" + result->substr(0, 40) + "\""});
   }
   if (auto done = obj.Finish(); !done) return tl::make_unexpected(Violation(done.error()));
   return reply;

@@ -38,7 +38,7 @@ enum class RequestType : uint8_t {
   kRepointLink = 7,
 };
 inline constexpr RequestType kAllRequestTypes[] = {
-    RequestType::kHello,       RequestType::kWriteUnit,  RequestType::kRemoveUnit,
+    RequestType::kHello,        RequestType::kWriteUnit,   RequestType::kRemoveUnit,
     RequestType::kDaemonReload, RequestType::kRestartUnit, RequestType::kUnitStatus,
     RequestType::kRepointLink};
 
@@ -71,9 +71,9 @@ struct RepointLinkRequest {
   AbsPath target;
 };
 
-using RequestBody = std::variant<HelloRequest, WriteUnitRequest, RemoveUnitRequest,
-                                 DaemonReloadRequest, RestartUnitRequest, UnitStatusRequest,
-                                 RepointLinkRequest>;
+using RequestBody =
+    std::variant<HelloRequest, WriteUnitRequest, RemoveUnitRequest, DaemonReloadRequest,
+                 RestartUnitRequest, UnitStatusRequest, RepointLinkRequest>;
 
 // A decoded request: its id and type always; its body, or the kMalformed error that its
 // values produced.

@@ -39,8 +39,8 @@ tl::expected<json, JsonError> ParseObject(std::string_view text, int max_depth) 
   json parsed = json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/false);
   if (problem) return tl::make_unexpected(*problem);
   if (parsed.is_discarded()) {
-    return tl::make_unexpected(
-        JsonError{"json-syntax", "not a single valid JSON value (syntax, UTF-8 or trailing bytes)"});
+    return tl::make_unexpected(JsonError{
+        "json-syntax", "not a single valid JSON value (syntax, UTF-8 or trailing bytes)"});
   }
   if (!parsed.is_object()) {
     return tl::make_unexpected(JsonError{"json-not-object", "the message is not a JSON object"});
@@ -59,13 +59,13 @@ const json* StrictObject::Take(std::string_view key, json::value_t type,
   auto it = object_.find(key);
   if (it == object_.end()) {
     if (!error_) {
-      error_ = JsonError{"json-missing-key",
-                         context_ + " lacks the key \"" + std::string(key) + "\""};
+      error_ =
+          JsonError{"json-missing-key", context_ + " lacks the key \"" + std::string(key) + "\""};
     }
     return nullptr;
   }
-  bool ok = it->type() == type ||
-            (type == json::value_t::number_unsigned && it->is_number_unsigned());
+  bool ok =
+      it->type() == type || (type == json::value_t::number_unsigned && it->is_number_unsigned());
   if (!ok) {
     if (!error_) {
       error_ = JsonError{"json-wrong-type", context_ + " key \"" + std::string(key) +

@@ -35,11 +35,16 @@ std::string Printable(std::string_view text) {
 
 std::string_view ErrorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kMalformed: return "malformed";
-    case ErrorCode::kDenied: return "denied";
-    case ErrorCode::kNotFound: return "not_found";
-    case ErrorCode::kFailed: return "failed";
-    case ErrorCode::kTimeout: return "timeout";
+    case ErrorCode::kMalformed:
+      return "malformed";
+    case ErrorCode::kDenied:
+      return "denied";
+    case ErrorCode::kNotFound:
+      return "not_found";
+    case ErrorCode::kFailed:
+      return "failed";
+    case ErrorCode::kTimeout:
+      return "timeout";
   }
   return "failed";
 }
@@ -55,8 +60,9 @@ Result<UnitName> UnitName::Parse(std::string_view text) {
                 "unit name " + Printable(text) + " must end in .service or .target");
   }
   if (stem.empty() || stem.size() > kMaxUnitStem) {
-    return Fail(ErrorCode::kMalformed, "unit-name-length",
-                "unit name " + Printable(text) + " must have 1 to 200 characters before its suffix");
+    return Fail(
+        ErrorCode::kMalformed, "unit-name-length",
+        "unit name " + Printable(text) + " must have 1 to 200 characters before its suffix");
   }
   // SECURITY: no '/', '@', '\\' or '%': a name can never be a path, a template instance,
   // an escape sequence or a specifier.
@@ -88,9 +94,9 @@ Result<LinkName> LinkName::Parse(std::string_view text) {
   bool ok = std::all_of(text.begin(), text.end(),
                         [](char c) { return IsAlnum(c) || c == '-' || c == '_' || c == '.'; });
   if (!ok || text.front() == '.' || text.front() == '-') {
-    return Fail(ErrorCode::kMalformed, "link-name-charset",
-                "link name " + Printable(text) +
-                    " must be [A-Za-z0-9._-] and not start with '.' or '-'");
+    return Fail(
+        ErrorCode::kMalformed, "link-name-charset",
+        "link name " + Printable(text) + " must be [A-Za-z0-9._-] and not start with '.' or '-'");
   }
   return LinkName(std::string(text));
 }

@@ -42,7 +42,8 @@ class AHelperClient : public ::testing::Test {
   void TearDown() override {
     client_.reset();
     served_.wait();
-    for (int fd : {helper_dirs_.unit_dir, helper_dirs_.link_dir, helper_dirs_.state_dir}) ::close(fd);
+    for (int fd : {helper_dirs_.unit_dir, helper_dirs_.link_dir, helper_dirs_.state_dir})
+      ::close(fd);
   }
   static UnitName Unit(const char* n) { return *UnitName::Parse(n); }
 

@@ -28,7 +28,10 @@ int main(int argc, char** argv) {
     std::error_code ec;
     if (std::filesystem::is_directory(arg, ec)) {
       for (const auto& e : std::filesystem::recursive_directory_iterator(arg)) {
-        if (e.is_regular_file()) { RunOne(e.path()); ++runs; }
+        if (e.is_regular_file()) {
+          RunOne(e.path());
+          ++runs;
+        }
       }
     } else if (std::filesystem::is_regular_file(arg, ec)) {
       RunOne(arg);

@@ -15,8 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string encoded = EncodeRequest(request->id, *request->body);
   auto again = DecodeRequest(encoded);
   if (!again || !again->body || again->id != request->id || again->type != request->type ||
-      TypeOf(*again->body) != request->type ||
-      EncodeRequest(again->id, *again->body) != encoded) {
+      TypeOf(*again->body) != request->type || EncodeRequest(again->id, *again->body) != encoded) {
     std::abort();
   }
   return 0;

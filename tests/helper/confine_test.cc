@@ -4,6 +4,7 @@
 #include "helper/confine.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <linux/openat2.h>
 #include <seccomp.h>
@@ -15,7 +16,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <grp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -113,16 +113,66 @@ TEST(SeccompAllowList, ListsEachCallOnce) {
 
 TEST(SeccompAllowList, LeavesOutEveryCallThatWouldWidenPrivilege) {
   const auto& table = SeccompAllowList();
-  for (const char* forbidden :
-       {"execve", "execveat", "fork", "vfork", "clone", "clone3", "ptrace", "mount", "umount2",
-        "pivot_root", "chroot", "unshare", "setns", "kill", "tkill", "setuid", "setgid",
-        "setresuid", "setresgid", "setgroups", "capset", "bpf", "init_module",
-        "finit_module", "delete_module", "kexec_load", "reboot", "process_vm_writev",
-        "process_vm_readv", "connect", "bind", "listen", "accept", "accept4", "ioctl",
-        "chmod", "fchmodat", "chown", "fchown", "fchownat", "mknod", "mknodat", "link",
-        "linkat", "open", "creat", "memfd_create", "userfaultfd", "perf_event_open",
-        "keyctl", "add_key", "request_key", "seccomp", "prctl", "landlock_restrict_self",
-        "io_uring_setup", "mount_setattr", "open_tree", "move_mount", "fsopen"}) {
+  for (const char* forbidden : {"execve",
+                                "execveat",
+                                "fork",
+                                "vfork",
+                                "clone",
+                                "clone3",
+                                "ptrace",
+                                "mount",
+                                "umount2",
+                                "pivot_root",
+                                "chroot",
+                                "unshare",
+                                "setns",
+                                "kill",
+                                "tkill",
+                                "setuid",
+                                "setgid",
+                                "setresuid",
+                                "setresgid",
+                                "setgroups",
+                                "capset",
+                                "bpf",
+                                "init_module",
+                                "finit_module",
+                                "delete_module",
+                                "kexec_load",
+                                "reboot",
+                                "process_vm_writev",
+                                "process_vm_readv",
+                                "connect",
+                                "bind",
+                                "listen",
+                                "accept",
+                                "accept4",
+                                "ioctl",
+                                "chmod",
+                                "fchmodat",
+                                "chown",
+                                "fchown",
+                                "fchownat",
+                                "mknod",
+                                "mknodat",
+                                "link",
+                                "linkat",
+                                "open",
+                                "creat",
+                                "memfd_create",
+                                "userfaultfd",
+                                "perf_event_open",
+                                "keyctl",
+                                "add_key",
+                                "request_key",
+                                "seccomp",
+                                "prctl",
+                                "landlock_restrict_self",
+                                "io_uring_setup",
+                                "mount_setattr",
+                                "open_tree",
+                                "move_mount",
+                                "fsopen"}) {
 #ifdef DECNET_SANITIZER_BUILD
     if (std::string(forbidden) == "prctl") continue;  // the sanitizer runtimes need it
 #endif
@@ -145,7 +195,8 @@ TEST(ConfineHelper, LeavesUid0WithEmptySetsNoNewPrivsAndAFilter) {
   });
   ASSERT_TRUE(r.Exited(0)) << r.output;
   for (const char* key : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"})
-    EXPECT_TRUE(Has(r.output, std::string(key) + ":\t0000000000000000\n")) << key << "\n" << r.output;
+    EXPECT_TRUE(Has(r.output, std::string(key) + ":\t0000000000000000\n")) << key << "\n"
+                                                                           << r.output;
   EXPECT_TRUE(Has(r.output, "NoNewPrivs:\t1\n"));
   EXPECT_TRUE(Has(r.output, "Seccomp:\t2\n"));
   EXPECT_TRUE(Has(r.output, "Uid:\t0\t0\t0\t0\n"));

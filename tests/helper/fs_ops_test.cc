@@ -32,7 +32,7 @@ TEST_F(AUnitDirectory, WritesAFileAtomicallyWithItsMode) {
   ASSERT_TRUE(AtomicWriteFile(fd_, "a.service", "one", 0644));
   ASSERT_TRUE(AtomicWriteFile(fd_, "a.service", "two", 0644));
   EXPECT_EQ(Slurp("a.service"), "two");
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((dirs_.units() + "/a.service").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0644u);
   // No temporary file is left behind.

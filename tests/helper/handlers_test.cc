@@ -31,11 +31,12 @@ class AServingSession : public ::testing::Test {
     auto units = UnitRecord::Load(helper_dirs_.state_dir);
     ASSERT_TRUE(units);
     units_.emplace(std::move(*units));
-    session_.emplace(Session{dirs_.policy(), helper_dirs_, systemd_, *units_, "digest",
-                             Phase::kServing, {}});
+    session_.emplace(
+        Session{dirs_.policy(), helper_dirs_, systemd_, *units_, "digest", Phase::kServing, {}});
   }
   void TearDown() override {
-    for (int fd : {helper_dirs_.unit_dir, helper_dirs_.link_dir, helper_dirs_.state_dir}) ::close(fd);
+    for (int fd : {helper_dirs_.unit_dir, helper_dirs_.link_dir, helper_dirs_.state_dir})
+      ::close(fd);
   }
   static UnitName Unit(const char* n) { return *UnitName::Parse(n); }
   Result<proto::ReplyBody> Write(const char* name, std::string content) {
@@ -132,8 +133,8 @@ TEST_F(AServingSession, RemovesNothingWhenThereIsNoFile) {
 }
 
 TEST_F(AServingSession, RefusesARestartOutsideTheAllowListWithoutReachingSystemd) {
-  for (const char* name : {"ssh.service", "systemd-journald.service", "poweroff.target",
-                           "decnetagent.service"}) {
+  for (const char* name :
+       {"ssh.service", "systemd-journald.service", "poweroff.target", "decnetagent.service"}) {
     auto r = HandleRestartUnit(*session_, {Unit(name)});
     ASSERT_FALSE(r) << name;
     EXPECT_EQ(r.error().code, ErrorCode::kDenied) << name;
@@ -170,23 +171,28 @@ TEST_F(AServingSession, RepointsAnAllowedLinkBeneathItsPrefix) {
 }
 
 TEST_F(AServingSession, RefusesLinksOutsideTheAllowListOrPrefix) {
-  auto other = HandleRepointLink(*session_, {*LinkName::Parse("sudo"), *AbsPath::Parse(dirs_.root() + "/opt/current")});
+  auto other = HandleRepointLink(
+      *session_, {*LinkName::Parse("sudo"), *AbsPath::Parse(dirs_.root() + "/opt/current")});
   ASSERT_FALSE(other);
   EXPECT_EQ(other.error().rule, "link-name-allowlist");
-  auto outside = HandleRepointLink(*session_, {*LinkName::Parse("decnet"), *AbsPath::Parse("/bin/sh")});
+  auto outside =
+      HandleRepointLink(*session_, {*LinkName::Parse("decnet"), *AbsPath::Parse("/bin/sh")});
   ASSERT_FALSE(outside);
   EXPECT_EQ(outside.error().rule, "link-target-prefix");
-  auto sibling = HandleRepointLink(*session_, {*LinkName::Parse("decnet"), *AbsPath::Parse(dirs_.root() + "/opt/current-evil")});
+  auto sibling = HandleRepointLink(
+      *session_, {*LinkName::Parse("decnet"), *AbsPath::Parse(dirs_.root() + "/opt/current-evil")});
   ASSERT_FALSE(sibling);
   EXPECT_EQ(sibling.error().rule, "link-target-prefix");
-  auto missing = HandleRepointLink(*session_, {*LinkName::Parse("decnet"), *AbsPath::Parse(dirs_.root() + "/opt/current/nope")});
+  auto missing = HandleRepointLink(
+      *session_, {*LinkName::Parse("decnet"), *AbsPath::Parse(dirs_.root() + "/opt/current/nope")});
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
 }
 
 TEST_F(AServingSession, NeverReplacesARegularFileWithALink) {
   { std::ofstream(dirs_.root() + "/bin/decnet") << "a real binary"; }
-  auto r = HandleRepointLink(*session_, {*LinkName::Parse("decnet"), *AbsPath::Parse(dirs_.root() + "/opt/current")});
+  auto r = HandleRepointLink(
+      *session_, {*LinkName::Parse("decnet"), *AbsPath::Parse(dirs_.root() + "/opt/current")});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().rule, "link-not-symlink");
 }

@@ -36,16 +36,20 @@ int StartBus(const std::string& dir, std::string& address) {
   std::string socket = dir + "/bus";
   address = "unix:path=" + socket;
   std::string addr_arg = "--address=" + address;
-  const char* argv[] = {"dbus-daemon", "--session", "--nofork", "--nopidfile", addr_arg.c_str(), nullptr};
+  const char* argv[] = {"dbus-daemon", "--session",      "--nofork",
+                        "--nopidfile", addr_arg.c_str(), nullptr};
   pid_t pid = -1;
   posix_spawnp(&pid, "dbus-daemon", nullptr, nullptr, const_cast<char**>(argv), environ);
-  for (int i = 0; i < 200 && !fs::exists(socket); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 200 && !fs::exists(socket); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   return pid;
 }
 
 }  // namespace
 
-bool HelperRun::ExitedCleanly() const { return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0; }
+bool HelperRun::ExitedCleanly() const {
+  return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0;
+}
 int HelperRun::ExitCode() const { return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1; }
 
 std::string HelperHarness::HelperBinary() { return DECNET_HELPER_BINARY_PATH; }
@@ -56,7 +60,8 @@ HelperHarness::HelperHarness(std::string bus_address, std::string unit_dir)
   char tmpl[] = "/tmp/decnet-helper-run.XXXXXX";
   root_ = ::mkdtemp(tmpl);
   ::chmod(root_.c_str(), 0755);
-  for (const char* d : {"units", "bin", "opt", "opt/current", "opt/current/bin", "payloads", "bus"}) {
+  for (const char* d :
+       {"units", "bin", "opt", "opt/current", "opt/current/bin", "payloads", "bus"}) {
     fs::create_directories(root_ + "/" + d);
     ::chmod((root_ + "/" + d).c_str(), 0755);
   }
@@ -97,8 +102,10 @@ HelperRun HelperHarness::Run(const std::string& script, std::chrono::seconds tim
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, script_path.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  posix_spawn_file_actions_addopen(&actions, 2, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
   std::vector<std::string> envs = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                                    "DBUS_SYSTEM_BUS_ADDRESS=" + bus_address_,
                                    "ASAN_OPTIONS=detect_leaks=0"};
@@ -110,7 +117,8 @@ HelperRun HelperHarness::Run(const std::string& script, std::chrono::seconds tim
   const char* argv[] = {bin.c_str(), "--config", config.c_str(), nullptr};
   pid_t pid = -1;
   HelperRun run;
-  if (posix_spawn(&pid, bin.c_str(), &actions, nullptr, const_cast<char**>(argv), envp.data()) != 0) {
+  if (posix_spawn(&pid, bin.c_str(), &actions, nullptr, const_cast<char**>(argv), envp.data()) !=
+      0) {
     run.log = "posix_spawn failed";
     return run;
   }
@@ -135,8 +143,9 @@ HelperRun HelperHarness::Run(const std::string& script, std::chrono::seconds tim
 
 std::map<std::string, std::string> SnapshotTree(const std::string& root) {
   std::map<std::string, std::string> snap;
-  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
-    struct stat st{};
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+       ++it) {
+    struct stat st {};
     ::lstat(it->path().c_str(), &st);
     std::string desc = std::to_string(st.st_mode) + " " + std::to_string(st.st_uid) + ":" +
                        std::to_string(st.st_gid) + " ";

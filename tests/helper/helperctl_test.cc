@@ -211,8 +211,7 @@ TEST_F(AHelperctl, ExitsTwoOnAFileItCannotRead) {
   tree_.Link(tree_.Path("/nowhere"), "/dangling.service");
   const std::string directory = tree_.Path("/decnet-dir.service");
   std::filesystem::create_directory(directory);
-  for (const std::string& path :
-       {tree_.Path("/missing/decnet-x.service"), dangling, directory}) {
+  for (const std::string& path : {tree_.Path("/missing/decnet-x.service"), dangling, directory}) {
     SCOPED_TRACE(path);
     const CtlRun run = Helperctl({"check-unit", path});
     EXPECT_EQ(run.exit_code, 2);

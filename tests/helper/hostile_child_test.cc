@@ -43,57 +43,206 @@ std::string WriteUnit(HelperHarness& h, const std::string& name, const std::stri
 std::vector<Sequence> Sequences() {
   const std::string hello = "hello\n";
   std::vector<Sequence> s = {
-      {"traversal-name", [=](HelperHarness& h) { return hello + WriteUnit(h, "../../victim.service", kGood); }, {"malformed"}},
-      {"absolute-name", [=](HelperHarness& h) { return hello + WriteUnit(h, "/etc/systemd/system/x.service", kGood); }, {"malformed"}},
-      {"drop-in-name", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-agent.service.d/override.conf", kGood); }, {"malformed"}},
-      {"template-name", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-agent@.service", kGood); }, {"malformed"}},
-      {"write-through-planted-symlink", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-agent.service", kGood); }, {"unit-file-symlink"}},
-      {"write-over-mask", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-prober.service", kGood); }, {"unit-file-symlink"}},
-      {"overwrite-foreign-unit", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-collector.service", kGood); }, {"unit-not-ours"}},
-      {"remove-foreign-unit", [=](HelperHarness&) { return hello + "remove_unit decnet-collector.service\n"; }, {"unit-not-ours"}},
-      {"remove-planted-symlink", [=](HelperHarness&) { return hello + "remove_unit decnet-agent.service\n"; }, {"unit-file-symlink"}},
-      {"write-system-unit", [=](HelperHarness& h) { return hello + WriteUnit(h, "ssh.service", kGood); }, {"unit-name-allowlist"}},
-      {"write-own-unit", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-updater.service", kGood); }, {"unit-self"}},
-      {"remove-own-unit", [=](HelperHarness&) { return hello + "remove_unit decnet-updater.service\n"; }, {"unit-self"}},
-      {"user-root", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", Replace(kGood, "User=decnet", "User=root")); }, {"denied"}},
-      {"user-missing", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", Replace(kGood, "User=decnet\n", "")); }, {"denied"}},
-      {"user-reset-by-empty", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With("User=\n")); }, {"denied"}},
-      {"user-daemon", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", Replace(kGood, "User=decnet", "User=decnet-updater")); }, {"denied"}},
-      {"exec-plus-prefix", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With("ExecStartPre=+/bin/sh -c id\n")); }, {"denied"}},
-      {"exec-bang-prefix", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With("ExecStartPost=!!/bin/sh\n")); }, {"denied"}},
-      {"stdout-to-shadow", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With("StandardOutput=file:/etc/shadow\n")); }, {"denied"}},
-      {"environment-file-writable-dir", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With("EnvironmentFile=/tmp/evil.env\n")); }, {"denied"}},
-      {"load-credential", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With("LoadCredential=key:/etc/shadow\n")); }, {"denied"}},
-      {"content-over-cap", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With(std::string(33 * 1024, '#') + "\n")); }, {"unit-size-cap"}},
-      {"wants-poweroff", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", "[Unit]\nWants=poweroff.target\n" + std::string(kGood).substr(7)); }, {"denied"}},
-      {"alias-ssh", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With("[Install]\nAlias=ssh.service\n")); }, {"denied"}},
-      {"user-behind-continuation", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", Replace(kGood, "User=decnet\n", "Environment=A=1 \\\nUser=decnet\n")); }, {"unit-user-missing"}},
-      {"user-behind-lone-cr", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With("Description=x\rUser=root\n")); }, {"denied"}},
-      {"user-behind-nul", [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With(std::string("Description=x\0User=root\n", 25))); }, {"denied"}},
-      {"restart-ssh", [=](HelperHarness&) { return hello + "restart_unit ssh.service\n"; }, {"unit-name-allowlist"}},
-      {"restart-logind", [=](HelperHarness&) { return hello + "restart_unit systemd-logind.service\n"; }, {"unit-name-allowlist"}},
-      {"status-traversal", [=](HelperHarness&) { return hello + "unit_status ../x.service\n"; }, {"malformed"}},
-      {"link-not-allowed", [=](HelperHarness& h) { return hello + "repoint_link sudo " + h.root() + "/opt/current\n"; }, {"link-name-allowlist"}},
-      {"link-to-etc", [=](HelperHarness&) { return hello + "repoint_link decnet /etc\n"; }, {"link-target-prefix"}},
-      {"link-dotdot", [=](HelperHarness& h) { return hello + "repoint_link decnet " + h.root() + "/opt/current/../../victim\n"; }, {"malformed"}},
-      {"link-sibling-prefix", [=](HelperHarness& h) { return hello + "repoint_link decnet " + h.root() + "/opt/current-evil\n"; }, {"link-target-prefix"}},
-      {"link-name-traversal", [=](HelperHarness& h) { return hello + "repoint_link ../decnet " + h.root() + "/opt/current\n"; }, {"malformed"}},
-      {"flood-of-refusals", [=](HelperHarness&) {
+      {"traversal-name",
+       [=](HelperHarness& h) { return hello + WriteUnit(h, "../../victim.service", kGood); },
+       {"malformed"}},
+      {"absolute-name",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "/etc/systemd/system/x.service", kGood);
+       },
+       {"malformed"}},
+      {"drop-in-name",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "decnet-agent.service.d/override.conf", kGood);
+       },
+       {"malformed"}},
+      {"template-name",
+       [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-agent@.service", kGood); },
+       {"malformed"}},
+      {"write-through-planted-symlink",
+       [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-agent.service", kGood); },
+       {"unit-file-symlink"}},
+      {"write-over-mask",
+       [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-prober.service", kGood); },
+       {"unit-file-symlink"}},
+      {"overwrite-foreign-unit",
+       [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-collector.service", kGood); },
+       {"unit-not-ours"}},
+      {"remove-foreign-unit",
+       [=](HelperHarness&) { return hello + "remove_unit decnet-collector.service\n"; },
+       {"unit-not-ours"}},
+      {"remove-planted-symlink",
+       [=](HelperHarness&) { return hello + "remove_unit decnet-agent.service\n"; },
+       {"unit-file-symlink"}},
+      {"write-system-unit",
+       [=](HelperHarness& h) { return hello + WriteUnit(h, "ssh.service", kGood); },
+       {"unit-name-allowlist"}},
+      {"write-own-unit",
+       [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-updater.service", kGood); },
+       {"unit-self"}},
+      {"remove-own-unit",
+       [=](HelperHarness&) { return hello + "remove_unit decnet-updater.service\n"; },
+       {"unit-self"}},
+      {"user-root",
+       [=](HelperHarness& h) {
+         return hello +
+                WriteUnit(h, "decnet-x.service", Replace(kGood, "User=decnet", "User=root"));
+       },
+       {"denied"}},
+      {"user-missing",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "decnet-x.service", Replace(kGood, "User=decnet\n", ""));
+       },
+       {"denied"}},
+      {"user-reset-by-empty",
+       [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With("User=\n")); },
+       {"denied"}},
+      {"user-daemon",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "decnet-x.service",
+                                  Replace(kGood, "User=decnet", "User=decnet-updater"));
+       },
+       {"denied"}},
+      {"exec-plus-prefix",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "decnet-x.service", With("ExecStartPre=+/bin/sh -c id\n"));
+       },
+       {"denied"}},
+      {"exec-bang-prefix",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "decnet-x.service", With("ExecStartPost=!!/bin/sh\n"));
+       },
+       {"denied"}},
+      {"stdout-to-shadow",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "decnet-x.service", With("StandardOutput=file:/etc/shadow\n"));
+       },
+       {"denied"}},
+      {"environment-file-writable-dir",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "decnet-x.service", With("EnvironmentFile=/tmp/evil.env\n"));
+       },
+       {"denied"}},
+      {"load-credential",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "decnet-x.service", With("LoadCredential=key:/etc/shadow\n"));
+       },
+       {"denied"}},
+      {"content-over-cap",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "decnet-x.service", With(std::string(33 * 1024, '#') + "\n"));
+       },
+       {"unit-size-cap"}},
+      {"wants-poweroff",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "decnet-x.service",
+                                  "[Unit]\nWants=poweroff.target\n" + std::string(kGood).substr(7));
+       },
+       {"denied"}},
+      {"alias-ssh",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "decnet-x.service", With("[Install]\nAlias=ssh.service\n"));
+       },
+       {"denied"}},
+      {"user-behind-continuation",
+       [=](HelperHarness& h) {
+         return hello +
+                WriteUnit(h, "decnet-x.service",
+                          Replace(kGood, "User=decnet\n", "Environment=A=1 \\\nUser=decnet\n"));
+       },
+       {"unit-user-missing"}},
+      {"user-behind-lone-cr",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "decnet-x.service", With("Description=x\rUser=root\n"));
+       },
+       {"denied"}},
+      {"user-behind-nul",
+       [=](HelperHarness& h) {
+         return hello + WriteUnit(h, "decnet-x.service",
+                                  With(std::string("Description=x\0User=root\n", 25)));
+       },
+       {"denied"}},
+      {"restart-ssh",
+       [=](HelperHarness&) { return hello + "restart_unit ssh.service\n"; },
+       {"unit-name-allowlist"}},
+      {"restart-logind",
+       [=](HelperHarness&) { return hello + "restart_unit systemd-logind.service\n"; },
+       {"unit-name-allowlist"}},
+      {"status-traversal",
+       [=](HelperHarness&) { return hello + "unit_status ../x.service\n"; },
+       {"malformed"}},
+      {"link-not-allowed",
+       [=](HelperHarness& h) { return hello + "repoint_link sudo " + h.root() + "/opt/current\n"; },
+       {"link-name-allowlist"}},
+      {"link-to-etc",
+       [=](HelperHarness&) { return hello + "repoint_link decnet /etc\n"; },
+       {"link-target-prefix"}},
+      {"link-dotdot",
+       [=](HelperHarness& h) {
+         return hello + "repoint_link decnet " + h.root() + "/opt/current/../../victim\n";
+       },
+       {"malformed"}},
+      {"link-sibling-prefix",
+       [=](HelperHarness& h) {
+         return hello + "repoint_link decnet " + h.root() + "/opt/current-evil\n";
+       },
+       {"link-target-prefix"}},
+      {"link-name-traversal",
+       [=](HelperHarness& h) {
+         return hello + "repoint_link ../decnet " + h.root() + "/opt/current\n";
+       },
+       {"malformed"}},
+      {"flood-of-refusals",
+       [=](HelperHarness&) {
          std::string out = hello;
          for (int i = 0; i < 200; ++i) out += "restart_unit ssh.service\n";
          return out + "unit_status decnet-updater.service\n";
-       }, {"unit-name-allowlist", "unit-name-allowlist"}},
-      {"request-before-hello", [](HelperHarness&) { return std::string("daemon_reload\n"); }, {"closed"}, true},
+       },
+       {"unit-name-allowlist", "unit-name-allowlist"}},
+      {"request-before-hello",
+       [](HelperHarness&) { return std::string("daemon_reload\n"); },
+       {"closed"},
+       true},
       {"second-hello", [=](HelperHarness&) { return hello + hello; }, {"closed"}, true},
-      {"unknown-type", [=](HelperHarness&) { return hello + R"(raw {"v":1,"id":5,"type":"exec","argv":["/bin/sh"]})" + "\n"; }, {"closed"}, true},
+      {"unknown-type",
+       [=](HelperHarness&) {
+         return hello + R"(raw {"v":1,"id":5,"type":"exec","argv":["/bin/sh"]})" + "\n";
+       },
+       {"closed"},
+       true},
       {"bad-json", [=](HelperHarness&) { return hello + "raw {\"v\":1,\n"; }, {"closed"}, true},
-      {"oversize-frame", [=](HelperHarness&) { return hello + "oversize 70000\n"; }, {"closed"}, true},
+      {"oversize-frame",
+       [=](HelperHarness&) { return hello + "oversize 70000\n"; },
+       {"closed"},
+       true},
       {"empty-frame", [=](HelperHarness&) { return hello + "empty\n"; }, {"closed"}, true},
       {"descriptor-passing", [=](HelperHarness&) { return hello + "fdpass\n"; }, {"closed"}, true},
-      {"envelope-version", [=](HelperHarness&) { return hello + R"(raw {"v":2,"id":5,"type":"daemon_reload"})" + "\n"; }, {"closed"}, true},
-      {"duplicate-key", [=](HelperHarness&) { return hello + R"(raw {"v":1,"id":5,"type":"restart_unit","name":"decnet-agent.service","name":"ssh.service"})" + "\n"; }, {"closed"}, true},
-      {"unknown-key", [=](HelperHarness&) { return hello + R"(raw {"v":1,"id":5,"type":"write_unit","name":"decnet-x.service","content":"","path":"/etc/x"})" + "\n"; }, {"closed"}, true},
-      {"hello-wrong-version", [](HelperHarness&) { return std::string("hello 2 3\ndaemon_reload\n"); }, {"protocol-version", "closed"}, true},
+      {"envelope-version",
+       [=](HelperHarness&) {
+         return hello + R"(raw {"v":2,"id":5,"type":"daemon_reload"})" + "\n";
+       },
+       {"closed"},
+       true},
+      {"duplicate-key",
+       [=](HelperHarness&) {
+         return hello +
+                R"(raw {"v":1,"id":5,"type":"restart_unit","name":"decnet-agent.service","name":"ssh.service"})" +
+                "\n";
+       },
+       {"closed"},
+       true},
+      {"unknown-key",
+       [=](HelperHarness&) {
+         return hello +
+                R"(raw {"v":1,"id":5,"type":"write_unit","name":"decnet-x.service","content":"","path":"/etc/x"})" +
+                "\n";
+       },
+       {"closed"},
+       true},
+      {"hello-wrong-version",
+       [](HelperHarness&) { return std::string("hello 2 3\ndaemon_reload\n"); },
+       {"protocol-version", "closed"},
+       true},
   };
   return s;
 }
@@ -116,9 +265,9 @@ class AHostileDaemon : public ::testing::TestWithParam<Sequence> {
     std::map<std::string, std::string> out;
     for (const auto& [path, desc] : snap) {
       bool inside = path.starts_with("units/") || path.starts_with("bin/") ||
-                    path.starts_with("state") || path == "replies.txt" ||
-                    path == "helper.log" || path == "script.txt" || path == "helper.json" ||
-                    path.starts_with("payloads") || path.starts_with("bus");
+                    path.starts_with("state") || path == "replies.txt" || path == "helper.log" ||
+                    path == "script.txt" || path == "helper.json" || path.starts_with("payloads") ||
+                    path.starts_with("bus");
       if (!inside) out[path] = desc;
     }
     for (const char* planted : {"units/decnet-agent.service", "units/decnet-prober.service",
@@ -141,14 +290,17 @@ TEST_P(AHostileDaemon, IsRefusedAndChangesNothingOutsideItsDirectories) {
   size_t pos = 0;
   for (const auto& want : seq.expect) {
     size_t at = replies.find(want, pos);
-    ASSERT_NE(at, std::string::npos) << "missing \"" << want << "\" in replies:\n" << replies << "\nlog:\n" << run.log;
+    ASSERT_NE(at, std::string::npos) << "missing \"" << want << "\" in replies:\n"
+                                     << replies << "\nlog:\n"
+                                     << run.log;
     pos = at + want.size();
   }
   if (seq.ends_session) {
     EXPECT_NE(run.log.find("protocol violation"), std::string::npos) << run.log;
     EXPECT_NE(run.ExitCode(), 0) << run.log;
   } else {
-    EXPECT_EQ(replies.find("\"result\":\"ok\""), replies.rfind("\"result\":\"ok\"")) << "only hello (and the final status) may succeed";
+    EXPECT_EQ(replies.find("\"result\":\"ok\""), replies.rfind("\"result\":\"ok\""))
+        << "only hello (and the final status) may succeed";
   }
   EXPECT_EQ(Watched(), before) << "something outside the allowed directories changed\n" << run.log;
   std::ifstream victim(h_.root() + "/victim");
@@ -169,7 +321,8 @@ TEST_P(AHostileDaemon, IsRefusedAndChangesNothingOutsideItsDirectories) {
 INSTANTIATE_TEST_SUITE_P(Sequences, AHostileDaemon, ::testing::ValuesIn(Sequences()),
                          [](const auto& info) {
                            std::string n = info.param.name;
-                           for (char& c : n) if (c == '-') c = '_';
+                           for (char& c : n)
+                             if (c == '-') c = '_';
                            return n;
                          });
 

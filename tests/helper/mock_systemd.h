@@ -11,8 +11,8 @@ namespace decnet::test {
 class MockSystemd : public helper::SystemdManager {
  public:
   MOCK_METHOD(Result<void>, Reload, (), (override));
-  MOCK_METHOD(Result<helper::JobOutcome>, RestartUnit,
-              (const UnitName&, std::chrono::milliseconds), (override));
+  MOCK_METHOD(Result<helper::JobOutcome>, RestartUnit, (const UnitName&, std::chrono::milliseconds),
+              (override));
   MOCK_METHOD(Result<helper::JobOutcome>, StopUnit, (const UnitName&, std::chrono::milliseconds),
               (override));
   MOCK_METHOD(Result<proto::UnitState>, GetUnitState, (const UnitName&), (override));

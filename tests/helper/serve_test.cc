@@ -20,7 +20,8 @@ namespace {
 
 using ::testing::NiceMock;
 
-constexpr char kHello[] = R"({"v":1,"id":1,"type":"hello","min_version":1,"max_version":1,"client":"t"})";
+constexpr char kHello[] =
+    R"({"v":1,"id":1,"type":"hello","min_version":1,"max_version":1,"client":"t"})";
 
 class AHelperSession : public ::testing::Test {
  protected:
@@ -39,7 +40,8 @@ class AHelperSession : public ::testing::Test {
   void TearDown() override {
     if (pair_[0] >= 0) ::close(pair_[0]);
     if (end_.valid()) end_.wait();
-    for (int fd : {helper_dirs_.unit_dir, helper_dirs_.link_dir, helper_dirs_.state_dir}) ::close(fd);
+    for (int fd : {helper_dirs_.unit_dir, helper_dirs_.link_dir, helper_dirs_.state_dir})
+      ::close(fd);
   }
   // Sends raw bytes as one frame and returns the reply, or "" when the helper closed.
   std::string Send(std::string_view frame) {
@@ -88,7 +90,8 @@ TEST_F(AHelperSession, EndsOnASecondHello) {
 }
 
 TEST_F(AHelperSession, EndsAfterRefusingAHelloOfAnotherVersion) {
-  auto reply = Send(R"({"v":1,"id":1,"type":"hello","min_version":2,"max_version":3,"client":"t"})");
+  auto reply =
+      Send(R"({"v":1,"id":1,"type":"hello","min_version":2,"max_version":3,"client":"t"})");
   EXPECT_NE(reply.find("protocol-version"), std::string::npos) << reply;
   EXPECT_EQ(end_.get(), ServeEnd::kProtocolViolation);
 }

@@ -3,6 +3,8 @@
 // as root with a test policy, temp directories, a private D-Bus daemon standing in for the
 // system bus, and tests/helper/probe_daemon.cc as the daemon. Its confinement is read from
 // the kernel (/proc), not from its own claims.
+#include "helper/startup.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -16,12 +18,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
-#include <memory>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -31,7 +33,6 @@
 
 #include "helper/ctl.h"
 #include "helper/policy.h"
-#include "helper/startup.h"
 
 namespace decnet::helper {
 namespace {
@@ -92,7 +93,8 @@ struct Proc {
   std::vector<std::string> lines;
 
   // Reads lines until one starts with `prefix`; returns it, or nullopt at EOF / timeout.
-  std::optional<std::string> WaitLine(const std::string& prefix, milliseconds bound = milliseconds(10'000)) {
+  std::optional<std::string> WaitLine(const std::string& prefix,
+                                      milliseconds bound = milliseconds(10'000)) {
     const auto end = Clock::now() + bound;
     for (;;) {
       for (const std::string& line : lines)
@@ -116,11 +118,13 @@ struct Proc {
   // Waits for the process to end; returns its wait status or nullopt after `bound`.
   std::optional<int> Wait(milliseconds bound) {
     std::optional<int> result;
-    WaitUntil([&] {
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid) result = status;
-      return result.has_value();
-    }, bound);
+    WaitUntil(
+        [&] {
+          int status = 0;
+          if (::waitpid(pid, &status, WNOHANG) == pid) result = status;
+          return result.has_value();
+        },
+        bound);
     if (result) pid = -1;
     return result;
   }
@@ -135,8 +139,8 @@ struct Proc {
   }
 };
 
-std::unique_ptr<Proc> Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                            const std::string& stderr_path) {
+std::unique_ptr<Proc> Spawn(const std::vector<std::string>& argv,
+                            const std::vector<std::string>& env, const std::string& stderr_path) {
   int in[2], out[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return nullptr;
   auto p = std::make_unique<Proc>();
@@ -171,9 +175,9 @@ class AStartedHelper : public ::testing::Test {
     for (const char* d : {"units", "links"}) ::mkdir((root_ + "/" + d).c_str(), 0755);
     ::mkdir((root_ + "/state").c_str(), 0700);
     policy_path_ = root_ + "/policy.json";
-    policy_json_ = {{"daemon_user", "nobody"},          {"daemon_group", "nogroup"},
-                    {"daemon_binary", kProbeBin},       {"unit_dir", root_ + "/units"},
-                    {"link_dir", root_ + "/links"},     {"state_dir", root_ + "/state"},
+    policy_json_ = {{"daemon_user", "nobody"},      {"daemon_group", "nogroup"},
+                    {"daemon_binary", kProbeBin},   {"unit_dir", root_ + "/units"},
+                    {"link_dir", root_ + "/links"}, {"state_dir", root_ + "/state"},
                     {"hello_timeout_ms", 20'000}};
     WritePolicy();
     StartBus();
@@ -185,7 +189,8 @@ class AStartedHelper : public ::testing::Test {
       ::kill(bus_pid_, SIGTERM);
       ::waitpid(bus_pid_, nullptr, 0);
     }
-    if (HasFailure()) std::fprintf(stderr, "--- helper stderr ---\n%s", ReadFile(StderrPath()).c_str());
+    if (HasFailure())
+      std::fprintf(stderr, "--- helper stderr ---\n%s", ReadFile(StderrPath()).c_str());
     std::system(("rm -rf '" + root_ + "'").c_str());
   }
 
@@ -196,11 +201,12 @@ class AStartedHelper : public ::testing::Test {
     if (bus_pid_ == 0) {
       const int null_fd = ::open("/dev/null", O_RDWR);
       ::dup2(null_fd, 1);
-      ::execlp("dbus-daemon", "dbus-daemon", "--session", ("--address=unix:path=" + root_ + "/bus").c_str(),
-               "--nofork", nullptr);
+      ::execlp("dbus-daemon", "dbus-daemon", "--session",
+               ("--address=unix:path=" + root_ + "/bus").c_str(), "--nofork", nullptr);
       ::_exit(127);
     }
-    ASSERT_TRUE(WaitUntil([&] { return ::access((root_ + "/bus").c_str(), F_OK) == 0; }, milliseconds(10'000)))
+    ASSERT_TRUE(WaitUntil([&] { return ::access((root_ + "/bus").c_str(), F_OK) == 0; },
+                          milliseconds(10'000)))
         << "dbus-daemon did not create its socket";
   }
 
@@ -211,7 +217,8 @@ class AStartedHelper : public ::testing::Test {
     std::vector<std::string> env = {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + root_ + "/bus",
                                     "PATH=/usr/bin:/bin", "DECNET_TEST_MARK=1",
                                     "LD_LIBRARY_PATH=/nonexistent", "HOME=/root"};
-    if (const char* asan = std::getenv("ASAN_OPTIONS")) env.push_back(std::string("ASAN_OPTIONS=") + asan);
+    if (const char* asan = std::getenv("ASAN_OPTIONS"))
+      env.push_back(std::string("ASAN_OPTIONS=") + asan);
     if (!notify_socket.empty()) env.push_back("NOTIFY_SOCKET=" + notify_socket);
     return env;
   }
@@ -291,7 +298,8 @@ TEST_F(AStartedHelper, RunsTheDaemonUnprivilegedWithOnlyItsPair) {
   EXPECT_NE(env.find(",PATH,"), std::string::npos) << env;
   EXPECT_NE(env.find(",DECNET_TEST_MARK,"), std::string::npos) << env;
   for (const char* never : {"LD_LIBRARY_PATH", "DBUS_SYSTEM_BUS_ADDRESS", "NOTIFY_SOCKET", "HOME"})
-    EXPECT_EQ(env.find(std::string(",") + never + ","), std::string::npos) << never << " in " << env;
+    EXPECT_EQ(env.find(std::string(",") + never + ","), std::string::npos)
+        << never << " in " << env;
   // The probe is the helper's child and not confined by the helper's own filter.
   EXPECT_EQ(ProcStatus(probe_pid_).at("PPid"), std::to_string(helper_->pid));
 }
@@ -365,7 +373,8 @@ TEST_F(AStartedHelper, ReportsReadyOnlyAfterTheDaemonsHello) {
     std::string all;
     char buf[4096];
     ssize_t n = 0;
-    while ((n = ::recv(notify, buf, sizeof buf, 0)) > 0) all.append(buf, static_cast<size_t>(n)).push_back('|');
+    while ((n = ::recv(notify, buf, sizeof buf, 0)) > 0)
+      all.append(buf, static_cast<size_t>(n)).push_back('|');
     return all;
   };
   policy_json_["daemon_args"] = {"--hello-delay-ms", "1500"};
@@ -373,15 +382,20 @@ TEST_F(AStartedHelper, ReportsReadyOnlyAfterTheDaemonsHello) {
   StartHelper(notify_path);
   ASSERT_TRUE(helper_->WaitLine("fds="));
   // The helper is confined and serving well within this; the probe has not said hello yet.
-  ASSERT_TRUE(WaitUntil([&] { return ProcStatus(helper_->pid)["Seccomp"] == "2"; }, milliseconds(5'000)));
+  ASSERT_TRUE(
+      WaitUntil([&] { return ProcStatus(helper_->pid)["Seccomp"] == "2"; }, milliseconds(5'000)));
   std::this_thread::sleep_for(milliseconds(500));
   const std::string before = drain();
   ASSERT_TRUE(helper_->WaitLine("hello=sending", milliseconds(5'000)));
   EXPECT_EQ(before.find("READY=1"), std::string::npos) << before;
   ASSERT_TRUE(helper_->WaitLine("hello=ok"));
   std::string after;
-  EXPECT_TRUE(WaitUntil([&] { after += drain(); return after.find("READY=1") != std::string::npos; },
-                        milliseconds(5'000)))
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        after += drain();
+        return after.find("READY=1") != std::string::npos;
+      },
+      milliseconds(5'000)))
       << "no READY=1 after hello; got: " << after;
   ::close(notify);
 }
@@ -397,7 +411,8 @@ TEST_F(AStartedHelper, StatusShowsTheKernelsViewOfItsConfinement) {
   ASSERT_TRUE(j.is_object()) << out;
   EXPECT_EQ(j["pid"], helper_->pid);
   EXPECT_EQ(j["uid"], 0);
-  for (const char* key : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) EXPECT_EQ(j["caps"][key], kEmptySet);
+  for (const char* key : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"})
+    EXPECT_EQ(j["caps"][key], kEmptySet);
   EXPECT_EQ(j["no_new_privs"], 1);
   EXPECT_EQ(j["seccomp"], 2);
   EXPECT_TRUE(j["landlock"]["enforced"].is_boolean());
@@ -426,7 +441,8 @@ TEST_F(AStartedHelper, RefusesAPolicyFileOwnedByAnotherUser) {
   const auto status = helper_->Wait(milliseconds(10'000));
   ASSERT_TRUE(status);
   EXPECT_EQ(WEXITSTATUS(*status), 1);
-  EXPECT_NE(ReadFile(StderrPath()).find("policy-file-owner"), std::string::npos) << ReadFile(StderrPath());
+  EXPECT_NE(ReadFile(StderrPath()).find("policy-file-owner"), std::string::npos)
+      << ReadFile(StderrPath());
   EXPECT_FALSE(helper_->WaitLine("probe=started", milliseconds(100))) << "a daemon was started";
 }
 
@@ -436,7 +452,8 @@ TEST_F(AStartedHelper, RefusesAGroupWritablePolicyFile) {
   const auto status = helper_->Wait(milliseconds(10'000));
   ASSERT_TRUE(status);
   EXPECT_EQ(WEXITSTATUS(*status), 1);
-  EXPECT_NE(ReadFile(StderrPath()).find("policy-file-owner"), std::string::npos) << ReadFile(StderrPath());
+  EXPECT_NE(ReadFile(StderrPath()).find("policy-file-owner"), std::string::npos)
+      << ReadFile(StderrPath());
 }
 
 TEST_F(AStartedHelper, RefusesToRunTheDaemonAsRoot) {
@@ -484,19 +501,30 @@ TEST(ResolveDaemonIdentity, RefusesRootAndUnitUsersEvenIfThePolicyParserDidNot) 
 }
 
 TEST(DaemonEnvironment, PassesOnlyTheDocumentedVariables) {
-  const char* env[] = {"PATH=/evil", "LD_PRELOAD=/x.so", "LD_LIBRARY_PATH=/x", "NOTIFY_SOCKET=/run/n",
-                       "DBUS_SYSTEM_BUS_ADDRESS=unix:path=/x", "DECNET_CONFIG=/etc/decnet/u.json",
-                       "LANG=C.UTF-8", "JOURNAL_STREAM=8:1", "GCONV_PATH=/x", "noequals", nullptr};
+  const char* env[] = {"PATH=/evil",
+                       "LD_PRELOAD=/x.so",
+                       "LD_LIBRARY_PATH=/x",
+                       "NOTIFY_SOCKET=/run/n",
+                       "DBUS_SYSTEM_BUS_ADDRESS=unix:path=/x",
+                       "DECNET_CONFIG=/etc/decnet/u.json",
+                       "LANG=C.UTF-8",
+                       "JOURNAL_STREAM=8:1",
+                       "GCONV_PATH=/x",
+                       "noequals",
+                       nullptr};
   const auto out = DaemonEnvironment(env);
   const std::vector<std::string> expected = {
-      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "DECNET_CONFIG=/etc/decnet/u.json",
-      "LANG=C.UTF-8", "JOURNAL_STREAM=8:1"};
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      "DECNET_CONFIG=/etc/decnet/u.json", "LANG=C.UTF-8", "JOURNAL_STREAM=8:1"};
   EXPECT_EQ(out, expected);
 }
 
 TEST(ConfinementJson, HasTheFieldsHelperctlReads) {
-  const auto j = nlohmann::json::parse(ConfinementJson(42, ConfinementReport{7, true}, "2024-01-01T00:00:00Z"));
-  EXPECT_EQ(j, nlohmann::json({{"pid", 42}, {"landlock_abi", 7}, {"landlock_enforced", true},
+  const auto j = nlohmann::json::parse(
+      ConfinementJson(42, ConfinementReport{7, true}, "2024-01-01T00:00:00Z"));
+  EXPECT_EQ(j, nlohmann::json({{"pid", 42},
+                               {"landlock_abi", 7},
+                               {"landlock_enforced", true},
                                {"started_at", "2024-01-01T00:00:00Z"}}));
 }
 
@@ -506,7 +534,8 @@ TEST_F(AStartedHelper, RefusesAStateDirectoryOthersCanRead) {
   const auto status = helper_->Wait(milliseconds(10'000));
   ASSERT_TRUE(status);
   EXPECT_EQ(WEXITSTATUS(*status), 1);
-  EXPECT_NE(ReadFile(StderrPath()).find("state-dir-owner"), std::string::npos) << ReadFile(StderrPath());
+  EXPECT_NE(ReadFile(StderrPath()).find("state-dir-owner"), std::string::npos)
+      << ReadFile(StderrPath());
 }
 
 TEST_F(AStartedHelper, FailsStartUpWithoutASystemBus) {
@@ -534,7 +563,8 @@ std::optional<long> AuditedSyscall(pid_t pid) {
     if (n < 0 && errno == EPIPE) continue;
     if (n < 0) break;
     const std::string rec(buf, static_cast<size_t>(n));
-    if (rec.find("type=1326") == std::string::npos || rec.find(" pid=" + std::to_string(pid) + " ") == std::string::npos)
+    if (rec.find("type=1326") == std::string::npos ||
+        rec.find(" pid=" + std::to_string(pid) + " ") == std::string::npos)
       continue;
     const size_t at = rec.find(" syscall=");
     if (at != std::string::npos) found = std::atol(rec.c_str() + at + 9);
@@ -544,7 +574,8 @@ std::optional<long> AuditedSyscall(pid_t pid) {
 }
 
 TEST_F(AStartedHelper, SelftestModeDiesBySigsysAtTheAnnouncedCall) {
-  auto selftest = Spawn({kHelperBin, "--selftest", "--config", policy_path_}, HelperEnv(), StderrPath());
+  auto selftest =
+      Spawn({kHelperBin, "--selftest", "--config", policy_path_}, HelperEnv(), StderrPath());
   ASSERT_NE(selftest, nullptr);
   const pid_t pid = selftest->pid;
   const auto announced = selftest->WaitLine("calling forbidden system call: ");
@@ -555,8 +586,8 @@ TEST_F(AStartedHelper, SelftestModeDiesBySigsysAtTheAnnouncedCall) {
   EXPECT_EQ(WTERMSIG(*status), SIGSYS);
   for (const auto& line : selftest->lines) EXPECT_NE(line.rfind("FAIL", 0), 0u) << line;
   EXPECT_NE(std::find(selftest->lines.begin(), selftest->lines.end(),
-                      "ok: landlock refuses writes outside (/tmp/.decnet-selftest-" + std::to_string(pid) +
-                          ": Permission denied)"),
+                      "ok: landlock refuses writes outside (/tmp/.decnet-selftest-" +
+                          std::to_string(pid) + ": Permission denied)"),
             selftest->lines.end());
   EXPECT_EQ(*announced, "calling forbidden system call: mount (" + std::to_string(SYS_mount) + ")");
   // The kernel's own record names the call seccomp refused: the announced one.
@@ -567,8 +598,9 @@ TEST_F(AStartedHelper, SelftestModeDiesBySigsysAtTheAnnouncedCall) {
   if (audited) {
     EXPECT_EQ(*audited, SYS_mount);
   } else {
-    std::printf("note: no seccomp audit record for pid %d in /dev/kmsg (rate-limited or unreadable)\n",
-                static_cast<int>(pid));
+    std::printf(
+        "note: no seccomp audit record for pid %d in /dev/kmsg (rate-limited or unreadable)\n",
+        static_cast<int>(pid));
   }
 }
 
@@ -581,8 +613,9 @@ TEST_F(AStartedHelper, HelperctlSelftestPassesAndNamesTheRefusedCall) {
   EXPECT_NE(out.find("ok: seccomp filter mode"), std::string::npos) << out;
   EXPECT_NE(out.find("helper killed by signal 31"), std::string::npos) << out;
   EXPECT_NE(out.find("selftest passed"), std::string::npos) << out;
-  EXPECT_NE(out.find("forbidden system call mount (" + std::to_string(SYS_mount) + ") killed by SIGSYS"),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("forbidden system call mount (" + std::to_string(SYS_mount) + ") killed by SIGSYS"),
+      std::string::npos)
       << out;
   if (::access("/dev/kmsg", R_OK) == 0) {
     EXPECT_NE(out.find("ok: kernel audit record"), std::string::npos) << out;

@@ -68,8 +68,8 @@ TEST(ReadUnitFile, JoinsContinuationsReplacingTheBackslashWithASpace) {
 }
 
 TEST(ReadUnitFile, SkipsCommentLinesInsideAContinuation) {
-  auto f = ReadUnitFile("[Service]\nEnvironment=A=1 \\\n# comment\n ; another\nUser=decnet\n",
-                        kService);
+  auto f =
+      ReadUnitFile("[Service]\nEnvironment=A=1 \\\n# comment\n ; another\nUser=decnet\n", kService);
   EXPECT_EQ(Keys(f), (Lines{"Service.Environment=A=1  User=decnet"}));
 }
 
@@ -117,8 +117,8 @@ TEST(ReadUnitFile, ReportsNulBomIncludeAndMissingEquals) {
                          "unit-syntax"));
   EXPECT_TRUE(HasProblem(ReadUnitFile("\xEF\xBB\xBF[Service]\n", kService), "unit-syntax"));
   EXPECT_TRUE(HasProblem(ReadUnitFile("[Service]\n.include /x\n", kService), "unit-include"));
-  EXPECT_TRUE(HasProblem(ReadUnitFile("[Service]\nProtectSystem strict\n", kService),
-                         "unit-syntax"));
+  EXPECT_TRUE(
+      HasProblem(ReadUnitFile("[Service]\nProtectSystem strict\n", kService), "unit-syntax"));
   EXPECT_TRUE(HasProblem(ReadUnitFile("[Service]\nA=\x01\n", kService), "unit-syntax"));
   EXPECT_TRUE(HasProblem(ReadUnitFile("[Service]\nA=\xff\n", kService), "unit-syntax"));
 }

@@ -18,7 +18,8 @@ using namespace testing_support;
 
 std::string Show(const std::vector<UnitRefusal>& refusals) {
   std::string out;
-  for (const auto& r : refusals) out += std::to_string(r.line) + " " + r.rule + ": " + r.message + "\n";
+  for (const auto& r : refusals)
+    out += std::to_string(r.line) + " " + r.rule + ": " + r.message + "\n";
   return out;
 }
 
@@ -115,10 +116,10 @@ TEST(AUnitPolicy, HonoursAPerUnitAllowance) {
       "ExecStart=/opt/decnet/x\n";
   auto refusals = Check(policy, "decnet-x.service", content, NoPathTrouble());
   EXPECT_TRUE(refusals.empty()) << Show(refusals);
-  auto without_bounding = Check(policy, "decnet-x.service",
-                                content.substr(0, content.find("CapabilityBoundingSet")) +
-                                    "ExecStart=/opt/decnet/x\n",
-                                NoPathTrouble());
+  auto without_bounding =
+      Check(policy, "decnet-x.service",
+            content.substr(0, content.find("CapabilityBoundingSet")) + "ExecStart=/opt/decnet/x\n",
+            NoPathTrouble());
   EXPECT_TRUE(HasRule(without_bounding, "unit-capability-bounding")) << Show(without_bounding);
 }
 
@@ -167,17 +168,13 @@ class ARootOnlyPathCheck : public ::testing::Test {
   TempTree tree_;
 };
 
-TEST_F(ARootOnlyPathCheck, AcceptsARootOwnedChain) {
-  EXPECT_EQ(Judge("/etc/decnet/a.env"), "");
-}
+TEST_F(ARootOnlyPathCheck, AcceptsARootOwnedChain) { EXPECT_EQ(Judge("/etc/decnet/a.env"), ""); }
 
 TEST_F(ARootOnlyPathCheck, AcceptsAMissingFinalFileInARootOwnedDirectory) {
   EXPECT_EQ(Judge("/etc/decnet/new.log"), "");
 }
 
-TEST_F(ARootOnlyPathCheck, RefusesAMissingDirectory) {
-  EXPECT_NE(Judge("/etc/nothere/a.env"), "");
-}
+TEST_F(ARootOnlyPathCheck, RefusesAMissingDirectory) { EXPECT_NE(Judge("/etc/nothere/a.env"), ""); }
 
 TEST_F(ARootOnlyPathCheck, RefusesADirectoryOwnedByAnotherUser) {
   tree_.Dir("/var/log/decnet", 0755, kOtherUid);

@@ -22,10 +22,14 @@ enum class Verdict { kRoot, kNotRoot, kLoadFailed, kUnknown };
 
 const char* Name(Verdict v) {
   switch (v) {
-    case Verdict::kRoot: return "root";
-    case Verdict::kNotRoot: return "not root";
-    case Verdict::kLoadFailed: return "load failed";
-    case Verdict::kUnknown: return "unknown";
+    case Verdict::kRoot:
+      return "root";
+    case Verdict::kNotRoot:
+      return "not root";
+    case Verdict::kLoadFailed:
+      return "load failed";
+    case Verdict::kUnknown:
+      return "unknown";
   }
   return "?";
 }
@@ -41,7 +45,8 @@ Verdict AnalyzeVerdict(const std::string& path, std::string& output) {
   const int status = pclose(pipe);
   if (output.find("Service runs as root user") != std::string::npos) return Verdict::kRoot;
   if (output.find("Service runs under") != std::string::npos) return Verdict::kNotRoot;
-  if (status != 0 && output.find("failed to load") != std::string::npos) return Verdict::kLoadFailed;
+  if (status != 0 && output.find("failed to load") != std::string::npos)
+    return Verdict::kLoadFailed;
   return Verdict::kUnknown;
 }
 
@@ -74,15 +79,19 @@ std::vector<Case> Cases() {
                    "[Service]\nExecStart=/bin/true\nUser=root\nEnvironment=A \\\0User=decnet\n"s});
   cases.push_back({"lf-cr", svc, "[Service]\nExecStart=/bin/true\n\rUser=decnet\n\r"});
   cases.push_back({"cr-cr", svc, "[Service]\r\rExecStart=/bin/true\rUser=decnet\r\r"});
-  cases.push_back({"escaped-backslash", svc, "[Service]\nExecStart=/bin/true\nEnvironment=A\\\\\nUser=decnet\n"});
-  cases.push_back({"continuation-eof", svc, "[Service]\nExecStart=/bin/true\nEnvironment=A \\\nUser=decnet \\"});
+  cases.push_back({"escaped-backslash", svc,
+                   "[Service]\nExecStart=/bin/true\nEnvironment=A\\\\\nUser=decnet\n"});
+  cases.push_back({"continuation-eof", svc,
+                   "[Service]\nExecStart=/bin/true\nEnvironment=A \\\nUser=decnet \\"});
   cases.push_back({"dynamic-user", svc, "[Service]\nExecStart=/bin/true\nDynamicUser=yes\n"});
-  cases.push_back({"user-reset-then-set", svc, "[Service]\nExecStart=/bin/true\nUser=\nUser=decnet\n"});
+  cases.push_back(
+      {"user-reset-then-set", svc, "[Service]\nExecStart=/bin/true\nUser=\nUser=decnet\n"});
   cases.push_back({"user-numeric-zero", svc, "[Service]\nExecStart=/bin/true\nUser=0\n"});
   cases.push_back({"user-in-unit", svc, "[Unit]\nUser=decnet\n[Service]\nExecStart=/bin/true\n"});
   cases.push_back({"x-section", svc, "[Service]\nExecStart=/bin/true\n[X-A]\nUser=decnet\n"});
-  cases.push_back({"comment-mid-continuation", svc,
-                   "[Service]\nExecStart=/bin/true\nUser=root\nEnvironment=A=1 \\\n  ;c\nUser=decnet\n"});
+  cases.push_back(
+      {"comment-mid-continuation", svc,
+       "[Service]\nExecStart=/bin/true\nUser=root\nEnvironment=A=1 \\\n  ;c\nUser=decnet\n"});
   return cases;
 }
 

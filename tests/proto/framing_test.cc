@@ -12,9 +12,12 @@ namespace {
 
 class AFramedPair : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fd_), 0); }
+  void SetUp() override {
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fd_), 0);
+  }
   void TearDown() override {
-    for (int fd : fd_) if (fd >= 0) close(fd);
+    for (int fd : fd_)
+      if (fd >= 0) close(fd);
   }
   int fd_[2] = {-1, -1};
 };

@@ -20,7 +20,8 @@ TEST(Sha256, GivesTheSameDigestWhateverTheChunking) {
   std::string whole = Sha256Hex(data);
   for (size_t chunk : {1u, 3u, 63u, 64u, 65u, 127u}) {
     Sha256 s;
-    for (size_t i = 0; i < data.size(); i += chunk) s.Update(std::string_view(data).substr(i, chunk));
+    for (size_t i = 0; i < data.size(); i += chunk)
+      s.Update(std::string_view(data).substr(i, chunk));
     std::string hex;
     for (uint8_t b : s.Finish()) {
       char buf[3];

@@ -55,8 +55,9 @@ TEST(UnitNameParse, RefusesEachMalformedNameWithItsRule) {
 TEST(LinkNameParse, AcceptsOneComponentAndRefusesTheRest) {
   EXPECT_TRUE(LinkName::Parse("decnet"));
   EXPECT_TRUE(LinkName::Parse("decnet-rollout_2.py"));
-  for (const std::string& bad : std::vector<std::string>{"", ".", "..", ".hidden", "-x", "a/b", "/decnet", "dec net",
-                          std::string(65, 'a'), std::string("a\0b", 3)}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", ".", "..", ".hidden", "-x", "a/b", "/decnet", "dec net",
+                                std::string(65, 'a'), std::string("a\0b", 3)}) {
     EXPECT_FALSE(LinkName::Parse(bad)) << bad;
   }
 }
@@ -64,8 +65,9 @@ TEST(LinkNameParse, AcceptsOneComponentAndRefusesTheRest) {
 TEST(AbsPathParse, AcceptsNormalisedAbsolutePaths) {
   EXPECT_TRUE(AbsPath::Parse("/"));
   EXPECT_TRUE(AbsPath::Parse("/opt/decnet/current/venv/bin/decnet"));
-  for (const std::string& bad : std::vector<std::string>{"", "relative/path", "/opt/", "/opt//decnet", "/opt/./x", "/opt/../etc",
-                          "/opt/dec net", "/opt/x\n", std::string(1100, '/')}) {
+  for (const std::string& bad : std::vector<std::string>{
+           "", "relative/path", "/opt/", "/opt//decnet", "/opt/./x", "/opt/../etc", "/opt/dec net",
+           "/opt/x\n", std::string(1100, '/')}) {
     auto p = AbsPath::Parse(bad);
     EXPECT_FALSE(p) << bad;
     if (!p) {

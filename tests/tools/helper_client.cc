@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <nlohmann/json.hpp>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -46,7 +46,9 @@ bool Exchange(std::string_view frame) {
   return true;
 }
 
-bool SendTyped(const proto::RequestBody& body) { return Exchange(proto::EncodeRequest(next_id++, body)); }
+bool SendTyped(const proto::RequestBody& body) {
+  return Exchange(proto::EncodeRequest(next_id++, body));
+}
 
 // Builds the JSON of a request without validating its values, so that bad names reach the
 // helper exactly as a hostile daemon would send them.
@@ -92,8 +94,8 @@ bool Run(const std::string& line) {
   if (cmd.empty() || cmd[0] == '#') return true;
   if (cmd == "hello") {
     int min = a.empty() ? 1 : std::stoi(a), max = b.empty() ? 1 : std::stoi(b);
-    return Exchange(Loose("hello", {{"min_version", min}, {"max_version", max},
-                                    {"client", "decnet-helper-client"}}));
+    return Exchange(Loose(
+        "hello", {{"min_version", min}, {"max_version", max}, {"client", "decnet-helper-client"}}));
   }
   if (cmd == "write_unit") return Exchange(Loose(cmd, {{"name", a}, {"content", ReadFile(b)}}));
   if (cmd == "remove_unit" || cmd == "restart_unit" || cmd == "unit_status") {
@@ -104,7 +106,8 @@ bool Run(const std::string& line) {
   if (cmd == "raw") return Exchange(line.substr(4));
   if (cmd == "rawhex") {
     std::string bytes;
-    for (size_t i = 0; i + 1 < a.size(); i += 2) bytes += static_cast<char>(std::stoi(a.substr(i, 2), nullptr, 16));
+    for (size_t i = 0; i + 1 < a.size(); i += 2)
+      bytes += static_cast<char>(std::stoi(a.substr(i, 2), nullptr, 16));
     return Exchange(bytes);
   }
   if (cmd == "oversize") return Exchange(std::string(std::stoul(a), '{'));
