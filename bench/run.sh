@@ -13,7 +13,7 @@ out=$(mktemp)
 python3 - "$out" docs/performance.md <<'PY'
 import json, sys, platform, datetime
 data = json.load(open(sys.argv[1]))
-med = {b["run_name"]: b for b in data["benchmarks"] if b.get("aggregate_name") == "median"}
+med = {b["run_name"].split("/")[0]: b for b in data["benchmarks"] if b.get("aggregate_name") == "median"}
 def us(name):
     b = med[name]
     scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3}[b["time_unit"]]

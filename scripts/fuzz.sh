@@ -12,7 +12,7 @@ seconds="${1:-20}"
 case "$seconds" in (*[!0-9]*|'') echo "usage: $0 [SECONDS]" >&2; exit 2;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build/fuzz"
-targets=(unit_policy request)
+targets=(unit_policy request multipart)
 
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ is missing (scripts/setup.sh)" >&2; exit 1; }
 
@@ -23,12 +23,14 @@ cmake --build --preset fuzz --target "${targets[@]/%/_fuzzer}"
 mkdir -p "$build/artifacts"
 for t in "${targets[@]}"; do
   work="$build/corpus-work/$t"
+  seeds="$root/tests/fuzz/corpus/$t"
+  [ -d "$seeds" ] || seeds="$root/tests/daemon/corpus/$t"
   mkdir -p "$work"
   extra=()
   [ "$t" = unit_policy ] && extra=("$root/tests/fixtures/units/accepted" "$root/tests/fixtures/units/refused")
   echo "== fuzzing $t for ${seconds}s"
   "$build/tests/${t}_fuzzer" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$build/artifacts/${t}-" \
-    "$work" "$root/tests/fuzz/corpus/$t" "${extra[@]}"
+    "$work" "$seeds" "${extra[@]}"
 done
 echo "fuzz.sh: no crashes in ${#targets[@]} targets"

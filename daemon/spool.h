@@ -1,0 +1,101 @@
+// The spool: where an uploaded tarball lands, on disk in the daemon's state directory,
+// hashed with SHA-256 as it is written so that nothing has to read it twice before the
+// digest is known. The file is anonymous (O_TMPFILE), so a crash leaves nothing behind.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "proto/result.h"
+
+namespace decnet::daemon {
+
+// Owns one file descriptor; closes it on destruction. Move-only.
+class SpoolFd {
+ public:
+  SpoolFd() = default;
+  explicit SpoolFd(int fd) : fd_(fd) {}
+  SpoolFd(SpoolFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  SpoolFd& operator=(SpoolFd&& other) noexcept;
+  SpoolFd(const SpoolFd&) = delete;
+  SpoolFd& operator=(const SpoolFd&) = delete;
+  ~SpoolFd();
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+// A finished spool: a read-only descriptor positioned at offset 0, the byte count and the
+// lower-case hex SHA-256 of exactly those bytes.
+struct SpoolResult {
+  SpoolFd fd;
+  uint64_t size = 0;
+  std::string sha256;
+
+  // Gives the spooled file the name `name` in `dir_fd` (see Spool::Link).
+  [[nodiscard]] Result<void> Link(int dir_fd, std::string_view name) const;
+};
+
+// How Spool::Create makes its file.
+enum class SpoolFileKind {
+  kAnonymous,  // O_TMPFILE, falling back to kUnlinked where the filesystem lacks it
+  kUnlinked,   // a random name created with O_EXCL and unlinked at once (tests use this)
+};
+
+// Writes one upload to disk, hashing as it goes. Memory use is constant: nothing is
+// buffered beyond the bytes of the call in progress.
+class Spool {
+ public:
+  // Creates an empty spool file in `spool_dir_fd`, mode 0600, close-on-exec, that will
+  // accept at most `max_bytes`. Fails (kFailed, "spool-create") when the directory refuses
+  // both an O_TMPFILE file and a randomly named one, or when the digest cannot be set up.
+  [[nodiscard]] static Result<Spool> Create(int spool_dir_fd, uint64_t max_bytes,
+                                            SpoolFileKind kind = SpoolFileKind::kAnonymous);
+
+  Spool(Spool&&) noexcept = default;
+  Spool& operator=(Spool&&) noexcept = default;
+
+  // Appends `data` and hashes it. Refuses (kDenied, "upload-too-large") when the total
+  // would exceed max_bytes, before writing any of `data`; fails (kFailed, "spool-write") on
+  // an I/O error such as a full disk. After any failure the spool refuses further use.
+  [[nodiscard]] Result<void> Write(std::string_view data);
+
+  // Ends the upload: returns a read-only descriptor of the same file at offset 0 (reopened
+  // through /proc/self/fd, or a dup when /proc is unavailable), the size and the digest.
+  // Fails (kFailed, "spool-finish") after a failed Write, a second Finish, or when neither
+  // a reopen nor a dup works.
+  [[nodiscard]] Result<SpoolResult> Finish();
+
+  // Gives the file a name: links it as `name` in `dir_fd` through /proc/self/fd/N with
+  // AT_SYMLINK_FOLLOW (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH). Refuses (kMalformed,
+  // "spool-link-name") a name that is empty, ".", "..", longer than 255 bytes or holds '/'
+  // or NUL; fails (kFailed, "spool-link") when the name exists, the spool was made with
+  // kUnlinked (a file whose last name is gone cannot be linked again) or after Finish.
+  [[nodiscard]] Result<void> Link(int dir_fd, std::string_view name) const;
+
+  // Bytes written so far.
+  uint64_t size() const { return size_; }
+
+ private:
+  struct DigestFree {
+    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+  };
+
+  Spool(SpoolFd fd, std::unique_ptr<EVP_MD_CTX, DigestFree> digest, uint64_t max_bytes)
+      : fd_(std::move(fd)), digest_(std::move(digest)), max_bytes_(max_bytes) {}
+
+  SpoolFd fd_;
+  std::unique_ptr<EVP_MD_CTX, DigestFree> digest_;
+  uint64_t max_bytes_ = 0;
+  uint64_t size_ = 0;
+  bool broken_ = false;
+};
+
+}  // namespace decnet::daemon
