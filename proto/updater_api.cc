@@ -1,0 +1,60 @@
+#include "proto/updater_api.h"
+
+namespace decnet::api {
+
+using nlohmann::json;
+
+json ReleaseJson(const Release& r) {
+  json j = {{"slot", r.slot},
+            {"sha", r.sha ? json(*r.sha) : json(nullptr)},
+            {"installed_at", r.installed_at ? json(*r.installed_at) : json(nullptr)},
+            {"id", r.id},
+            {"sha256", r.sha256},
+            {"version", r.version},
+            {"size", r.size},
+            {"state", r.state}};
+  return j;
+}
+
+namespace {
+json ReleaseList(const std::vector<Release>& releases) {
+  json list = json::array();
+  for (const auto& r : releases) list.push_back(ReleaseJson(r));
+  return list;
+}
+}  // namespace
+
+json HealthJson(const std::vector<Release>& releases, const std::string& version,
+                bool helper_alive, const std::string& policy_digest) {
+  return {{"status", "ok"},
+          {"role", "updater"},
+          {"releases", ReleaseList(releases)},
+          {"version", version},
+          {"helper", {{"alive", helper_alive}, {"policy_digest", policy_digest}}}};
+}
+
+json ReleasesJson(const std::vector<Release>& releases) {
+  return {{"releases", ReleaseList(releases)}};
+}
+
+json UpdatedJson(const Release& r, const std::string& probe) {
+  return {{"status", "updated"}, {"release", ReleaseJson(r)}, {"probe", probe}};
+}
+
+json RolledBackJson(const Release& r, const std::string& probe) {
+  return {{"status", "rolled_back"}, {"release", ReleaseJson(r)}, {"probe", probe}};
+}
+
+json SelfUpdateQueuedJson() { return {{"status", "self_update_queued"}, {"via", "systemd"}}; }
+
+json DetailJson(const std::string& message) { return {{"detail", message}}; }
+
+json FailureJson(const std::string& error, const std::string& stderr_text,
+                 std::optional<bool> rolled_back, const std::string& rule) {
+  json detail = {{"error", error}, {"stderr", stderr_text}};
+  if (rolled_back) detail["rolled_back"] = *rolled_back;
+  if (!rule.empty()) detail["rule"] = rule;
+  return {{"detail", detail}};
+}
+
+}  // namespace decnet::api

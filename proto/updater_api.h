@@ -1,0 +1,50 @@
+// The updater's HTTP API (DECNET-REFERENCE.md §2): the JSON shapes of every answer. DECNET's
+// master reads these; our additions are extra fields and endpoints, never changed ones.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace decnet::api {
+
+// A release as /health, /releases, /update and /rollback show it. DECNET's fields are
+// `slot` ("active" | "prev"), `sha` (string or null) and `installed_at` (ISO-8601 or null);
+// the rest are ours.
+struct Release {
+  std::string slot;  // "active", "prev", or "kept" for older releases we keep
+  std::optional<std::string> sha;
+  std::optional<std::string> installed_at;
+  std::string id;
+  std::string sha256;
+  std::string version;
+  uint64_t size = 0;
+  std::string state;  // "ready" | "failed"
+};
+nlohmann::json ReleaseJson(const Release& r);
+
+// 200 of GET /health: {"status":"ok","role":"updater","releases":[...]} plus our
+// "version" and "helper" ({"alive":bool,"policy_digest":str}).
+nlohmann::json HealthJson(const std::vector<Release>& releases, const std::string& version,
+                          bool helper_alive, const std::string& policy_digest);
+// 200 of GET /releases.
+nlohmann::json ReleasesJson(const std::vector<Release>& releases);
+// 200 of POST /update: {"status":"updated","release":R,"probe":"<agent health body>"}.
+nlohmann::json UpdatedJson(const Release& r, const std::string& probe);
+// 200 of POST /rollback: {"status":"rolled_back","release":R,"probe":str}.
+nlohmann::json RolledBackJson(const Release& r, const std::string& probe);
+// 200 of POST /update-self: {"status":"self_update_queued","via":"systemd"}.
+nlohmann::json SelfUpdateQueuedJson();
+// {"detail":"<message>"} (400 sha256 required, 403, 404, 422).
+nlohmann::json DetailJson(const std::string& message);
+// {"detail":{"error":e,"stderr":s}} plus "rolled_back" when given (409, 500) and our "rule".
+nlohmann::json FailureJson(const std::string& error, const std::string& stderr_text,
+                           std::optional<bool> rolled_back, const std::string& rule);
+
+// DECNET's exact texts.
+inline constexpr char kMasterRequired[] = "master certificate required";
+inline constexpr char kSha256Required[] = "sha256 of the tarball is required";
+
+}  // namespace decnet::api
