@@ -208,6 +208,8 @@ Result<std::vector<std::string>> ReleaseStore::RemoveIncomplete() {
     close(dup_fd);
     return IoError("list releases/");
   }
+  // The duplicate shares the directory's offset with every earlier listing: start over.
+  rewinddir(dir);
   std::vector<std::string> names;
   while (dirent* entry = readdir(dir)) {
     std::string_view n = entry->d_name;

@@ -304,6 +304,17 @@ TEST_F(AReleaseStore, RemovesIncompleteAndUnrecordedReleaseDirectories) {
   ExpectConsistent(root_);
 }
 
+TEST_F(AReleaseStore, RemovesIncompleteReleasesOnEveryCallNotOnlyTheFirst) {
+  auto store = OpenStore(root_);
+  InstallAndActivate(store, "v1");
+  ASSERT_TRUE(store.RemoveIncomplete());
+  ASSERT_TRUE(store.BeginRelease(IdOf("half")));
+  auto removed = store.RemoveIncomplete();
+  ASSERT_TRUE(removed) << removed.error().message;
+  EXPECT_EQ(removed->size(), 1u);
+  EXPECT_FALSE(fs::exists(fs::path(root_) / "releases" / IdOf("half").str()));
+}
+
 TEST_F(AReleaseStore, RefusesACompletionRecordShippedInTheTarball) {
   auto store = OpenStore(root_);
   auto dir = store.BeginRelease(IdOf("v1"));

@@ -1,0 +1,420 @@
+#include "daemon/update_pipeline.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "daemon/extract.h"
+#include "daemon/install_command.h"
+#include "daemon/release_units.h"
+#include "proto/release_manifest.h"
+#include "proto/updater_api.h"
+
+namespace decnet::daemon {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr char kManifestName[] = ".decnet-release.json";
+constexpr size_t kMaxManifest = 64 * 1024;
+
+int64_t MsSince(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+ApiAnswer Failure(unsigned status, const Error& e, const std::string& stderr_text,
+                  std::optional<bool> rolled_back) {
+  return {status, api::FailureJson(e.message, stderr_text, rolled_back, e.rule)};
+}
+
+// The manifest at the release's root, or nullopt for a tree without one (a DECNET push).
+Result<std::optional<ReleaseManifest>> ReadManifest(int release_dir_fd) {
+  int fd = ::openat(release_dir_fd, kManifestName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<ReleaseManifest>();
+    return Fail(ErrorCode::kDenied, "manifest-file", "the release manifest cannot be opened");
+  }
+  struct stat st{};
+  std::string bytes;
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= static_cast<off_t>(kMaxManifest);
+  if (ok) {
+    bytes.resize(static_cast<size_t>(st.st_size));
+    ok = ::pread(fd, bytes.data(), bytes.size(), 0) == st.st_size;
+  }
+  ::close(fd);
+  if (!ok) return Fail(ErrorCode::kDenied, "manifest-size", "the release manifest is not a small regular file");
+  auto manifest = ParseReleaseManifest(bytes);
+  if (!manifest) return tl::make_unexpected(manifest.error());
+  return std::optional<ReleaseManifest>(std::move(*manifest));
+}
+
+std::string SlotName(ReleaseSlot slot) {
+  switch (slot) {
+    case ReleaseSlot::kActive: return "active";
+    case ReleaseSlot::kPrevious: return "prev";
+    case ReleaseSlot::kOther: return "kept";
+  }
+  return "kept";
+}
+
+}  // namespace
+
+// One operation in flight: what it is about and what it has measured, for the answer and
+// the audit line.
+struct UpdatePipeline::Attempt {
+  Clock::time_point start = Clock::now();
+  Clock::time_point deadline;
+  AuditEntry audit;
+  std::optional<ReleaseId> id;
+  std::string version;
+  std::optional<ReleaseId> from;
+  std::string stderr_text;
+};
+
+UpdatePipeline::UpdatePipeline(const DaemonConfig& config, const helper::Policy& policy,
+                               ReleaseStore& store, HelperClient& helper, HealthGate& gate,
+                               AuditLog& audit)
+    : config_(config), policy_(policy), store_(store), helper_(helper), gate_(gate), audit_(audit) {}
+
+void UpdatePipeline::Step(std::string_view name) const {
+  if (step_) step_(name);
+}
+
+std::vector<nlohmann::json> UpdatePipeline::Releases() {
+  std::vector<nlohmann::json> out;
+  for (const auto& e : store_.Releases()) {
+    api::Release r;
+    r.slot = SlotName(e.slot);
+    r.sha = e.record.sha;
+    r.installed_at = e.record.installed_at;
+    r.id = e.id.str();
+    r.sha256 = e.record.sha256;
+    r.version = e.record.version.str();
+    r.size = e.record.size;
+    r.state = e.record.state == ReleaseState::kFailed ? "failed" : "ready";
+    out.push_back(api::ReleaseJson(r));
+  }
+  return out;
+}
+
+// Writes the units of `to`, removes those `from` installed that `to` lacks, reloads once if
+// anything changed, repoints the links and restarts the configured units in order. The
+// restarted units and their restart counts go to `restarts` for the health gate.
+Result<void> UpdatePipeline::ApplyRelease(const ReleaseId& to, const std::optional<ReleaseId>& from,
+                                          std::map<UnitName, uint32_t>* restarts,
+                                          std::string* report) {
+  auto dir_of = [&](const ReleaseId& id) {
+    return ::open((store_.root() + "/releases/" + id.str()).c_str(),
+                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  };
+  int to_fd = dir_of(to);
+  if (to_fd < 0) return Fail(ErrorCode::kFailed, "release-missing", "release " + to.str() + " is gone");
+  auto units = ReadReleaseUnits(to_fd);
+  ::close(to_fd);
+  if (!units) return tl::make_unexpected(units.error());
+  std::optional<std::vector<ReleaseUnit>> old_units;
+  if (from && *from != to) {
+    int from_fd = dir_of(*from);
+    if (from_fd >= 0) {
+      auto read = ReadReleaseUnits(from_fd);
+      ::close(from_fd);
+      if (read) old_units = std::move(*read);
+    }
+  }
+  bool changed = false;
+  if (*units) {
+    std::set<UnitName> keep;
+    for (const auto& u : **units) {
+      auto w = helper_.WriteUnit(u.name, u.content);
+      if (!w) return tl::make_unexpected(w.error());
+      changed |= w->changed;
+      keep.insert(u.name);
+    }
+    Step("units-written");
+    for (const auto& u : old_units.value_or(std::vector<ReleaseUnit>{})) {
+      if (keep.contains(u.name)) continue;
+      auto r = helper_.RemoveUnit(u.name);
+      if (!r) return tl::make_unexpected(r.error());
+      changed |= r->removed;
+    }
+  }
+  if (changed) {
+    if (auto ok = helper_.DaemonReload(); !ok) return tl::make_unexpected(ok.error());
+    Step("reloaded");
+  }
+  for (const auto& link : config_.links) {
+    auto name = LinkName::Parse(link.name);
+    auto target = AbsPath::Parse(config_.install_dir + "/current/" + link.target);
+    if (!name || !target) return Fail(ErrorCode::kFailed, "config-value", "bad link " + link.name);
+    auto r = helper_.RepointLink(*name, *target);
+    if (!r && r.error().code == ErrorCode::kNotFound) {
+      *report += "link " + link.name + " skipped: " + r.error().message + "\n";
+    } else if (!r) {
+      return tl::make_unexpected(r.error());
+    }
+  }
+  for (size_t i = 0; i < config_.units.size(); ++i) {
+    auto unit = UnitName::Parse(config_.units[i]);
+    if (!unit) continue;
+    const bool required = i == 0;
+    if (!required) {
+      auto st = helper_.UnitStatus(*unit);
+      if (st && st->load_state == "not-found") continue;  // e.g. no forwarder installed
+    }
+    auto r = helper_.RestartUnit(*unit);
+    if (r && r->job_result == "done") {
+      (*restarts)[*unit] = r->unit.n_restarts;
+      continue;
+    }
+    std::string why = r ? "job " + r->job_result + ", " + r->unit.active_state : r.error().message;
+    if (required) return Fail(ErrorCode::kFailed, "unit-restart-failed", unit->str() + ": " + why);
+    *report += unit->str() + " (best effort) did not restart: " + why + "\n";
+  }
+  Step("restarted");
+  return {};
+}
+
+ApiAnswer UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& tarball) {
+  Attempt a;
+  a.deadline = a.start + std::chrono::milliseconds(config_.update_deadline_ms);
+  a.audit.op = "update";
+  a.audit.client_fingerprint = caller.fingerprint;
+  a.audit.client_cn = caller.cn;
+  a.audit.sha256 = tarball.sha256;
+  auto finish = [&](ApiAnswer answer, std::string result, const Error* e) {
+    a.audit.result = std::move(result);
+    if (e) {
+      a.audit.rule = e->rule;
+      a.audit.error = e->message;
+    }
+    a.audit.durations_ms.emplace_back("total", MsSince(a.start));
+    (void)audit_.Append(a.audit);
+    return answer;
+  };
+  auto id = ReleaseId::FromSha256Hex(tarball.sha256);
+  if (!id) return finish(Failure(400, id.error(), "", false), "refused", &id.error());
+  a.id = *id;
+  a.audit.release = id->str();
+  if (store_.IsComplete(*id)) {
+    auto record = store_.Find(*id);
+    if (!record || record->kind != ReleaseKind::kService) {
+      Error e{ErrorCode::kDenied, "manifest-kind", "release " + id->str() + " is not a service release"};
+      return finish(Failure(500, e, "", false), "refused", &e);
+    }
+    a.version = record->version.str();
+    a.audit.version = a.version;
+    return Activate(a);  // re-push: redeploy (active) or re-activate (kept), no extraction
+  }
+  auto fail_install = [&](const Error& e, std::string stderr_text) {
+    (void)store_.RemoveIncomplete();
+    return finish(Failure(500, e, stderr_text, false), "failed", &e);
+  };
+  auto dir = store_.BeginRelease(*id);
+  if (!dir) return finish(Failure(500, dir.error(), "", false), "failed", &dir.error());
+  auto t = Clock::now();
+  ExtractLimits limits;
+  auto stats = ExtractRelease(tarball.fd, dir->get(), limits);
+  a.audit.durations_ms.emplace_back("extract", MsSince(t));
+  if (!stats) return fail_install(stats.error(), "");
+  Step("extracted");
+  auto manifest = ReadManifest(dir->get());
+  if (!manifest) return fail_install(manifest.error(), "");
+  if (*manifest && (*manifest)->kind != ReleaseKind::kService) {
+    return fail_install(Error{ErrorCode::kDenied, "manifest-kind",
+                              "an updater build goes to /update-self, not /update"}, "");
+  }
+  auto version = *manifest ? Result<ReleaseVersion>((*manifest)->version)
+                           : VersionWithoutManifest(tarball.sha, tarball.sha256);
+  if (!version) return fail_install(version.error(), "");
+  a.version = version->str();
+  a.audit.version = a.version;
+  auto units = ReadReleaseUnits(dir->get());
+  if (!units) return fail_install(units.error(), "");
+  if (*units) {
+    if (auto ok = CheckReleaseUnits(policy_, **units); !ok) return fail_install(ok.error(), "");
+  }
+  if (!config_.install_command.empty()) {
+    t = Clock::now();
+    InstallCommandConfig install{config_.install_command, {},
+                                 std::chrono::milliseconds(config_.install_timeout_ms)};
+    InstallVars vars{store_.root() + "/releases/" + id->str(), id->str(), a.version, tarball.sha256};
+    auto out = RunInstallCommand(install, vars, dir->get());
+    a.audit.durations_ms.emplace_back("install", MsSince(t));
+    if (!out) return fail_install(out.error(), out.error().message);
+    Step("installed");
+  }
+  ReleaseRecord record{tarball.sha256, tarball.sha, *version, ReleaseKind::kService,
+                       tarball.size, "", ReleaseState::kReady, 0};
+  if (auto ok = store_.MarkComplete(*id, record); !ok) return fail_install(ok.error(), "");
+  Step("complete");
+  ApiAnswer answer = Activate(a);
+  (void)store_.Prune();
+  return answer;
+}
+
+// Flips to a.id, applies it, gates it; commits, or reverts to what was active and proves
+// that healthy again.
+ApiAnswer UpdatePipeline::Activate(Attempt& a) {
+  auto finish = [&](ApiAnswer answer, std::string result, std::string rule, std::string error) {
+    a.audit.result = std::move(result);
+    a.audit.rule = std::move(rule);
+    a.audit.error = std::move(error);
+    a.audit.durations_ms.emplace_back("total", MsSince(a.start));
+    (void)audit_.Append(a.audit);
+    return answer;
+  };
+  a.from = store_.Active();
+  const bool redeploy = a.from && *a.from == *a.id;
+  if (auto ok = store_.Activate(*a.id); !ok) {
+    return finish(Failure(500, ok.error(), "", false), "failed", ok.error().rule, ok.error().message);
+  }
+  Step("flipped");
+  std::map<UnitName, uint32_t> restarts;
+  auto t = Clock::now();
+  auto applied = ApplyRelease(*a.id, a.from, &restarts, &a.stderr_text);
+  a.audit.durations_ms.emplace_back("apply", MsSince(t));
+  GateVerdict verdict;
+  if (applied) {
+    t = Clock::now();
+    // The first gate may use a little over half of what is left; the rest is the rollback's.
+    auto budget = (a.deadline - Clock::now()) * 11 / 20;
+    verdict = gate_.Check(restarts, a.version, Clock::now() + budget);
+    a.audit.durations_ms.emplace_back("gate", MsSince(t));
+  } else {
+    verdict = GateVerdict{false, "", applied.error().message, applied.error().rule};
+  }
+  auto release_json = [&] {
+    for (auto& r : Releases()) {
+      if (r["id"] == a.id->str()) return r;
+    }
+    return nlohmann::json::object();
+  };
+  if (verdict.healthy) {
+    if (!redeploy) {
+      if (auto ok = store_.Commit(); !ok) {
+        return finish(Failure(500, ok.error(), "", false), "failed", ok.error().rule, ok.error().message);
+      }
+    }
+    Step("committed");
+    return finish({200, {{"status", "updated"}, {"release", release_json()}, {"probe", verdict.probe}}},
+                  "updated", "", "");
+  }
+  const std::string cause = verdict.rule + ": " + verdict.detail;
+  a.audit.rollback_cause = cause;
+  if (redeploy) {
+    Error e{ErrorCode::kFailed, verdict.rule, "redeploy of the active release failed: " + verdict.detail};
+    return finish(Failure(500, e, verdict.probe + "\n" + a.stderr_text, false), "failed", e.rule, e.message);
+  }
+  Step("rolling-back");
+  if (auto ok = store_.Revert(RevertMark::kRecordFailed, cause); !ok) {
+    return finish(Failure(500, ok.error(), verdict.probe, false), "failed", ok.error().rule, ok.error().message);
+  }
+  Step("reverted");
+  std::map<UnitName, uint32_t> old_restarts;
+  std::string old_probe;
+  bool old_healthy = true;
+  if (a.from) {
+    auto reapplied = ApplyRelease(*a.from, *a.id, &old_restarts, &a.stderr_text);
+    GateVerdict again = reapplied ? gate_.Check(old_restarts, "", a.deadline - std::chrono::seconds(2))
+                                  : GateVerdict{false, "", reapplied.error().message, reapplied.error().rule};
+    old_healthy = again.healthy;
+    old_probe = again.healthy ? again.probe : again.rule + ": " + again.detail + " " + again.probe;
+  }
+  std::string both = "new release: " + verdict.probe + "\nold release: " + old_probe + "\n" + a.stderr_text;
+  Error e{ErrorCode::kFailed, verdict.rule, "the new release failed its health gate (" + verdict.detail + ")"};
+  if (!old_healthy) {
+    e.message += "; the rollback did not prove healthy either";
+    return finish(Failure(500, e, both, false), "failed", e.rule, e.message);
+  }
+  return finish(Failure(409, e, both, true), "rolled_back", e.rule, e.message);
+}
+
+ApiAnswer UpdatePipeline::Rollback(const Caller& caller) {
+  Attempt a;
+  a.deadline = a.start + std::chrono::milliseconds(config_.update_deadline_ms);
+  a.audit.op = "rollback";
+  a.audit.client_fingerprint = caller.fingerprint;
+  a.audit.client_cn = caller.cn;
+  auto finish = [&](ApiAnswer answer, std::string result, const Error* e) {
+    a.audit.result = std::move(result);
+    if (e) {
+      a.audit.rule = e->rule;
+      a.audit.error = e->message;
+    }
+    a.audit.durations_ms.emplace_back("total", MsSince(a.start));
+    (void)audit_.Append(a.audit);
+    return answer;
+  };
+  auto previous = store_.Previous();
+  auto active = store_.Active();
+  if (!previous || !active) {
+    Error e{ErrorCode::kNotFound, "rollback-no-previous", "there is no previous release"};
+    return finish({404, api::DetailJson("no previous release to roll back to")}, "refused", &e);
+  }
+  a.audit.release = previous->str();
+  if (auto record = store_.Find(*previous)) a.audit.version = record->version.str();
+  if (auto ok = store_.Rollback(); !ok) return finish(Failure(500, ok.error(), "", std::nullopt), "failed", &ok.error());
+  Step("flipped");
+  std::map<UnitName, uint32_t> restarts;
+  auto applied = ApplyRelease(*previous, active, &restarts, &a.stderr_text);
+  GateVerdict verdict = applied ? gate_.Check(restarts, a.audit.version, a.start + (a.deadline - a.start) * 11 / 20)
+                                : GateVerdict{false, "", applied.error().message, applied.error().rule};
+  if (verdict.healthy && store_.Commit()) {
+    nlohmann::json release = nlohmann::json::object();
+    for (auto& r : Releases()) {
+      if (r["id"] == previous->str()) release = r;
+    }
+    return finish({200, {{"status", "rolled_back"}, {"release", release}, {"probe", verdict.probe}}},
+                  "rolled_back", nullptr);
+  }
+  // The older release did not prove healthy: go back to what was active.
+  Error e{ErrorCode::kFailed, verdict.rule.empty() ? "store-io" : verdict.rule,
+          "the previous release failed its health gate (" + verdict.detail + "); staying on the active one"};
+  (void)store_.Revert(RevertMark::kKeepState, e.message);
+  std::map<UnitName, uint32_t> again;
+  (void)ApplyRelease(*active, previous, &again, &a.stderr_text);
+  return finish(Failure(500, e, verdict.probe + "\n" + a.stderr_text, std::nullopt), "failed", &e);
+}
+
+bool UpdatePipeline::Reconcile(const std::string& why) {
+  AuditEntry entry;
+  entry.op = "recovery";
+  entry.error = why;
+  auto active = store_.Active();
+  if (!active) {
+    entry.result = "nothing-active";
+    (void)audit_.Append(entry);
+    return true;
+  }
+  entry.release = active->str();
+  std::map<UnitName, uint32_t> restarts;
+  std::string report;
+  auto ok = ApplyRelease(*active, std::nullopt, &restarts, &report);
+  entry.result = ok ? "reconciled" : "failed";
+  if (!ok) {
+    entry.rule = ok.error().rule;
+    entry.error = why + "; " + ok.error().message;
+  }
+  (void)audit_.Append(entry);
+  return bool(ok);
+}
+
+ApiAnswer UpdatePipeline::UpdateSelf(const Caller& caller, const VerifiedTarball& tarball,
+                                     std::function<void()>* /*after_reply*/) {
+  // The daemon's own builds are not installed through this path yet: refuse, naming why,
+  // before anything is extracted or switched.
+  AuditEntry entry;
+  entry.op = "update-self";
+  entry.client_fingerprint = caller.fingerprint;
+  entry.client_cn = caller.cn;
+  entry.sha256 = tarball.sha256;
+  entry.result = "refused";
+  entry.rule = "update-self-unavailable";
+  entry.error = "this daemon does not install its own builds yet";
+  (void)audit_.Append(entry);
+  Error e{ErrorCode::kDenied, entry.rule, entry.error};
+  return Failure(500, e, "", std::nullopt);
+}
+
+}  // namespace decnet::daemon

@@ -1,0 +1,281 @@
+// The update pipeline with real parts around it: real tarballs extracted into a real release
+// store, the helper's real serve loop writing real unit files and links (systemd itself is a
+// mock here; tests/integration drives a real one), and a scripted health gate.
+#include "daemon/update_pipeline.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <future>
+
+#include "helper/serve.h"
+#include "proto/sha256.h"
+#include "tests/helper/mock_systemd.h"
+#include "tests/helper/test_dirs.h"
+
+namespace decnet::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::_;
+using ::testing::Return;
+
+constexpr char kAgentUnit[] =
+    "[Unit]\nDescription=agent\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\n"
+    "NoNewPrivileges=yes\nExecStart=/opt/decnet/current/venv/bin/decnet agent\n";
+constexpr char kExtraUnit[] =
+    "[Unit]\nDescription=extra\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\n"
+    "NoNewPrivileges=yes\nExecStart=/bin/sleep infinity\n";
+
+// Gate verdicts, one per call, in order; healthy when the script runs out.
+class ScriptedGate : public HealthGate {
+ public:
+  GateVerdict Check(const std::map<UnitName, uint32_t>& restarts, const std::string& version,
+                    std::chrono::steady_clock::time_point) override {
+    calls.push_back({restarts, version});
+    if (script.empty()) return {true, "{\"status\":\"ok\"}", "", ""};
+    GateVerdict v = script.front();
+    script.pop_front();
+    return v;
+  }
+  std::deque<GateVerdict> script;
+  std::vector<std::pair<std::map<UnitName, uint32_t>, std::string>> calls;
+};
+
+struct Tarball {
+  std::string path;
+  std::string sha256;
+  uint64_t size = 0;
+};
+
+class AnUpdatePipeline : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    install_ = dirs_.root() + "/opt/decnet";
+    fs::create_directories(install_);
+    config_.install_dir = install_;
+    config_.units = {"decnet-agent.service", "decnet-extra.service"};
+    config_.links = {{"decnet", "venv/bin/decnet"}};
+    dirs_.policy().links = {{"decnet", install_ + "/current"}};
+    int pair[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+    helper_dirs_ = *helper::OpenHelperDirs(dirs_.policy());
+    ON_CALL(systemd_, Reload()).WillByDefault(Return(Result<void>{}));
+    ON_CALL(systemd_, RestartUnit(_, _)).WillByDefault(Return(helper::JobOutcome{"done"}));
+    ON_CALL(systemd_, StopUnit(_, _)).WillByDefault(Return(helper::JobOutcome{"done"}));
+    ON_CALL(systemd_, GetUnitState(_))
+        .WillByDefault(Return(proto::UnitState{"loaded", "active", "running", 42, 0}));
+    served_ = std::async(std::launch::async, [this, fd = pair[1]] {
+      auto end = helper::Serve(fd, dirs_.policy(), helper_dirs_, systemd_, {.notify = false});
+      ::close(fd);
+      return end;
+    });
+    client_.emplace(pair[0], std::chrono::seconds(10));
+    ASSERT_TRUE(client_->Hello("test"));
+    auto store = ReleaseStore::Open(install_);
+    ASSERT_TRUE(store) << store.error().message;
+    store_.emplace(std::move(*store));
+    ASSERT_TRUE(store_->Recover());
+    auto audit = AuditLog::Open(dirs_.root() + "/audit.jsonl");
+    ASSERT_TRUE(audit);
+    audit_.emplace(std::move(*audit));
+    pipeline_.emplace(config_, dirs_.policy(), *store_, *client_, gate_, *audit_);
+  }
+  void TearDown() override {
+    pipeline_.reset();
+    client_.reset();
+    served_.wait();
+    for (int fd : {helper_dirs_.unit_dir, helper_dirs_.link_dir, helper_dirs_.state_dir}) ::close(fd);
+  }
+
+  // Packs a release tree: version marker, the link target, and the given unit files.
+  Tarball Pack(const std::string& version, const std::map<std::string, std::string>& units,
+               const std::string& manifest = "") {
+    std::string tree = dirs_.root() + "/tree-" + std::to_string(++packed_);
+    fs::create_directories(tree + "/venv/bin");
+    std::ofstream(tree + "/VERSION") << version << "\n";
+    std::ofstream(tree + "/venv/bin/decnet") << "#!/bin/sh\necho " << version << "\n";
+    if (!units.empty()) fs::create_directories(tree + "/etc/systemd/system");
+    for (const auto& [name, content] : units) std::ofstream(tree + "/etc/systemd/system/" + name) << content;
+    if (!manifest.empty()) std::ofstream(tree + "/.decnet-release.json") << manifest;
+    Tarball t;
+    t.path = tree + ".tar.gz";
+    EXPECT_EQ(std::system(("tar -C " + tree + " -czf " + t.path + " .").c_str()), 0);
+    std::ifstream in(t.path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    t.sha256 = Sha256Hex(bytes);
+    t.size = bytes.size();
+    return t;
+  }
+  ApiAnswer Push(const Tarball& t, std::optional<std::string> sha = std::nullopt) {
+    int fd = ::open(t.path.c_str(), O_RDONLY | O_CLOEXEC);
+    ApiAnswer a = pipeline_->Update({"fp", "decnet-master"}, {fd, t.size, t.sha256, sha});
+    ::close(fd);
+    return a;
+  }
+  std::string Current() { return fs::read_symlink(install_ + "/current").string(); }
+  std::string CurrentVersion() {
+    std::ifstream in(install_ + "/current/VERSION");
+    std::string v;
+    std::getline(in, v);
+    return v;
+  }
+  bool UnitInstalled(const std::string& name) { return fs::exists(dirs_.units() + "/" + name); }
+
+  test::TestDirs dirs_;
+  std::string install_;
+  DaemonConfig config_;
+  helper::HelperDirs helper_dirs_{};
+  ::testing::NiceMock<test::MockSystemd> systemd_;
+  std::future<helper::ServeEnd> served_;
+  std::optional<HelperClient> client_;
+  std::optional<ReleaseStore> store_;
+  std::optional<AuditLog> audit_;
+  ScriptedGate gate_;
+  std::optional<UpdatePipeline> pipeline_;
+  int packed_ = 0;
+};
+
+TEST_F(AnUpdatePipeline, InstallsAFirstReleaseWithItsUnitsAndLink) {
+  auto t = Pack("1.0", {{"decnet-agent.service", kAgentUnit}});
+  auto a = Push(t, "abc123");
+  ASSERT_EQ(a.status, 200u) << a.body.dump();
+  EXPECT_EQ(a.body["status"], "updated");
+  EXPECT_EQ(a.body["release"]["slot"], "active");
+  EXPECT_EQ(a.body["release"]["sha"], "abc123");
+  EXPECT_EQ(CurrentVersion(), "1.0");
+  EXPECT_TRUE(UnitInstalled("decnet-agent.service"));
+  EXPECT_EQ(fs::read_symlink(dirs_.root() + "/bin/decnet").string(), install_ + "/current/venv/bin/decnet");
+  ASSERT_EQ(gate_.calls.size(), 1u);
+  EXPECT_TRUE(gate_.calls[0].first.contains(*UnitName::Parse("decnet-agent.service")));
+}
+
+TEST_F(AnUpdatePipeline, RollsBackAReleaseThatFailsItsGateToTheOldCodeAndUnits) {
+  ASSERT_EQ(Push(Pack("1.0", {{"decnet-agent.service", kAgentUnit}})).status, 200u);
+  std::string old_current = Current();
+  gate_.script = {GateVerdict{false, "503 unhealthy", "agent answered 503", "gate-probe"}};
+  auto t2 = Pack("2.0", {{"decnet-agent.service", kAgentUnit}, {"decnet-extra.service", kExtraUnit}});
+  auto a = Push(t2);
+  ASSERT_EQ(a.status, 409u) << a.body.dump();
+  EXPECT_EQ(a.body["detail"]["rolled_back"], true);
+  EXPECT_NE(a.body["detail"]["stderr"].get<std::string>().find("503 unhealthy"), std::string::npos);
+  EXPECT_EQ(Current(), old_current);
+  EXPECT_EQ(CurrentVersion(), "1.0");
+  EXPECT_FALSE(UnitInstalled("decnet-extra.service")) << "the failed release's unit was not removed";
+  EXPECT_TRUE(UnitInstalled("decnet-agent.service"));
+  auto releases = pipeline_->Releases();
+  ASSERT_GE(releases.size(), 2u);
+  EXPECT_EQ(releases[0]["slot"], "active");
+  EXPECT_EQ(releases[0]["state"], "ready");
+  bool failed_recorded = false;
+  for (auto& r : releases) failed_recorded |= r["sha256"] == t2.sha256 && r["state"] == "failed";
+  EXPECT_TRUE(failed_recorded);
+}
+
+TEST_F(AnUpdatePipeline, RollsAFailedFirstInstallBackToNothing) {
+  gate_.script = {GateVerdict{false, "", "agent never answered", "gate-probe"}};
+  auto a = Push(Pack("1.0", {{"decnet-agent.service", kAgentUnit}}));
+  ASSERT_EQ(a.status, 409u) << a.body.dump();
+  EXPECT_FALSE(fs::exists(install_ + "/current"));
+  EXPECT_FALSE(store_->Active().has_value());
+}
+
+TEST_F(AnUpdatePipeline, RedeploysTheActiveDigestWithoutExtractingAgain) {
+  auto t = Pack("1.0", {});
+  ASSERT_EQ(Push(t).status, 200u);
+  std::string marker = install_ + "/current/VERSION";
+  fs::remove(marker);  // a re-extraction would bring it back
+  auto a = Push(t);
+  ASSERT_EQ(a.status, 200u) << a.body.dump();
+  EXPECT_FALSE(fs::exists(marker));
+  EXPECT_EQ(gate_.calls.size(), 2u) << "a redeploy restarts and gates again";
+}
+
+TEST_F(AnUpdatePipeline, LeavesUnitsAloneForAReleaseWithoutUnitDirectory) {
+  ASSERT_EQ(Push(Pack("1.0", {{"decnet-agent.service", kAgentUnit}})).status, 200u);
+  ASSERT_EQ(Push(Pack("2.0", {})).status, 200u);
+  EXPECT_TRUE(UnitInstalled("decnet-agent.service"));
+  EXPECT_EQ(CurrentVersion(), "2.0");
+}
+
+TEST_F(AnUpdatePipeline, RefusesAReleaseWithARootUnitBeforeSwitchingAnything) {
+  ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
+  std::string root_unit = kAgentUnit;
+  root_unit.replace(root_unit.find("User=decnet"), 11, "User=root");
+  auto a = Push(Pack("2.0", {{"decnet-agent.service", root_unit}}));
+  ASSERT_EQ(a.status, 500u) << a.body.dump();
+  EXPECT_EQ(a.body["detail"]["rolled_back"], false);
+  EXPECT_EQ(a.body["detail"]["rule"], "unit-user-root");
+  EXPECT_EQ(CurrentVersion(), "1.0");
+  EXPECT_FALSE(UnitInstalled("decnet-agent.service"));
+  std::string listing;
+  int dirs = 0;
+  for (const auto& e : fs::directory_iterator(install_ + "/releases")) {
+    dirs += e.is_directory();
+    listing += e.path().filename().string() + " ";
+  }
+  EXPECT_EQ(dirs, 1) << "the refused release was left behind: " << listing;
+}
+
+TEST_F(AnUpdatePipeline, AbortsOnAFailedInstallCommandWithItsOutput) {
+  ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
+  config_.install_command = {"/bin/sh", "-c", "echo building {version}; echo broken >&2; exit 3"};
+  auto a = Push(Pack("2.0", {}));
+  ASSERT_EQ(a.status, 500u) << a.body.dump();
+  EXPECT_NE(a.body["detail"]["stderr"].get<std::string>().find("broken"), std::string::npos);
+  EXPECT_EQ(CurrentVersion(), "1.0");
+}
+
+TEST_F(AnUpdatePipeline, RollsBackManuallyAndRefusesWithoutAPreviousRelease) {
+  auto none = pipeline_->Rollback({"fp", "decnet-master"});
+  EXPECT_EQ(none.status, 404u);
+  ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
+  EXPECT_EQ(pipeline_->Rollback({"fp", "decnet-master"}).status, 404u);
+  ASSERT_EQ(Push(Pack("2.0", {})).status, 200u);
+  auto a = pipeline_->Rollback({"fp", "decnet-master"});
+  ASSERT_EQ(a.status, 200u) << a.body.dump();
+  EXPECT_EQ(a.body["status"], "rolled_back");
+  EXPECT_EQ(CurrentVersion(), "1.0");
+  auto b = pipeline_->Rollback({"fp", "decnet-master"});
+  ASSERT_EQ(b.status, 200u);
+  EXPECT_EQ(CurrentVersion(), "2.0") << "a manual rollback swaps active and previous";
+}
+
+TEST_F(AnUpdatePipeline, RefusesAnUpdaterBuildOnTheServicePath) {
+  auto a = Push(Pack("9.9", {}, R"({"format":1,"version":"9.9","kind":"updater","arch":"x86_64","helper_protocol":1})"));
+  ASSERT_EQ(a.status, 500u) << a.body.dump();
+  EXPECT_EQ(a.body["detail"]["rule"], "manifest-kind");
+}
+
+TEST_F(AnUpdatePipeline, FailsWhenTheRequiredUnitDoesNotRestart) {
+  ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
+  EXPECT_CALL(systemd_, RestartUnit(_, _)).WillRepeatedly(Return(helper::JobOutcome{"done"}));
+  EXPECT_CALL(systemd_, RestartUnit(*UnitName::Parse("decnet-agent.service"), _))
+      .WillOnce(Return(helper::JobOutcome{"failed"}))
+      .WillRepeatedly(Return(helper::JobOutcome{"done"}));
+  auto a = Push(Pack("2.0", {}));
+  ASSERT_EQ(a.status, 409u) << a.body.dump();
+  EXPECT_EQ(a.body["detail"]["rule"], "unit-restart-failed");
+  EXPECT_EQ(CurrentVersion(), "1.0");
+}
+
+TEST_F(AnUpdatePipeline, WritesOneAuditLinePerOperation) {
+  ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
+  (void)pipeline_->Rollback({"fp", "decnet-master"});
+  auto lines = audit_->Tail(10);
+  ASSERT_TRUE(lines);
+  ASSERT_EQ(lines->size(), 2u);
+  auto first = nlohmann::json::parse((*lines)[0]);
+  EXPECT_EQ(first["op"], "update");
+  EXPECT_EQ(first["result"], "updated");
+  EXPECT_EQ(first["client"]["cn"], "decnet-master");
+  EXPECT_EQ(nlohmann::json::parse((*lines)[1])["result"], "refused");
+}
+
+}  // namespace
+}  // namespace decnet::daemon
