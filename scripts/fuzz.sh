@@ -12,7 +12,7 @@ seconds="${1:-20}"
 case "$seconds" in (*[!0-9]*|'') echo "usage: $0 [SECONDS]" >&2; exit 2;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build/fuzz"
-targets=(unit_policy request multipart)
+targets=(unit_policy request multipart extract)
 
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ is missing (scripts/setup.sh)" >&2; exit 1; }
 
@@ -25,6 +25,7 @@ for t in "${targets[@]}"; do
   work="$build/corpus-work/$t"
   seeds="$root/tests/fuzz/corpus/$t"
   [ -d "$seeds" ] || seeds="$root/tests/daemon/corpus/$t"
+  [ -d "$seeds" ] || seeds="$root/tests/daemon/${t}_corpus"
   mkdir -p "$work"
   extra=()
   [ "$t" = unit_policy ] && extra=("$root/tests/fixtures/units/accepted" "$root/tests/fixtures/units/refused")
