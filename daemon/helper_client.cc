@@ -13,11 +13,6 @@ HelperClient::~HelperClient() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-bool HelperClient::healthy() const {
-  std::lock_guard lock(mu_);
-  return !poisoned_;
-}
-
 template <typename Reply>
 Result<Reply> HelperClient::Call(proto::RequestBody body) {
   std::lock_guard lock(mu_);

@@ -3,6 +3,7 @@
 // (one outstanding request at a time, as the protocol requires) and safe from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -36,8 +37,9 @@ class HelperClient {
   [[nodiscard]] Result<proto::RepointLinkReply> RepointLink(const LinkName& name,
                                                             const AbsPath& target);
 
-  // True until a transport or protocol failure.
-  bool healthy() const;
+  // True until a transport or protocol failure. Never blocks (an atomic read), so /health
+  // may ask while a long helper call is under way.
+  bool healthy() const { return !poisoned_.load(); }
 
  private:
   template <typename Reply>
@@ -47,7 +49,7 @@ class HelperClient {
   int fd_;
   std::chrono::milliseconds reply_timeout_;
   uint64_t next_id_ = 1;
-  bool poisoned_ = false;
+  std::atomic<bool> poisoned_{false};
 };
 
 }  // namespace decnet::daemon

@@ -1,0 +1,239 @@
+// Routing and the operation worker. The body consumers and DECNET's form answers are in
+// api_upload.cc; /metrics and /audit in api_metrics.cc.
+#include "daemon/api.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+
+#include "daemon/api_internal.h"
+#include "proto/updater_api.h"
+
+namespace decnet::daemon {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+enum class Access { kAnyClient, kMaster };
+enum class Endpoint { kHealth, kReleases, kUpdate, kUpdateSelf, kRollback, kMetrics, kAudit };
+
+struct RouteRow {
+  std::string_view path;
+  std::string_view verb;
+  Access access;
+  Endpoint endpoint;
+};
+
+// The whole HTTP surface. DECNET's five endpoints, then ours.
+constexpr RouteRow kRoutes[] = {
+    {"/health", "GET", Access::kAnyClient, Endpoint::kHealth},
+    {"/releases", "GET", Access::kMaster, Endpoint::kReleases},
+    {"/update", "POST", Access::kMaster, Endpoint::kUpdate},
+    {"/update-self", "POST", Access::kMaster, Endpoint::kUpdateSelf},
+    {"/rollback", "POST", Access::kMaster, Endpoint::kRollback},
+    {"/metrics", "GET", Access::kMaster, Endpoint::kMetrics},
+    {"/audit", "GET", Access::kMaster, Endpoint::kAudit},
+};
+
+std::string_view PathOf(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+}  // namespace
+
+Response JsonResponse(unsigned status, const json& body) {
+  return Response{status, "application/json",
+                  body.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
+
+const char* OpName(UpdaterApi::Op op) {
+  switch (op) {
+    case UpdaterApi::Op::kUpdate: return "update";
+    case UpdaterApi::Op::kUpdateSelf: return "update-self";
+    case UpdaterApi::Op::kRollback: return "rollback";
+  }
+  return "?";
+}
+
+Result<std::unique_ptr<UpdaterApi>> UpdaterApi::Create(Operations& ops, ApiOptions options) {
+  if (::mkdir(options.spool_dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return Fail(ErrorCode::kFailed, "api-spool-dir",
+                options.spool_dir + ": mkdir: " + std::strerror(errno));
+  int fd = ::open(options.spool_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return Fail(ErrorCode::kFailed, "api-spool-dir",
+                options.spool_dir + ": open: " + std::strerror(errno));
+  return std::unique_ptr<UpdaterApi>(new UpdaterApi(ops, std::move(options), SpoolFd(fd)));
+}
+
+UpdaterApi::UpdaterApi(Operations& ops, ApiOptions options, SpoolFd spool_dir)
+    : ops_(ops), options_(std::move(options)), spool_dir_fd_(std::move(spool_dir)) {
+  RefreshSnapshot();  // before the threads: nothing else calls Operations yet
+  worker_ = std::thread([this] { WorkerLoop(); });
+  watchdog_ = std::thread([this] { WatchdogLoop(); });
+}
+
+UpdaterApi::~UpdaterApi() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  worker_.join();
+  watchdog_.join();
+}
+
+Route UpdaterApi::OnHead(const RequestHead& head, const Peer& peer) {
+  std::string_view path = PathOf(head.target);
+  const RouteRow* row = nullptr;
+  bool path_known = false;
+  for (const RouteRow& r : kRoutes) {
+    if (r.path != path) continue;
+    path_known = true;
+    if (r.verb == head.verb) row = &r;
+  }
+  if (!path_known) return JsonResponse(404, api::DetailJson("Not Found"));
+  if (row == nullptr) return JsonResponse(405, api::DetailJson("Method Not Allowed"));
+  // SECURITY: decided from the verified certificate before any body byte is read.
+  if (row->access == Access::kMaster && !peer.master)
+    return JsonResponse(403, api::DetailJson(api::kMasterRequired));
+  switch (row->endpoint) {
+    case Endpoint::kHealth: return Health();
+    case Endpoint::kReleases: return Releases();
+    case Endpoint::kMetrics: return Response{200, kMetricsContentType, MetricsText()};
+    case Endpoint::kAudit: return Audit();
+    case Endpoint::kUpdate: return StartOperation(Op::kUpdate, head, peer);
+    case Endpoint::kUpdateSelf: return StartOperation(Op::kUpdateSelf, head, peer);
+    case Endpoint::kRollback: return StartOperation(Op::kRollback, head, peer);
+  }
+  return JsonResponse(404, api::DetailJson("Not Found"));
+}
+
+Response UpdaterApi::Health() const {
+  bool alive = options_.helper_alive ? options_.helper_alive() : false;
+  json body = api::HealthJson({}, options_.version, alive, options_.policy_digest);
+  {
+    std::lock_guard lock(snapshot_mu_);
+    body["releases"] = releases_;
+  }
+  return JsonResponse(200, body);
+}
+
+Response UpdaterApi::Releases() const {
+  std::lock_guard lock(snapshot_mu_);
+  return JsonResponse(200, json{{"releases", releases_}});
+}
+
+Route UpdaterApi::StartOperation(Op op, const RequestHead& head, const Peer& peer) {
+  Caller caller{peer.fingerprint, peer.cn};
+  std::optional<MultipartReader> reader;
+  if (op != Op::kRollback) {
+    // A body that cannot be a form is refused before the busy flag is taken.
+    auto created = MultipartReader::Create(head.Find("Content-Type").value_or(""));
+    if (!created) {
+      CountRefusal(op);
+      return FormErrorResponse(created.error());
+    }
+    reader.emplace(std::move(*created));
+  }
+  if (busy_.exchange(true)) {
+    CountRefusal(op);
+    return JsonResponse(503, json{{"detail", {{"error", "an update is already running"}}}});
+  }
+  if (op == Op::kRollback) return MakeRollbackConsumer(*this, std::move(caller));
+  return MakeFormConsumer(*this, op, std::move(caller), std::move(*reader));
+}
+
+void UpdaterApi::RefreshSnapshot() {
+  std::vector<json> releases = ops_.Releases();
+  std::lock_guard lock(snapshot_mu_);
+  releases_ = std::move(releases);
+}
+
+void UpdaterApi::Submit(std::unique_ptr<Job> job) {
+  {
+    std::lock_guard lock(mu_);
+    queued_ = std::move(job);  // empty: the busy flag admits one job at a time
+  }
+  cv_.notify_all();
+}
+
+void UpdaterApi::WorkerLoop() {
+  for (;;) {
+    std::unique_ptr<Job> job;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || queued_ != nullptr; });
+      if (!queued_) return;  // a queued job still runs when stopping: it holds a reply
+      job = std::move(queued_);
+      running_ = job->reply;
+      running_deadline_ = Clock::now() + options_.update_deadline;
+    }
+    cv_.notify_all();
+    RunJob(*job);
+  }
+}
+
+void UpdaterApi::RunJob(Job& job) {
+  Clock::time_point start = Clock::now();
+  std::function<void()> after_reply;
+  ApiAnswer answer;
+  std::optional<VerifiedTarball> tarball;
+  if (job.upload)
+    tarball = VerifiedTarball{job.upload->tarball.fd.get(), job.upload->tarball.size,
+                              job.upload->sha256, job.upload->sha};
+  switch (job.op) {
+    case Op::kUpdate: answer = ops_.Update(job.caller, *tarball); break;
+    case Op::kUpdateSelf: answer = ops_.UpdateSelf(job.caller, *tarball, &after_reply); break;
+    case Op::kRollback: answer = ops_.Rollback(job.caller); break;
+  }
+  job.upload.reset();  // closes the spool file: its space is freed now
+  job.reply->Send(JsonResponse(answer.status, answer.body));
+  Count(job.op, answer.status, Clock::now() - start);
+  RefreshSnapshot();
+  {
+    std::lock_guard lock(mu_);
+    running_.reset();
+  }
+  cv_.notify_all();
+  if (after_reply) {
+    // The seam has no "flushed" signal: give the transport time to write the 200 before the
+    // helper restarts this unit (see ApiOptions::self_restart_delay). Still busy meanwhile,
+    // so no update starts only to be killed by the restart.
+    std::this_thread::sleep_for(options_.self_restart_delay);
+    after_reply();
+  }
+  busy_.store(false);
+}
+
+void UpdaterApi::WatchdogLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stopping_ || running_ != nullptr; });
+    if (!running_) return;
+    std::shared_ptr<JobReply> reply = running_;
+    if (cv_.wait_until(lock, running_deadline_, [&] { return running_ != reply; })) continue;
+    lock.unlock();
+    bool sent = reply->Send(JsonResponse(500, DeadlineBody(options_.update_deadline)));
+    if (sent && options_.audit != nullptr) {
+      AuditEntry entry;
+      entry.op = OpName(reply->op);
+      entry.client_fingerprint = reply->caller.fingerprint;
+      entry.client_cn = reply->caller.cn;
+      entry.result = "deadline";
+      entry.rule = "update-deadline";
+      entry.error = "answered 500 at the deadline; the operation continues";
+      (void)options_.audit->Append(entry);  // best effort: the operation records its outcome
+    }
+    lock.lock();
+    cv_.wait(lock, [&] { return running_ != reply; });
+  }
+}
+
+}  // namespace decnet::daemon

@@ -1,0 +1,143 @@
+// The updater's HTTP API (DECNET-REFERENCE.md §2) on top of the transport seam
+// (http_server.h): routing, authorisation, DECNET's form checks, one operation at a time off
+// the I/O thread, the update deadline, and our additive endpoints (/metrics, /audit).
+//
+//   GET  /health       any CA-signed client  200 HealthJson (releases from a cached snapshot)
+//   GET  /releases     master                200 {"releases":[...]}
+//   POST /update       master                multipart: tarball, sha256, sha
+//   POST /update-self  master                as /update plus confirm_self=true
+//   POST /rollback     master                no body
+//   GET  /metrics      master                Prometheus text format 0.0.4
+//   GET  /audit        master                200 {"entries":[...]} (last 100 audit lines)
+//
+// Order of decisions in OnHead, before any body byte is read: 404 unknown path, 405 wrong
+// method, 403 {"detail":"master certificate required"} for a non-master on a master route,
+// 503 {"detail":{"error":"an update is already running"}} while an operation runs (the busy
+// flag is taken here, never queued).
+//
+// Operations run on one worker thread. The releases snapshot served by /health and
+// /releases is taken at construction and after each operation, on the worker, so
+// Operations::Releases() never runs beside another operation and /health never waits.
+//
+// Deadline: when an operation has not returned within `update_deadline`, a watchdog thread
+// answers 500 {"detail":{"error":...,"stderr":"","rolled_back":false,"rule":"update-deadline"}}
+// at the deadline. The operation is not interrupted: it runs to completion, keeps the busy
+// flag until then (so a second update still gets 503), and its outcome lands in the audit
+// log and in the next /releases snapshot. The same holds for a client that disconnects
+// after its body was read: the transport drops the reply, the operation completes.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/audit_log.h"
+#include "daemon/http_server.h"
+#include "daemon/spool.h"
+#include "daemon/update_pipeline.h"
+#include "proto/result.h"
+
+namespace decnet::daemon {
+
+// What the API needs besides Operations. Borrowed pointers must outlive the API.
+struct ApiOptions {
+  std::string spool_dir;           // created 0700 when absent; opened once
+  uint64_t max_upload_bytes = 1ull << 30;
+  std::chrono::milliseconds update_deadline{150'000};
+  // update-self: how long after the 200 was handed to the transport the restart hook runs.
+  // The seam cannot say when a reply is flushed; 1 s on loopback or a LAN is ample for a
+  // 50-byte answer, and a lost reply is tolerated by DECNET's master ("a dropped connection
+  // right after is normal").
+  std::chrono::milliseconds self_restart_delay{1000};
+  std::string version;             // the daemon's, shown by /health
+  std::string policy_digest;       // the helper policy's, shown by /health
+  std::function<bool()> helper_alive;  // /health and decnet_updater_helper_up; empty: false
+  AuditLog* audit = nullptr;       // /audit and deadline records; null: /audit answers 503
+};
+
+// Counters behind /metrics.
+struct ApiCounters {
+  std::map<std::pair<std::string, std::string>, uint64_t> results;  // (op, result) -> count
+  double duration_sum_seconds = 0;
+  uint64_t duration_count = 0;
+};
+
+class UpdaterApi final : public Application {
+ public:
+  // Opens (creating 0700) the spool directory and takes the first releases snapshot.
+  // Fails (kFailed, rule "api-spool-dir") when the directory cannot be created or opened.
+  [[nodiscard]] static Result<std::unique_ptr<UpdaterApi>> Create(Operations& ops,
+                                                                  ApiOptions options);
+  // Waits for a running operation to finish (it is never cut short), then joins the threads.
+  ~UpdaterApi() override;
+  UpdaterApi(const UpdaterApi&) = delete;
+  UpdaterApi& operator=(const UpdaterApi&) = delete;
+
+  Route OnHead(const RequestHead& head, const Peer& peer) override;
+
+  // True while an operation holds the busy flag.
+  bool busy() const { return busy_.load(); }
+  // The /metrics text.
+  std::string MetricsText() const;
+
+  // The kinds of operation.
+  enum class Op { kUpdate, kUpdateSelf, kRollback };
+  // One queued operation and its reply; defined in api.cc.
+  struct Job;
+  struct JobReply;
+
+  // Used by the body consumers (api.cc): answer or schedule.
+  void ReleaseBusy() { busy_.store(false); }
+  void Submit(std::unique_ptr<Job> job);
+  void CountRefusal(Op op);
+  int spool_dir_fd() const { return spool_dir_fd_.get(); }
+  uint64_t max_upload_bytes() const { return options_.max_upload_bytes; }
+
+ private:
+  UpdaterApi(Operations& ops, ApiOptions options, SpoolFd spool_dir);
+
+  Response Health() const;
+  Response Releases() const;
+  Response Audit() const;
+  Route StartOperation(Op op, const RequestHead& head, const Peer& peer);
+  void RefreshSnapshot();
+  void WorkerLoop();
+  void WatchdogLoop();
+  void RunJob(Job& job);
+  void Count(Op op, unsigned status, std::chrono::steady_clock::duration took);
+
+  Operations& ops_;
+  ApiOptions options_;
+  SpoolFd spool_dir_fd_;
+  std::atomic<bool> busy_{false};
+
+  mutable std::mutex snapshot_mu_;
+  std::vector<nlohmann::json> releases_;
+
+  mutable std::mutex metrics_mu_;
+  ApiCounters counters_;
+
+  // Worker and watchdog state, under mu_.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::unique_ptr<Job> queued_;
+  std::shared_ptr<JobReply> running_;  // the running job's reply, for the watchdog
+  std::chrono::steady_clock::time_point running_deadline_;
+  bool stopping_ = false;
+  std::thread worker_;
+  std::thread watchdog_;
+};
+
+}  // namespace decnet::daemon

@@ -1,0 +1,326 @@
+// Start-up order matters: recovery before listening, listening before `hello` (the helper
+// then reports the unit ready, and decnet.target starts from a consistent release), units
+// reconciled only after `hello` (the helper answers nothing else before it).
+#include "daemon/daemon_main.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <thread>
+
+#include "daemon/api.h"
+#include "daemon/audit_log.h"
+#include "daemon/config.h"
+#include "daemon/health_gate.h"
+#include "daemon/helper_client.h"
+#include "daemon/http_server.h"
+#include "daemon/release_store.h"
+#include "daemon/tls.h"
+#include "daemon/update_pipeline.h"
+#include "helper/policy.h"
+
+namespace decnet::daemon {
+namespace {
+
+constexpr char kClientName[] = "decnet-updaterd " DECNET_VERSION;
+// Room for the form around the tarball: text fields (1 KiB) and part headers (8 KiB each).
+constexpr uint64_t kFormOverhead = 1 << 20;
+
+std::string Errno(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+// HelperClient::healthy() takes the lock held across a whole helper call (a restart can take
+// the policy's restart timeout), so /health must not call it on an I/O thread: a poller keeps
+// an atomic copy, at most a second old.
+class HelperLiveness {
+ public:
+  explicit HelperLiveness(HelperClient& helper)
+      : poller_([this, &helper](std::stop_token stop) {
+          std::mutex mu;
+          std::unique_lock lock(mu);
+          while (!stop.stop_requested()) {
+            up_.store(helper.healthy());
+            std::condition_variable_any().wait_for(lock, stop, std::chrono::seconds(1),
+                                                   [] { return false; });
+          }
+        }) {}
+  bool up() const { return up_.load(); }
+
+ private:
+  std::atomic<bool> up_{true};
+  std::jthread poller_;  // last member: stopped and joined first
+};
+
+// Everything the daemon holds, destroyed in reverse: the server stops before the API, the
+// API's worker finishes before the pipeline goes.
+struct Daemon {
+  DaemonConfig config;
+  helper::Policy policy;
+  std::string policy_digest;
+  std::optional<AuditLog> audit;
+  std::optional<ReleaseStore> store;
+  RecoveryReport recovery;
+  std::unique_ptr<HelperClient> helper;
+  std::unique_ptr<HelperLiveness> liveness;
+  std::unique_ptr<HealthGate> gate;
+  std::unique_ptr<UpdatePipeline> pipeline;
+  std::unique_ptr<UpdaterApi> api;
+  std::unique_ptr<HttpServer> server;
+};
+
+std::string Describe(const Error& e) { return e.message + " [" + e.rule + "]"; }
+
+Result<void> LoadSettings(const DaemonArgs& args, Daemon& d) {
+  auto config = LoadDaemonConfig(args.config_path);
+  if (!config) return tl::make_unexpected(config.error());  // its message names file and key
+  d.config = std::move(*config);
+  auto policy = helper::LoadPolicyFile(d.config.helper_policy);
+  if (!policy)
+    return Fail(policy.error().code, policy.error().rule,
+                d.config.helper_policy + ": " + policy.error().message);
+  d.policy = std::move(*policy);
+  d.policy_digest = helper::PolicyDigest(d.policy);
+  return {};
+}
+
+void LogRecovery(const RecoveryReport& r) {
+  if (r.reverted)
+    spdlog::warn("recovery: reverted an interrupted {} of release {}",
+                 r.reverted->op == PendingOp::kActivate ? "activation" : "rollback",
+                 r.reverted->id.str());
+  for (const std::string& removed : r.removed)
+    spdlog::info("recovery: removed incomplete release directory {}", removed);
+  for (const ReleaseId& dropped : r.dropped)
+    spdlog::info("recovery: dropped the record of missing release {}", dropped.str());
+  if (r.current_repointed) spdlog::info("recovery: re-pointed current at the active release");
+}
+
+Result<void> OpenStorage(Daemon& d) {
+  auto audit = AuditLog::Open(d.config.state_dir + "/audit.jsonl");
+  if (!audit) return tl::make_unexpected(audit.error());
+  d.audit.emplace(std::move(*audit));
+  auto store = ReleaseStore::Open(d.config.install_dir, static_cast<size_t>(d.config.keep_releases));
+  if (!store) return tl::make_unexpected(store.error());
+  d.store.emplace(std::move(*store));
+  auto recovery = d.store->Recover();
+  if (!recovery) return tl::make_unexpected(recovery.error());
+  d.recovery = std::move(*recovery);
+  LogRecovery(d.recovery);
+  return {};
+}
+
+Result<std::uint16_t> StartServing(Daemon& d) {
+  auto helper_timeout = std::chrono::milliseconds(d.policy.restart_timeout_ms) + std::chrono::seconds(15);
+  d.helper = std::make_unique<HelperClient>(kHelperPairFd, helper_timeout);
+  d.liveness = std::make_unique<HelperLiveness>(*d.helper);
+  d.gate = MakeHealthGate(d.config, *d.helper);
+  d.pipeline = std::make_unique<UpdatePipeline>(d.config, d.policy, *d.store, *d.helper, *d.gate,
+                                                *d.audit);
+  ApiOptions options;
+  options.spool_dir = d.config.state_dir + "/spool";
+  options.max_upload_bytes = d.config.max_upload_bytes;
+  options.update_deadline = std::chrono::milliseconds(d.config.update_deadline_ms);
+  options.version = DECNET_VERSION;
+  options.policy_digest = d.policy_digest;
+  options.helper_alive = [liveness = d.liveness.get()] { return liveness->up(); };
+  options.audit = &*d.audit;
+  auto api = UpdaterApi::Create(*d.pipeline, std::move(options));
+  if (!api) return tl::make_unexpected(api.error());
+  d.api = std::move(*api);
+
+  auto tls = MakeServerTlsContext(TlsFiles{d.config.tls_ca, d.config.tls_cert, d.config.tls_key});
+  if (!tls) return tl::make_unexpected(tls.error());
+  ServerConfig server;
+  server.limits.max_connections = static_cast<std::size_t>(d.config.max_connections);
+  server.limits.body_bytes = d.config.max_upload_bytes + kFormOverhead;
+  server.master_pins = d.config.master_pins;
+  server.fallback_cn = d.config.master_cn;
+  server.io_threads = static_cast<unsigned>(d.config.io_threads);
+  auto created = HttpServer::Create(std::move(*tls), std::move(server), *d.api);
+  if (!created) return tl::make_unexpected(created.error());
+  d.server = std::move(*created);
+  return d.server->Start(d.config.listen_address, d.config.port);
+}
+
+// Says hello; a helper whose policy differs from the one we validate units with is not
+// fatal (the helper re-checks everything), but it is loud and audited.
+Result<void> Greet(Daemon& d) {
+  auto hello = d.helper->Hello(kClientName);
+  if (!hello) return tl::make_unexpected(hello.error());
+  spdlog::info("helper {} (protocol {}) ready", hello->helper_version, hello->version);
+  if (hello->policy_digest == d.policy_digest) return {};
+  spdlog::error("POLICY MISMATCH: the helper enforces policy {} but this daemon read {} from {}; "
+                "units this daemon accepts may be refused by the helper",
+                hello->policy_digest, d.policy_digest, d.config.helper_policy);
+  AuditEntry entry;
+  entry.op = "hello";
+  entry.result = "policy-mismatch";
+  entry.rule = "policy-digest-mismatch";
+  entry.error = "helper " + hello->policy_digest + ", daemon " + d.policy_digest;
+  if (auto appended = d.audit->Append(entry); !appended)
+    spdlog::error("audit: {}", Describe(appended.error()));
+  return {};
+}
+
+enum class StopReason { kSignal, kHelperGone };
+
+// Blocks until SIGTERM/SIGINT or until the helper's end of the pair closes. `pair_fd` is a
+// private dup of fd 3, polled for hang-up only, so the HelperClient's reads are undisturbed.
+Result<StopReason> WaitForStop(int signal_fd, int pair_fd) {
+  for (;;) {
+    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {pair_fd, POLLRDHUP, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return Fail(ErrorCode::kFailed, "daemon-poll", Errno("poll"));
+    }
+    if (fds[1].revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) return StopReason::kHelperGone;
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo info{};
+      if (::read(signal_fd, &info, sizeof info) == sizeof info)
+        spdlog::info("signal {} received", strsignal(static_cast<int>(info.ssi_signo)));
+      return StopReason::kSignal;
+    }
+  }
+}
+
+// Blocks SIGTERM/SIGINT (before any thread exists, so every thread inherits the mask) and
+// returns a signalfd for them; SIGPIPE is ignored (a peer gone mid-write is an error value).
+Result<int> TakeSignals() {
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  if (::pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0)
+    return Fail(ErrorCode::kFailed, "daemon-signals", "pthread_sigmask failed");
+  int fd = ::signalfd(-1, &set, SFD_CLOEXEC);
+  if (fd < 0) return Fail(ErrorCode::kFailed, "daemon-signals", Errno("signalfd"));
+  return fd;
+}
+
+void SetUpLogging() {
+  auto logger = spdlog::stderr_logger_mt("decnet-updaterd");
+  logger->set_pattern("[%l] %v");  // journald stamps time and unit itself
+  spdlog::set_default_logger(logger);
+}
+
+int Serve(Daemon& d, int signal_fd) {
+  int pair_watch = ::fcntl(kHelperPairFd, F_DUPFD_CLOEXEC, 10);
+  if (pair_watch < 0) {
+    spdlog::critical("{}", Errno("dup fd 3"));
+    return 1;
+  }
+  auto port = StartServing(d);
+  if (!port) {
+    spdlog::critical("cannot serve: {}", Describe(port.error()));
+    return 1;
+  }
+  spdlog::info("listening on {}:{}", d.config.listen_address, *port);
+  if (auto greeted = Greet(d); !greeted) {
+    spdlog::critical("hello to the helper failed: {}", Describe(greeted.error()));
+    return 1;
+  }
+  if (d.recovery.reverted && !d.pipeline->Reconcile("start-up recovery reverted an interrupted update"))
+    spdlog::error("could not make units and links match the active release (see the audit log)");
+
+  auto why = WaitForStop(signal_fd, pair_watch);
+  ::close(pair_watch);
+  if (!why) spdlog::critical("{}", Describe(why.error()));
+  bool helper_gone = !why || *why == StopReason::kHelperGone;
+  if (helper_gone) spdlog::warn("the helper closed its end of the pair; exiting");
+  if (d.api->busy()) {
+    // Waiting could take the whole deadline; the journal makes an abrupt end safe: start-up
+    // recovery reverts whatever was not committed.
+    spdlog::warn("an operation is running; exiting now, start-up recovery will revert it");
+    std::_Exit(1);
+  }
+  d.server->Stop();
+  return helper_gone ? 1 : 0;
+}
+
+}  // namespace
+
+Result<DaemonArgs> ParseDaemonArgs(int argc, const char* const* argv) {
+  DaemonArgs args;
+  bool seen = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view value;
+    if (arg == "--config" && i + 1 < argc) {
+      value = argv[++i];
+    } else if (arg.starts_with("--config=")) {
+      value = arg.substr(9);
+    } else {
+      return Fail(ErrorCode::kMalformed, "daemon-args",
+                  "unknown argument '" + std::string(arg) + "' (usage: decnet-updaterd [--config PATH])");
+    }
+    if (value.empty() || seen)
+      return Fail(ErrorCode::kMalformed, "daemon-args", "--config takes one non-empty PATH, once");
+    args.config_path = std::string(value);
+    seen = true;
+  }
+  return args;
+}
+
+Result<void> CheckNotRoot() {
+  uid_t ruid, euid, suid;
+  gid_t rgid, egid, sgid;
+  if (::getresuid(&ruid, &euid, &suid) != 0 || ::getresgid(&rgid, &egid, &sgid) != 0)
+    return Fail(ErrorCode::kFailed, "daemon-root", Errno("getresuid"));
+  if (ruid == 0 || euid == 0 || suid == 0 || rgid == 0 || egid == 0 || sgid == 0)
+    return Fail(ErrorCode::kDenied, "daemon-root",
+                "decnet-updaterd refuses to run as root (uid 0 or gid 0): it parses network "
+                "input; decnet-update-helper starts it as the decnet-updater user");
+  return {};
+}
+
+Result<void> CheckHelperPair(int fd) {
+  struct stat st{};
+  int type = 0;
+  socklen_t len = sizeof type;
+  bool ok = ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+            ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET;
+  if (!ok)
+    return Fail(ErrorCode::kDenied, "daemon-no-helper",
+                "fd " + std::to_string(fd) + " is not a SOCK_SEQPACKET socket: decnet-updaterd "
+                "must be started by decnet-update-helper");
+  // SECURITY: the install command and any other child must never inherit the channel to root.
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+    return Fail(ErrorCode::kFailed, "daemon-no-helper", Errno("fcntl fd 3"));
+  return {};
+}
+
+int RunDaemon(int argc, const char* const* argv) {
+  SetUpLogging();
+  auto args = ParseDaemonArgs(argc, argv);
+  Result<void> ready = args ? CheckNotRoot() : tl::make_unexpected(args.error());
+  if (ready) ready = CheckHelperPair(kHelperPairFd);
+  Daemon d;
+  if (ready) ready = LoadSettings(*args, d);
+  if (ready) ready = OpenStorage(d);
+  auto signal_fd = ready ? TakeSignals() : tl::make_unexpected(ready.error());
+  if (!signal_fd) {
+    spdlog::critical("{}", Describe(signal_fd.error()));
+    return 1;
+  }
+  int code = Serve(d, *signal_fd);
+  ::close(*signal_fd);
+  return code;
+}
+
+}  // namespace decnet::daemon

@@ -1,0 +1,39 @@
+// decnet-updaterd's start-up and lifetime (DESIGN.md §2, §6): started only by
+// decnet-update-helper with its end of the socketpair as fd 3, never as root. In order:
+// arguments, identity and fd 3 checks, configuration, helper policy, audit log, release
+// store and its crash recovery, TLS context, API and server listening, `hello` to the
+// helper (which is when the helper reports the unit ready), reconciliation of units after a
+// reverted update, then serving until SIGTERM/SIGINT or until the helper's end of the pair
+// closes (the confined helper cannot signal us; its exit must end ours).
+#pragma once
+
+#include <string>
+
+#include "proto/result.h"
+
+namespace decnet::daemon {
+
+inline constexpr char kDefaultDaemonConfig[] = "/etc/decnet-updater/daemon.json";
+inline constexpr int kHelperPairFd = 3;
+
+struct DaemonArgs {
+  std::string config_path = kDefaultDaemonConfig;
+};
+
+// Parses `--config PATH` (or `--config=PATH`). Refuses (kMalformed, "daemon-args") anything
+// else, a missing or empty PATH, and a repeated option.
+[[nodiscard]] Result<DaemonArgs> ParseDaemonArgs(int argc, const char* const* argv);
+
+// Refuses (kDenied, "daemon-root") a process whose real, effective or saved uid or gid is 0.
+[[nodiscard]] Result<void> CheckNotRoot();
+
+// Refuses (kDenied, "daemon-no-helper") an `fd` that is not an open SOCK_SEQPACKET socket:
+// then we were not started by decnet-update-helper. Marks it close-on-exec so the install
+// command never inherits the channel to root.
+[[nodiscard]] Result<void> CheckHelperPair(int fd);
+
+// The whole daemon: returns the process exit code (0 after SIGTERM/SIGINT, 1 on a start-up
+// failure or when the helper went away). Logs to stderr (journald) through spdlog.
+int RunDaemon(int argc, const char* const* argv);
+
+}  // namespace decnet::daemon

@@ -1,0 +1,613 @@
+// The updater's HTTP API driven through the real HttpServer over real mTLS, with curl as the
+// client (as DECNET's master pushes: -F tarball=@file -F sha256=...) and a fake Operations
+// that records its calls and can hold an operation to simulate a long update.
+#include "daemon/api.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <future>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "daemon/tls.h"
+#include "proto/sha256.h"
+#include "proto/updater_api.h"
+#include "tests/daemon/test_pki.h"
+
+namespace decnet::daemon {
+namespace {
+
+using decnet::testing::CertSpec;
+using decnet::testing::Issued;
+using decnet::testing::PemPaths;
+using decnet::testing::TempDir;
+using decnet::testing::TestCa;
+using nlohmann::json;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct Ran {
+  int exit_code = -1;
+  std::string out;
+};
+
+Ran Shell(const std::string& command) {
+  Ran ran;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return ran;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) ran.out.append(buf, n);
+  int status = pclose(pipe);
+  ran.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return ran;
+}
+
+template <typename F>
+bool Eventually(F done, std::chrono::milliseconds bound = 10s) {
+  auto end = Clock::now() + bound;
+  while (!done()) {
+    if (Clock::now() > end) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+// A response as curl saw it: the status, then the body.
+struct Answer {
+  std::string status;
+  std::string body;
+  json Json() const { return json::parse(body, nullptr, false); }
+};
+
+// One call the fake received.
+struct Call {
+  std::string op;
+  Caller caller;
+  std::string sha256;
+  std::optional<std::string> sha;
+  uint64_t size = 0;
+  std::string content;  // the spooled tarball, read back through the fd
+};
+
+class FakeOps : public Operations {
+ public:
+  ApiAnswer Update(const Caller& caller, const VerifiedTarball& tarball) override {
+    return Run("update", caller, &tarball, update_answer);
+  }
+  ApiAnswer UpdateSelf(const Caller& caller, const VerifiedTarball& tarball,
+                       std::function<void()>* after_reply) override {
+    *after_reply = [this] {
+      hook_ran_at = Clock::now();
+      ++hooks;
+    };
+    return Run("update-self", caller, &tarball, self_answer);
+  }
+  ApiAnswer Rollback(const Caller& caller) override {
+    return Run("rollback", caller, nullptr, rollback_answer);
+  }
+  std::vector<json> Releases() override {
+    std::lock_guard lock(mu_);
+    return releases;
+  }
+
+  // Lets a held operation return.
+  void Release() {
+    std::lock_guard lock(mu_);
+    hold = false;
+    cv_.notify_all();
+  }
+  void Hold() {
+    std::lock_guard lock(mu_);
+    hold = true;
+  }
+  std::vector<Call> Calls() {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+  void SetReleases(std::vector<json> r) {
+    std::lock_guard lock(mu_);
+    releases = std::move(r);
+  }
+
+  ApiAnswer update_answer{200, {}};
+  ApiAnswer self_answer{200, api::SelfUpdateQueuedJson()};
+  ApiAnswer rollback_answer{200, {}};
+  std::vector<json> releases_after;  // when set, Releases() returns these once an op ended
+  std::atomic<int> entered{0};
+  std::atomic<int> finished{0};
+  std::atomic<int> hooks{0};
+  Clock::time_point hook_ran_at;
+
+ private:
+  ApiAnswer Run(const std::string& op, const Caller& caller, const VerifiedTarball* tarball,
+                const ApiAnswer& answer) {
+    Call call{op, caller, "", std::nullopt, 0, ""};
+    if (tarball != nullptr) {
+      call.sha256 = tarball->sha256;
+      call.sha = tarball->sha;
+      call.size = tarball->size;
+      char buf[65536];
+      off_t at = 0;
+      ssize_t n;
+      while ((n = ::pread(tarball->fd, buf, sizeof buf, at)) > 0) {
+        call.content.append(buf, static_cast<size_t>(n));
+        at += n;
+      }
+    }
+    ++entered;
+    std::unique_lock lock(mu_);
+    calls_.push_back(std::move(call));
+    cv_.wait(lock, [&] { return !hold; });
+    if (!releases_after.empty()) releases = releases_after;
+    ++finished;
+    return answer;
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool hold = false;
+  std::vector<json> releases;
+  std::vector<Call> calls_;
+};
+
+json ReleaseRow(const std::string& slot, const std::string& id, const std::string& version) {
+  api::Release r;
+  r.slot = slot;
+  r.sha = "abc123";
+  r.installed_at = "2024-05-01T10:00:00Z";
+  r.id = id;
+  r.sha256 = std::string(64, 'a');
+  r.version = version;
+  r.size = 42;
+  r.state = "ready";
+  return api::ReleaseJson(r);
+}
+
+class AnUpdaterApi : public ::testing::Test {
+ protected:
+  AnUpdaterApi() {
+    Issued server = ca_.Issue(CertSpec{{"updater"}, true});
+    auto paths = WritePem(dir_, "server", server);
+    files_ = TlsFiles{dir_.Write("ca.crt", ca_.ca().cert_pem), paths.cert, paths.key};
+    master_ = ca_.Issue(CertSpec{{"decnet-master"}});
+    worker_ = ca_.Issue(CertSpec{{"worker"}});
+    master_pem_ = WritePem(dir_, "master", master_);
+    worker_pem_ = WritePem(dir_, "worker", worker_);
+    ops_.SetReleases({ReleaseRow("active", "r1", "1.0"), ReleaseRow("prev", "r0", "0.9")});
+    tarball_ = std::string("\x1f\x8b pretend this is a gzip tarball\n", 34) + std::string(200000, 'z');
+    tarball_path_ = dir_.Write("release.tar.gz", tarball_);
+    digest_ = Sha256Hex(tarball_);
+    auto audit = AuditLog::Open((dir_.path() / "audit.jsonl").string());
+    EXPECT_TRUE(audit.has_value());
+    audit_.emplace(std::move(*audit));
+  }
+
+  ~AnUpdaterApi() override {
+    ops_.Release();
+    if (server_) server_->Stop();
+  }
+
+  void Start(std::chrono::milliseconds deadline = 30s) {
+    ApiOptions options;
+    options.spool_dir = (dir_.path() / "spool").string();
+    options.max_upload_bytes = 10 << 20;
+    options.update_deadline = deadline;
+    options.self_restart_delay = 300ms;
+    options.version = "9.9.9";
+    options.policy_digest = std::string(64, 'd');
+    options.helper_alive = [] { return true; };
+    options.audit = &*audit_;
+    auto api = UpdaterApi::Create(ops_, options);
+    ASSERT_TRUE(api.has_value()) << api.error().message;
+    api_ = std::move(*api);
+    auto ctx = MakeServerTlsContext(files_);
+    ASSERT_TRUE(ctx.has_value());
+    auto server = HttpServer::Create(std::move(*ctx), ServerConfig{}, *api_);
+    ASSERT_TRUE(server.has_value());
+    server_ = std::move(*server);
+    auto port = server_->Start("127.0.0.1", 0);
+    ASSERT_TRUE(port.has_value());
+    port_ = *port;
+  }
+
+  std::string Url(const std::string& path) const {
+    return "https://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+  std::string CurlCommand(const PemPaths& client, const std::string& args) const {
+    return "curl -sS --max-time 20 --cacert " + files_.ca_file + " --cert " + client.cert +
+           " --key " + client.key + " " + args;
+  }
+
+  // Runs curl; the status code is written after a marker line, then split off.
+  Answer Curl(const PemPaths& client, const std::string& args) const {
+    Ran ran = Shell(CurlCommand(client, "-w '\\n@@%{http_code}' " + args) + " 2>/dev/null");
+    Answer answer;
+    size_t at = ran.out.rfind("\n@@");
+    if (at == std::string::npos) return answer;
+    answer.body = ran.out.substr(0, at);
+    answer.status = ran.out.substr(at + 3);
+    return answer;
+  }
+
+  std::string Form(const std::string& extra = "") const {
+    return "-F tarball=@" + tarball_path_ + " --form-string sha256=" + digest_ + " " + extra + " ";
+  }
+
+  Answer Push(const std::string& path, const std::string& form_args) const {
+    return Curl(master_pem_, form_args + " " + Url(path));
+  }
+
+  size_t SpoolEntries() const {
+    size_t n = 0;
+    DIR* d = ::opendir((dir_.path() / "spool").c_str());
+    if (d == nullptr) return 999;
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") ++n;
+    }
+    ::closedir(d);
+    return n;
+  }
+
+  TestCa ca_{"decnet-test-ca"};
+  TempDir dir_;
+  TlsFiles files_;
+  Issued master_, worker_;
+  PemPaths master_pem_, worker_pem_;
+  std::string tarball_, tarball_path_, digest_;
+  std::optional<AuditLog> audit_;
+  FakeOps ops_;
+  std::unique_ptr<UpdaterApi> api_;  // declared before the server: outlives it
+  std::unique_ptr<HttpServer> server_;
+  std::uint16_t port_ = 0;
+};
+
+// --- routing and authorisation -------------------------------------------------------------
+
+TEST_F(AnUpdaterApi, AnswersHealthToAWorkerCertificateWithTheReleases) {
+  Start();
+  Answer a = Curl(worker_pem_, Url("/health"));
+  ASSERT_EQ(a.status, "200");
+  json body = a.Json();
+  EXPECT_EQ(body["status"], "ok");
+  EXPECT_EQ(body["role"], "updater");
+  ASSERT_EQ(body["releases"].size(), 2u);
+  EXPECT_EQ(body["releases"][0]["slot"], "active");
+  EXPECT_EQ(body["releases"][0]["sha"], "abc123");
+  EXPECT_EQ(body["releases"][0]["installed_at"], "2024-05-01T10:00:00Z");
+  EXPECT_EQ(body["releases"][1]["slot"], "prev");
+  EXPECT_EQ(body["version"], "9.9.9");
+  EXPECT_EQ(body["helper"]["alive"], true);
+}
+
+TEST_F(AnUpdaterApi, RefusesAWorkerCertificateOnEveryMasterRouteWithDecnetsBody) {
+  Start();
+  const std::string forbidden = R"({"detail":"master certificate required"})";
+  for (const std::string& args :
+       {Url("/releases"), Form() + Url("/update"), Form("-F confirm_self=true") + Url("/update-self"),
+        "-X POST " + Url("/rollback"), Url("/metrics"), Url("/audit")}) {
+    Answer a = Curl(worker_pem_, args);
+    EXPECT_EQ(a.status, "403") << args;
+    EXPECT_EQ(a.body, forbidden) << args;
+  }
+  EXPECT_TRUE(ops_.Calls().empty());
+  EXPECT_FALSE(api_->busy());
+}
+
+TEST_F(AnUpdaterApi, Answers404ForAnUnknownPathAnd405ForAWrongMethod) {
+  Start();
+  EXPECT_EQ(Curl(master_pem_, Url("/nowhere")).status, "404");
+  EXPECT_EQ(Curl(master_pem_, Url("/update")).status, "405");
+  EXPECT_EQ(Curl(master_pem_, "-X POST " + Url("/health")).status, "405");
+  EXPECT_EQ(Curl(master_pem_, Url("/health?x=1")).status, "200");
+}
+
+TEST_F(AnUpdaterApi, ServesReleasesToTheMasterActiveFirst) {
+  Start();
+  Answer a = Curl(master_pem_, Url("/releases"));
+  ASSERT_EQ(a.status, "200");
+  EXPECT_EQ(a.Json()["releases"][0]["id"], "r1");
+  EXPECT_EQ(a.Json()["releases"][1]["id"], "r0");
+}
+
+// --- DECNET's form checks ------------------------------------------------------------------
+
+TEST_F(AnUpdaterApi, RefusesAPushWithoutSha256With400AndDecnetsExactBody) {
+  Start();
+  for (const std::string& form : {"-F tarball=@" + tarball_path_,
+                                  "-F tarball=@" + tarball_path_ + " --form-string sha256="}) {
+    Answer a = Push("/update", form);
+    EXPECT_EQ(a.status, "400") << form;
+    EXPECT_EQ(a.body, R"({"detail":"sha256 of the tarball is required"})") << form;
+  }
+  EXPECT_TRUE(ops_.Calls().empty());
+  EXPECT_EQ(SpoolEntries(), 0u);
+}
+
+TEST_F(AnUpdaterApi, RefusesAWhitespaceOrMalformedDigestWith400InTheFailureShape) {
+  Start();
+  for (const std::string& digest :
+       {std::string("   "), std::string(64, 'z'), std::string(63, 'a'), " " + std::string(64, 'a')}) {
+    Answer a = Push("/update", "-F tarball=@" + tarball_path_ + " --form-string 'sha256=" +
+                                   digest + "'");
+    EXPECT_EQ(a.status, "400") << digest;
+    json detail = a.Json()["detail"];
+    EXPECT_TRUE(detail["error"].is_string()) << a.body;
+    EXPECT_EQ(detail["stderr"], "") << a.body;
+    EXPECT_EQ(detail["rolled_back"], false) << a.body;
+    EXPECT_EQ(detail["rule"], "sha256-malformed") << a.body;
+  }
+  EXPECT_TRUE(ops_.Calls().empty());
+}
+
+TEST_F(AnUpdaterApi, RefusesAMismatchingDigestAndLeavesNothingInTheSpool) {
+  Start();
+  Answer a = Push("/update", "-F tarball=@" + tarball_path_ + " --form-string sha256=" +
+                                 std::string(64, 'b'));
+  EXPECT_EQ(a.status, "400");
+  EXPECT_EQ(a.Json()["detail"]["rule"], "sha256-mismatch") << a.body;
+  EXPECT_EQ(a.Json()["detail"]["rolled_back"], false);
+  EXPECT_TRUE(ops_.Calls().empty());
+  EXPECT_EQ(SpoolEntries(), 0u);
+  EXPECT_FALSE(api_->busy());
+}
+
+TEST_F(AnUpdaterApi, Answers422WhenTheTarballIsMissing) {
+  Start();
+  Answer a = Push("/update", "--form-string sha256=" + digest_);
+  EXPECT_EQ(a.status, "422");
+  json detail = a.Json()["detail"];
+  ASSERT_TRUE(detail.is_array()) << a.body;
+  EXPECT_EQ(detail[0]["loc"], json::array({"body", "tarball"}));
+}
+
+TEST_F(AnUpdaterApi, RefusesAnUnknownFormFieldAndABodyThatIsNotAForm) {
+  Start();
+  EXPECT_EQ(Push("/update", Form("--form-string extra=1")).status, "400");
+  Answer a = Curl(master_pem_, "-d x=1 " + Url("/update"));
+  EXPECT_EQ(a.status, "400");
+  EXPECT_EQ(a.Json()["detail"]["rule"], "multipart-content-type") << a.body;
+  EXPECT_TRUE(ops_.Calls().empty());
+  EXPECT_FALSE(api_->busy());
+}
+
+// --- operations ----------------------------------------------------------------------------
+
+TEST_F(AnUpdaterApi, HandsAVerifiedUploadToOperationsAndPassesItsAnswerThrough) {
+  api::Release r;
+  r.slot = "active";
+  r.sha = "deadbeef";
+  r.id = "r2";
+  ops_.update_answer = {200, api::UpdatedJson(r, R"({"status":"ok"})")};
+  Start();
+  Answer a = Push("/update", Form("--form-string sha=deadbeef"));
+  ASSERT_EQ(a.status, "200");
+  EXPECT_EQ(a.Json(), ops_.update_answer.body);
+  auto calls = ops_.Calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].op, "update");
+  EXPECT_EQ(calls[0].sha256, digest_);
+  EXPECT_EQ(calls[0].sha, "deadbeef");
+  EXPECT_EQ(calls[0].size, tarball_.size());
+  EXPECT_TRUE(calls[0].content == tarball_);
+  EXPECT_EQ(calls[0].caller.cn, "decnet-master");
+  EXPECT_EQ(calls[0].caller.fingerprint, master_.fingerprint);
+  EXPECT_TRUE(Eventually([&] { return !api_->busy(); }));
+  EXPECT_EQ(SpoolEntries(), 0u);
+}
+
+TEST_F(AnUpdaterApi, Passes409RolledBackThrough) {
+  ops_.update_answer = {409, api::FailureJson("health gate failed", "probe: 503", true, "gate-probe")};
+  Start();
+  Answer a = Push("/update", Form());
+  EXPECT_EQ(a.status, "409");
+  EXPECT_EQ(a.Json()["detail"]["rolled_back"], true);
+  EXPECT_EQ(a.Json()["detail"]["error"], "health gate failed");
+}
+
+TEST_F(AnUpdaterApi, Passes500FailureThrough) {
+  ops_.update_answer = {500, api::FailureJson("bad archive", "", false, "extract-symlink")};
+  Start();
+  Answer a = Push("/update", Form());
+  EXPECT_EQ(a.status, "500");
+  EXPECT_EQ(a.Json()["detail"]["rolled_back"], false);
+}
+
+TEST_F(AnUpdaterApi, PassesARollbackAndIts404Through) {
+  ops_.rollback_answer = {404, api::DetailJson("no previous release")};
+  Start();
+  Answer a = Curl(master_pem_, "-X POST " + Url("/rollback"));
+  EXPECT_EQ(a.status, "404");
+  EXPECT_EQ(a.body, R"({"detail":"no previous release"})");
+  ASSERT_TRUE(Eventually([&] { return !api_->busy(); }));
+  api::Release r;
+  r.slot = "active";
+  ops_.rollback_answer = {200, api::RolledBackJson(r, "ok")};
+  a = Curl(master_pem_, "-X POST " + Url("/rollback"));
+  EXPECT_EQ(a.status, "200");
+  EXPECT_EQ(a.Json()["status"], "rolled_back");
+  EXPECT_EQ(ops_.Calls().size(), 2u);
+}
+
+TEST_F(AnUpdaterApi, ChecksConfirmSelfBeforeTheDigestOnUpdateSelf) {
+  Start();
+  Answer a = Push("/update-self", "-F tarball=@" + tarball_path_);  // neither confirm nor digest
+  EXPECT_EQ(a.status, "400");
+  EXPECT_EQ(a.Json()["detail"]["rule"], "confirm-self-required") << a.body;
+  a = Push("/update-self", "-F tarball=@" + tarball_path_ + " --form-string confirm_self=yes");
+  EXPECT_EQ(a.Json()["detail"]["rule"], "confirm-self-required") << a.body;
+  a = Push("/update-self", "-F tarball=@" + tarball_path_ + " --form-string confirm_self=TRUE");
+  EXPECT_EQ(a.status, "400");
+  EXPECT_EQ(a.body, R"({"detail":"sha256 of the tarball is required"})");
+  EXPECT_TRUE(ops_.Calls().empty());
+}
+
+TEST_F(AnUpdaterApi, RunsTheSelfRestartHookOnlyAfterTheReply) {
+  Start();
+  Answer a = Push("/update-self", Form("--form-string confirm_self=True"));
+  Clock::time_point replied = Clock::now();
+  ASSERT_EQ(a.status, "200");
+  EXPECT_EQ(a.body, R"({"status":"self_update_queued","via":"systemd"})");
+  EXPECT_EQ(ops_.hooks, 0);
+  EXPECT_TRUE(api_->busy());  // no update may start only to be killed by the restart
+  ASSERT_TRUE(Eventually([&] { return ops_.hooks == 1; }));
+  EXPECT_GT(ops_.hook_ran_at, replied);
+  EXPECT_TRUE(Eventually([&] { return !api_->busy(); }));
+  EXPECT_EQ(ops_.Calls().at(0).op, "update-self");
+}
+
+// --- one at a time, /health stays up, the deadline -----------------------------------------
+
+TEST_F(AnUpdaterApi, AnswersTwoHundredConcurrentHealthRequestsAndRefusesASecondUpdateWhileOneRuns) {
+  ops_.update_answer = {200, json{{"status", "updated"}}};
+  Start();
+  ops_.Hold();
+  auto first = std::async(std::launch::async, [&] { return Push("/update", Form()); });
+  ASSERT_TRUE(Eventually([&] { return ops_.entered == 1; }));
+
+  std::string config;
+  for (int i = 0; i < 200; ++i) config += "url = \"" + Url("/health") + "\"\noutput = /dev/null\n";
+  std::string config_file = dir_.Write("parallel.cfg", config);
+  Ran health = Shell(CurlCommand(worker_pem_, "--parallel --parallel-immediate --parallel-max 200 "
+                                              "-w '%{http_code}\\n' -K " + config_file) +
+                     " 2>/dev/null");
+  int ok = 0;
+  for (size_t at = 0; (at = health.out.find("200\n", at)) != std::string::npos; at += 4) ++ok;
+  EXPECT_EQ(ok, 200) << health.out.substr(0, 400);
+
+  const std::string busy = R"({"detail":{"error":"an update is already running"}})";
+  for (const std::string& args : {Form() + Url("/update"), "-X POST " + Url("/rollback"),
+                                  Form("-F confirm_self=true") + Url("/update-self")}) {
+    Answer second = Curl(master_pem_, args);
+    EXPECT_EQ(second.status, "503") << args;
+    EXPECT_EQ(second.body, busy) << args;
+  }
+  EXPECT_EQ(Curl(master_pem_, Url("/releases")).status, "200");
+
+  ops_.Release();
+  Answer a = first.get();
+  EXPECT_EQ(a.status, "200");
+  EXPECT_EQ(ops_.Calls().size(), 1u);
+}
+
+TEST_F(AnUpdaterApi, AnswersAtTheDeadlineAndLetsTheOperationFinishAndRecordItsOutcome) {
+  ops_.releases_after = {ReleaseRow("active", "r2", "2.0"), ReleaseRow("prev", "r1", "1.0")};
+  Start(700ms);
+  ops_.Hold();
+  Clock::time_point start = Clock::now();
+  Answer a = Push("/update", Form());
+  auto took = Clock::now() - start;
+  EXPECT_EQ(a.status, "500");
+  EXPECT_EQ(a.Json()["detail"]["rule"], "update-deadline") << a.body;
+  EXPECT_EQ(a.Json()["detail"]["rolled_back"], false);
+  EXPECT_LT(took, 5s);
+  EXPECT_EQ(ops_.finished, 0);
+  EXPECT_TRUE(api_->busy());
+  EXPECT_EQ(Push("/update", Form()).status, "503");
+
+  ops_.Release();
+  ASSERT_TRUE(Eventually([&] { return !api_->busy(); }));
+  EXPECT_EQ(ops_.finished, 1);
+  Answer releases = Curl(master_pem_, Url("/releases"));
+  EXPECT_EQ(releases.Json()["releases"][0]["id"], "r2");
+  Answer audit = Curl(master_pem_, Url("/audit"));
+  ASSERT_EQ(audit.status, "200");
+  json entries = audit.Json()["entries"];
+  ASSERT_EQ(entries.size(), 1u) << audit.body;
+  EXPECT_EQ(entries[0]["result"], "deadline");
+  EXPECT_EQ(entries[0]["op"], "update");
+}
+
+TEST_F(AnUpdaterApi, FinishesTheOperationWhenTheClientDisconnects) {
+  ops_.releases_after = {ReleaseRow("active", "r2", "2.0")};
+  Start();
+  ops_.Hold();
+  Ran gone = Shell(CurlCommand(master_pem_, "--max-time 2 " + Form() + Url("/update")) +
+                   " 2>/dev/null");
+  EXPECT_EQ(gone.exit_code, 28);  // curl's "operation timed out"
+  EXPECT_EQ(ops_.entered, 1);
+  ops_.Release();
+  ASSERT_TRUE(Eventually([&] { return !api_->busy(); }));
+  EXPECT_EQ(ops_.finished, 1);
+  EXPECT_EQ(Curl(worker_pem_, Url("/health")).Json()["releases"][0]["id"], "r2");
+}
+
+TEST_F(AnUpdaterApi, ReleasesTheBusyFlagWhenTheUploadIsCutShort) {
+  Start();
+  std::string big = dir_.Write("big.tar.gz", std::string(8 << 20, 'x'));
+  Ran cut = Shell(CurlCommand(master_pem_, "--limit-rate 1M --max-time 1 -F tarball=@" + big +
+                                                " --form-string sha256=" + digest_ + " " +
+                                                Url("/update")) +
+                  " 2>/dev/null");
+  EXPECT_NE(cut.exit_code, 0);
+  EXPECT_TRUE(Eventually([&] { return !api_->busy(); }, 40s));
+  EXPECT_EQ(SpoolEntries(), 0u);
+  EXPECT_TRUE(ops_.Calls().empty());
+}
+
+// --- our extensions ------------------------------------------------------------------------
+
+TEST_F(AnUpdaterApi, ServesMetricsInThePrometheusTextFormat) {
+  ops_.update_answer = {200, json{{"status", "updated"}}};
+  Start();
+  ASSERT_EQ(Push("/update", Form()).status, "200");
+  ASSERT_TRUE(Eventually([&] { return !api_->busy(); }));
+  ASSERT_EQ(Push("/update", "-F tarball=@" + tarball_path_).status, "400");
+  Answer m = Curl(master_pem_, Url("/metrics"));
+  ASSERT_EQ(m.status, "200");
+  // Every line: a comment (# HELP / # TYPE) or `name{label="value",...} number`.
+  const std::regex sample(
+      R"(^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*"(,[a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*")*\})? -?[0-9]+(\.[0-9]+)?$)");
+  const std::regex comment(R"(^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$)");
+  std::istringstream in(m.body);
+  int samples = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("#")) {
+      EXPECT_TRUE(std::regex_match(line, comment)) << line;
+    } else {
+      EXPECT_TRUE(std::regex_match(line, sample)) << line;
+      ++samples;
+    }
+  }
+  EXPECT_GE(samples, 15);
+  EXPECT_NE(m.body.find("decnet_updater_updates_total{op=\"update\",result=\"updated\"} 1\n"),
+            std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("decnet_updater_updates_total{op=\"update\",result=\"refused\"} 1\n"),
+            std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("decnet_updater_update_duration_seconds_count 1\n"), std::string::npos);
+  EXPECT_NE(m.body.find("decnet_updater_active_release_info{id=\"r1\",version=\"1.0\"} 1\n"),
+            std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("decnet_updater_helper_up 1\n"), std::string::npos);
+}
+
+TEST_F(AnUpdaterApi, ServesTheLastAuditEntriesToTheMaster) {
+  Start();
+  for (const char* result : {"updated", "rolled_back"}) {
+    AuditEntry entry;
+    entry.op = "update";
+    entry.result = result;
+    entry.client_cn = "decnet-master";
+    ASSERT_TRUE(audit_->Append(entry).has_value());
+  }
+  Answer a = Curl(master_pem_, Url("/audit"));
+  ASSERT_EQ(a.status, "200");
+  json entries = a.Json()["entries"];
+  ASSERT_EQ(entries.size(), 2u) << a.body;
+  EXPECT_EQ(entries[0]["result"], "updated");
+  EXPECT_EQ(entries[1]["result"], "rolled_back");
+}
+
+}  // namespace
+}  // namespace decnet::daemon
