@@ -235,7 +235,9 @@ int Serve(Daemon& d, int signal_fd) {
     spdlog::critical("hello to the helper failed: {}", Describe(greeted.error()));
     return 1;
   }
-  if (d.recovery.reverted && !d.pipeline->Reconcile("start-up recovery reverted an interrupted update"))
+  const bool reverted = d.recovery.reverted.has_value();
+  if (!d.pipeline->Reconcile(reverted ? "start-up recovery reverted an interrupted update"
+                                      : "start-up check of units and links", reverted))
     spdlog::error("could not make units and links match the active release (see the audit log)");
 
   auto why = WaitForStop(signal_fd, pair_watch);

@@ -58,6 +58,11 @@ std::string SlotName(ReleaseSlot slot) {
   return "kept";
 }
 
+// The release switched away from, as a list for ApplyRelease.
+std::vector<ReleaseId> Others(const std::optional<ReleaseId>& from) {
+  return from ? std::vector<ReleaseId>{*from} : std::vector<ReleaseId>{};
+}
+
 }  // namespace
 
 // One operation in flight: what it is about and what it has measured, for the answer and
@@ -101,9 +106,9 @@ std::vector<nlohmann::json> UpdatePipeline::Releases() {
 // Writes the units of `to`, removes those `from` installed that `to` lacks, reloads once if
 // anything changed, repoints the links and restarts the configured units in order. The
 // restarted units and their restart counts go to `restarts` for the health gate.
-Result<void> UpdatePipeline::ApplyRelease(const ReleaseId& to, const std::optional<ReleaseId>& from,
+Result<void> UpdatePipeline::ApplyRelease(const ReleaseId& to, const std::vector<ReleaseId>& others,
                                           std::map<UnitName, uint32_t>* restarts,
-                                          std::string* report) {
+                                          std::string* report, Restart restart) {
   auto dir_of = [&](const ReleaseId& id) {
     return ::open((store_.root() + "/releases/" + id.str()).c_str(),
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -113,14 +118,15 @@ Result<void> UpdatePipeline::ApplyRelease(const ReleaseId& to, const std::option
   auto units = ReadReleaseUnits(to_fd);
   ::close(to_fd);
   if (!units) return tl::make_unexpected(units.error());
-  std::optional<std::vector<ReleaseUnit>> old_units;
-  if (from && *from != to) {
-    int from_fd = dir_of(*from);
-    if (from_fd >= 0) {
-      auto read = ReadReleaseUnits(from_fd);
-      ::close(from_fd);
-      if (read) old_units = std::move(*read);
-    }
+  // Units the other releases ship: whichever of them `to` lacks must not stay installed.
+  std::vector<ReleaseUnit> old_units;
+  for (const auto& other : others) {
+    if (other == to) continue;
+    int other_fd = dir_of(other);
+    if (other_fd < 0) continue;
+    auto read = ReadReleaseUnits(other_fd);
+    ::close(other_fd);
+    if (read && *read) old_units.insert(old_units.end(), (*read)->begin(), (*read)->end());
   }
   bool changed = false;
   if (*units) {
@@ -130,10 +136,11 @@ Result<void> UpdatePipeline::ApplyRelease(const ReleaseId& to, const std::option
       if (!w) return tl::make_unexpected(w.error());
       changed |= w->changed;
       keep.insert(u.name);
+      Step("unit-written");
     }
-    Step("units-written");
-    for (const auto& u : old_units.value_or(std::vector<ReleaseUnit>{})) {
+    for (const auto& u : old_units) {
       if (keep.contains(u.name)) continue;
+      keep.insert(u.name);  // once, even when several releases ship it
       auto r = helper_.RemoveUnit(u.name);
       if (!r) return tl::make_unexpected(r.error());
       changed |= r->removed;
@@ -148,12 +155,14 @@ Result<void> UpdatePipeline::ApplyRelease(const ReleaseId& to, const std::option
     auto target = AbsPath::Parse(config_.install_dir + "/current/" + link.target);
     if (!name || !target) return Fail(ErrorCode::kFailed, "config-value", "bad link " + link.name);
     auto r = helper_.RepointLink(*name, *target);
+    if (r) changed |= r->changed;
     if (!r && r.error().code == ErrorCode::kNotFound) {
       *report += "link " + link.name + " skipped: " + r.error().message + "\n";
     } else if (!r) {
       return tl::make_unexpected(r.error());
     }
   }
+  if (restart == Restart::kIfChanged && !changed) return {};
   for (size_t i = 0; i < config_.units.size(); ++i) {
     auto unit = UnitName::Parse(config_.units[i]);
     if (!unit) continue;
@@ -213,6 +222,7 @@ ApiAnswer UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& ta
   auto dir = store_.BeginRelease(*id);
   if (!dir) return finish(Failure(500, dir.error(), "", false), "failed", &dir.error());
   auto t = Clock::now();
+  Step("extracting");
   ExtractLimits limits;
   auto stats = ExtractRelease(tarball.fd, dir->get(), limits);
   a.audit.durations_ms.emplace_back("extract", MsSince(t));
@@ -239,6 +249,7 @@ ApiAnswer UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& ta
     InstallCommandConfig install{config_.install_command, {},
                                  std::chrono::milliseconds(config_.install_timeout_ms)};
     InstallVars vars{store_.root() + "/releases/" + id->str(), id->str(), a.version, tarball.sha256};
+    Step("installing");
     auto out = RunInstallCommand(install, vars, dir->get());
     a.audit.durations_ms.emplace_back("install", MsSince(t));
     if (!out) return fail_install(out.error(), out.error().message);
@@ -272,7 +283,7 @@ ApiAnswer UpdatePipeline::Activate(Attempt& a) {
   Step("flipped");
   std::map<UnitName, uint32_t> restarts;
   auto t = Clock::now();
-  auto applied = ApplyRelease(*a.id, a.from, &restarts, &a.stderr_text);
+  auto applied = ApplyRelease(*a.id, Others(a.from), &restarts, &a.stderr_text);
   a.audit.durations_ms.emplace_back("apply", MsSince(t));
   GateVerdict verdict;
   if (applied) {
@@ -315,7 +326,7 @@ ApiAnswer UpdatePipeline::Activate(Attempt& a) {
   std::string old_probe;
   bool old_healthy = true;
   if (a.from) {
-    auto reapplied = ApplyRelease(*a.from, *a.id, &old_restarts, &a.stderr_text);
+    auto reapplied = ApplyRelease(*a.from, {*a.id}, &old_restarts, &a.stderr_text);
     GateVerdict again = reapplied ? gate_.Check(old_restarts, "", a.deadline - std::chrono::seconds(2))
                                   : GateVerdict{false, "", reapplied.error().message, reapplied.error().rule};
     old_healthy = again.healthy;
@@ -357,7 +368,7 @@ ApiAnswer UpdatePipeline::Rollback(const Caller& caller) {
   if (auto ok = store_.Rollback(); !ok) return finish(Failure(500, ok.error(), "", std::nullopt), "failed", &ok.error());
   Step("flipped");
   std::map<UnitName, uint32_t> restarts;
-  auto applied = ApplyRelease(*previous, active, &restarts, &a.stderr_text);
+  auto applied = ApplyRelease(*previous, {*active}, &restarts, &a.stderr_text);
   GateVerdict verdict = applied ? gate_.Check(restarts, a.audit.version, a.start + (a.deadline - a.start) * 11 / 20)
                                 : GateVerdict{false, "", applied.error().message, applied.error().rule};
   if (verdict.healthy && store_.Commit()) {
@@ -373,11 +384,11 @@ ApiAnswer UpdatePipeline::Rollback(const Caller& caller) {
           "the previous release failed its health gate (" + verdict.detail + "); staying on the active one"};
   (void)store_.Revert(RevertMark::kKeepState, e.message);
   std::map<UnitName, uint32_t> again;
-  (void)ApplyRelease(*active, previous, &again, &a.stderr_text);
+  (void)ApplyRelease(*active, {*previous}, &again, &a.stderr_text);
   return finish(Failure(500, e, verdict.probe + "\n" + a.stderr_text, std::nullopt), "failed", &e);
 }
 
-bool UpdatePipeline::Reconcile(const std::string& why) {
+bool UpdatePipeline::Reconcile(const std::string& why, bool reverted) {
   AuditEntry entry;
   entry.op = "recovery";
   entry.error = why;
@@ -390,7 +401,15 @@ bool UpdatePipeline::Reconcile(const std::string& why) {
   entry.release = active->str();
   std::map<UnitName, uint32_t> restarts;
   std::string report;
-  auto ok = ApplyRelease(*active, std::nullopt, &restarts, &report);
+  // Every other release kept in the store, failed ones included: whatever a crash left
+  // installed for one of them and the active release lacks is removed.
+  std::vector<ReleaseId> others;
+  for (const auto& e : store_.Releases()) others.push_back(e.id);
+  // Services restart when an interrupted update was reverted (they may run the other
+  // release's code) or when anything had to be put back; a clean restart of the daemon
+  // itself leaves them running.
+  auto ok = ApplyRelease(*active, others, &restarts, &report,
+                         reverted ? Restart::kAlways : Restart::kIfChanged);
   entry.result = ok ? "reconciled" : "failed";
   if (!ok) {
     entry.rule = ok.error().rule;

@@ -69,21 +69,26 @@ class UpdatePipeline : public Operations {
                        std::function<void()>* after_reply) override;
   ApiAnswer Rollback(const Caller& caller) override;
   std::vector<nlohmann::json> Releases() override;
-  // After a crash: makes units, links and running services match the active release
-  // (used at start-up once the store has recovered). Returns false with an audit entry when
-  // it could not.
-  bool Reconcile(const std::string& why);
+  // At start-up, once the store has recovered: makes units and links match the active
+  // release (removing units only other kept releases ship), restarting the services when
+  // `reverted` (recovery undid an interrupted update) or when anything had to change.
+  // Returns false (with an audit entry) when it could not.
+  bool Reconcile(const std::string& why, bool reverted);
 
-  // Test-only: called with the name of each step as it starts ("extracted", "flipped",
-  // "units-written", ...); the crash matrix ends the process there.
+  // Test-only: called with the name of each step ("extracting", "extracted", "installing",
+  // "installed", "complete", "flipped", "unit-written" (after each unit), "reloaded",
+  // "restarted", "committed", "rolling-back", "reverted"); the crash matrix ends the process
+  // there.
   using StepHook = std::function<void(std::string_view)>;
   void SetStepHook(StepHook hook) { step_ = std::move(hook); }
 
  private:
   struct Attempt;
   ApiAnswer Activate(Attempt& a);
-  Result<void> ApplyRelease(const ReleaseId& id, const std::optional<ReleaseId>& from,
-                            std::map<UnitName, uint32_t>* restarts, std::string* stderr_text);
+  enum class Restart { kAlways, kIfChanged };
+  Result<void> ApplyRelease(const ReleaseId& id, const std::vector<ReleaseId>& others,
+                            std::map<UnitName, uint32_t>* restarts, std::string* stderr_text,
+                            Restart restart = Restart::kAlways);
   void Step(std::string_view name) const;
 
   const DaemonConfig& config_;

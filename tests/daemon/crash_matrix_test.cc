@@ -1,0 +1,237 @@
+// The crash matrix: an update is cut off abruptly at each named point, the way a killed
+// unit dies (daemon and helper together, no destructors, no flush). A fresh helper and daemon
+// then start as systemd would restart them: the store recovers, units and links are
+// reconciled, and the host must be on one complete release whose units and link match it;
+// the next update must succeed.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "daemon/update_pipeline.h"
+#include "helper/serve.h"
+#include "proto/sha256.h"
+#include "tests/helper/mock_systemd.h"
+#include "tests/helper/test_dirs.h"
+
+namespace decnet::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::_;
+using ::testing::Return;
+
+std::string Unit(const std::string& what) {
+  return "[Unit]\nDescription=" + what + "\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\n"
+         "NoNewPrivileges=yes\nExecStart=/bin/sleep infinity\n";
+}
+
+// Fails its first `failures` checks; calls `on_check` first (the crash matrix ends there).
+class Gate : public HealthGate {
+ public:
+  GateVerdict Check(const std::map<UnitName, uint32_t>&, const std::string&,
+                    std::chrono::steady_clock::time_point) override {
+    if (on_check) on_check();
+    if (failures > 0) {
+      --failures;
+      return {false, "503", "agent unhealthy", "gate-probe"};
+    }
+    return {true, "{\"status\":\"ok\"}", "", ""};
+  }
+  int failures = 0;
+  std::function<void()> on_check;
+};
+
+// One run of "the unit": helper serve loop and daemon pipeline in one process.
+struct Unit_ {
+  explicit Unit_(test::TestDirs& dirs, const DaemonConfig& config) {
+    int pair[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+    helper_dirs = *helper::OpenHelperDirs(dirs.policy());
+    ON_CALL(systemd, Reload()).WillByDefault(Return(Result<void>{}));
+    ON_CALL(systemd, RestartUnit(_, _)).WillByDefault(Return(helper::JobOutcome{"done"}));
+    ON_CALL(systemd, StopUnit(_, _)).WillByDefault(Return(helper::JobOutcome{"done"}));
+    ON_CALL(systemd, GetUnitState(_)).WillByDefault(Return(proto::UnitState{"loaded", "active", "running", 7, 0}));
+    served = std::async(std::launch::async, [&, fd = pair[1]] {
+      helper::Serve(fd, dirs.policy(), helper_dirs, systemd, {.notify = false});
+      ::close(fd);
+    });
+    client.emplace(pair[0], std::chrono::seconds(10));
+    EXPECT_TRUE(client->Hello("crash-matrix"));
+    store.emplace(std::move(*ReleaseStore::Open(config.install_dir)));
+    audit.emplace(std::move(*AuditLog::Open(dirs.root() + "/audit.jsonl")));
+    pipeline.emplace(config, dirs.policy(), *store, *client, gate, *audit);
+  }
+  ~Unit_() {
+    pipeline.reset();
+    client.reset();
+    served.wait();
+    for (int fd : {helper_dirs.unit_dir, helper_dirs.link_dir, helper_dirs.state_dir}) ::close(fd);
+  }
+  helper::HelperDirs helper_dirs{};
+  ::testing::NiceMock<test::MockSystemd> systemd;
+  std::future<void> served;
+  std::optional<HelperClient> client;
+  std::optional<ReleaseStore> store;
+  std::optional<AuditLog> audit;
+  Gate gate;
+  std::optional<UpdatePipeline> pipeline;
+};
+
+struct Tarball {
+  std::string path, sha256;
+  uint64_t size = 0;
+};
+
+struct Point {
+  std::string step;      // pipeline step at which the process dies
+  bool gate_fails;       // the new release fails its gate (the rollback path)
+  int delay_ms;          // > 0: die this long after the step starts (mid-step)
+};
+
+void PrintTo(const Point& p, std::ostream* os) { *os << p.step << (p.gate_fails ? "/rollback" : ""); }
+
+class ACrashedUpdate : public ::testing::TestWithParam<Point> {
+ protected:
+  void SetUp() override {
+    install_ = dirs_.root() + "/opt/decnet";
+    fs::create_directories(install_);
+    config_.install_dir = install_;
+    config_.units = {"decnet-agent.service"};
+    config_.links = {{"decnet", "bin/decnet"}};
+    dirs_.policy().links = {{"decnet", install_ + "/current"}};
+  }
+
+  // A release: its version file, link target, units, and `bulk` files to slow extraction.
+  Tarball Pack(const std::string& version, const std::map<std::string, std::string>& units, int bulk = 0) {
+    std::string tree = dirs_.root() + "/tree-" + version;
+    fs::create_directories(tree + "/bin");
+    std::ofstream(tree + "/VERSION") << version;
+    std::ofstream(tree + "/bin/decnet") << "#!/bin/sh\necho " << version << "\n";
+    if (!units.empty()) fs::create_directories(tree + "/etc/systemd/system");
+    for (const auto& [n, c] : units) std::ofstream(tree + "/etc/systemd/system/" + n) << c;
+    for (int i = 0; i < bulk; ++i) {
+      fs::create_directories(tree + "/data/" + std::to_string(i % 50));
+      std::ofstream(tree + "/data/" + std::to_string(i % 50) + "/f" + std::to_string(i)) << std::string(4096, 'a' + i % 26);
+    }
+    Tarball t{tree + ".tar.gz", "", 0};
+    EXPECT_EQ(std::system(("tar -C " + tree + " -czf " + t.path + " .").c_str()), 0);
+    std::ifstream in(t.path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    t.sha256 = Sha256Hex(bytes);
+    t.size = bytes.size();
+    return t;
+  }
+  ApiAnswer Push(Unit_& unit, const Tarball& t) {
+    int fd = ::open(t.path.c_str(), O_RDONLY | O_CLOEXEC);
+    auto a = unit.pipeline->Update({"fp", "decnet-master"}, {fd, t.size, t.sha256, std::nullopt});
+    ::close(fd);
+    return a;
+  }
+  std::string ActiveVersion() {
+    std::ifstream in(install_ + "/current/VERSION");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  // Units in the unit directory must be exactly those the active release ships.
+  void ExpectUnitsMatch(const std::map<std::string, std::string>& units) {
+    std::set<std::string> present;
+    for (const auto& e : fs::directory_iterator(dirs_.units())) {
+      if (!e.path().filename().string().starts_with(".")) present.insert(e.path().filename().string());
+    }
+    std::set<std::string> expected;
+    for (const auto& [n, c] : units) {
+      expected.insert(n);
+      std::ifstream in(dirs_.units() + "/" + n);
+      EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), c) << n;
+    }
+    EXPECT_EQ(present, expected);
+  }
+
+  test::TestDirs dirs_;
+  std::string install_;
+  DaemonConfig config_;
+};
+
+TEST_P(ACrashedUpdate, LeavesTheHostOnOneCompleteReleaseAndTheNextUpdateSucceeds) {
+  const Point point = GetParam();
+  const std::map<std::string, std::string> v1_units = {{"decnet-agent.service", Unit("agent v1")}};
+  const std::map<std::string, std::string> v2_units = {{"decnet-agent.service", Unit("agent v2")},
+                                                       {"decnet-extra.service", Unit("extra v2")}};
+  {
+    Unit_ first(dirs_, config_);
+    ASSERT_EQ(Push(first, Pack("v1", v1_units)).status, 200u);
+  }
+  if (point.step == "installing") config_.install_command = {"/bin/sleep", "5"};
+  Tarball v2 = Pack("v2", v2_units, point.step == "extracting" ? 3000 : 0);
+
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The unit that dies. _exit: no destructors, no flush, like SIGKILL.
+    Unit_ unit(dirs_, config_);
+    auto die = [delay = point.delay_ms] {
+      if (delay <= 0) ::_exit(0);
+      std::thread([delay] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+        ::_exit(0);
+      }).detach();
+    };
+    unit.gate.failures = point.gate_fails ? 1 : 0;
+    if (point.step == "gate") unit.gate.on_check = [] { ::_exit(0); };
+    unit.pipeline->SetStepHook([&](std::string_view step) {
+      if (step == point.step) die();
+    });
+    (void)Push(unit, v2);
+    ::_exit(3);  // the named point was never reached
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "the update never reached " << point.step;
+
+  // systemd restarts the unit: recovery, then reconciliation of units and links.
+  config_.install_command.clear();
+  Unit_ restarted(dirs_, config_);
+  auto report = restarted.store->Recover();
+  ASSERT_TRUE(report) << report.error().message;
+  ASSERT_TRUE(restarted.pipeline->Reconcile("test restart", report->reverted.has_value()));
+  EXPECT_FALSE(restarted.store->Pending().has_value());
+  ASSERT_TRUE(restarted.store->Active().has_value());
+  EXPECT_TRUE(restarted.store->IsComplete(*restarted.store->Active()));
+  std::string version = ActiveVersion();
+  const bool committed = point.step == "committed";
+  EXPECT_EQ(version, committed ? "v2" : "v1") << "only a release that passed its gate may stay";
+  ExpectUnitsMatch(committed ? v2_units : v1_units);
+  EXPECT_EQ(fs::read_symlink(dirs_.root() + "/bin/decnet").string(), install_ + "/current/bin/decnet");
+  for (const auto& e : fs::directory_iterator(install_ + "/releases")) {
+    auto id = ReleaseId::Parse(e.path().filename().string());
+    ASSERT_TRUE(id) << e.path();
+    EXPECT_TRUE(restarted.store->IsComplete(*id)) << "incomplete release left: " << e.path();
+  }
+  auto v3 = Push(restarted, Pack("v3", v1_units));
+  EXPECT_EQ(v3.status, 200u) << v3.body.dump();
+  EXPECT_EQ(ActiveVersion(), "v3");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Points, ACrashedUpdate,
+    ::testing::Values(Point{"extracting", false, 15}, Point{"extracted", false, 0},
+                      Point{"installing", false, 150}, Point{"complete", false, 0},
+                      Point{"flipped", false, 0}, Point{"unit-written", false, 0},
+                      Point{"reloaded", false, 0}, Point{"restarted", false, 0},
+                      Point{"gate", false, 0}, Point{"committed", false, 0},
+                      Point{"rolling-back", true, 0}, Point{"reverted", true, 0}),
+    [](const auto& info) {
+      std::string n = info.param.step + (info.param.gate_fails ? "_in_rollback" : "");
+      for (char& c : n) if (c == '-') c = '_';
+      return n;
+    });
+
+}  // namespace
+}  // namespace decnet::daemon
