@@ -17,6 +17,7 @@
 #include <cstring>
 #include <utility>
 
+#include "daemon/openssl_errors.h"
 #include "daemon/health_gate.h"
 
 namespace decnet::daemon {
@@ -54,18 +55,6 @@ class Fd {
  private:
   int fd_;
 };
-
-// OpenSSL's queued errors as one sentence (the queue is cleared).
-std::string SslErrors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "no detail from OpenSSL" : out;
-}
 
 // ---------------------------------------------------------------- the connection
 
@@ -158,7 +147,7 @@ Result<int> Drive(Conn& c, Op op, std::string_view during, std::string_view rule
     int err = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c.ssl.get(), n);
     if (err != SSL_ERROR_NONE && err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE &&
         err != SSL_ERROR_ZERO_RETURN) {
-      std::string why = SslErrors();
+      std::string why = OpenSslErrors();
       long verify = SSL_get_verify_result(c.ssl.get());
       if (verify != X509_V_OK) {
         why += " (certificate: " + std::string(X509_verify_cert_error_string(verify)) + ")";
@@ -181,7 +170,7 @@ Result<int> Drive(Conn& c, Op op, std::string_view during, std::string_view rule
 Result<CtxPtr> MakeProbeContext(const ProbeConfig& probe) {
   CtxPtr ctx(SSL_CTX_new(TLS_client_method()));
   auto fail = [](std::string what) {
-    return Fail(ErrorCode::kFailed, "probe-tls-config", what + ": " + SslErrors());
+    return Fail(ErrorCode::kFailed, "probe-tls-config", what + ": " + OpenSslErrors());
   };
   if (!ctx) return fail("SSL_CTX_new");
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
@@ -291,7 +280,7 @@ Result<std::string> ProbeOnce(const ProbeConfig& probe, std::chrono::millisecond
   if (!c.ssl || !c.in || !c.out) {
     BIO_free(c.in);
     BIO_free(c.out);
-    return Fail(ErrorCode::kFailed, "probe-tls-config", "out of memory: " + SslErrors());
+    return Fail(ErrorCode::kFailed, "probe-tls-config", "out of memory: " + OpenSslErrors());
   }
   SSL_set_bio(c.ssl.get(), c.in, c.out);
   SSL_set_connect_state(c.ssl.get());

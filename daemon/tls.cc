@@ -1,5 +1,7 @@
 #include "daemon/tls.h"
 
+#include "daemon/openssl_errors.h"
+
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
@@ -18,19 +20,6 @@ constexpr int kVerifyDepth = 4;
 
 // Session ids are scoped to this context; needed whenever peers are verified.
 constexpr unsigned char kSessionIdContext[] = "decnet-updaterd";
-
-// Drains OpenSSL's error queue into one line (the queue is per thread: leaving entries
-// behind would be blamed on the next unrelated call).
-std::string OpenSslErrors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
 
 tl::unexpected<Error> TlsFail(const std::string& what) {
   return Fail(ErrorCode::kFailed, "tls-context", what + ": " + OpenSslErrors());

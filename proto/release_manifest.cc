@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "proto/json_strict.h"
+#include "proto/values.h"
 
 namespace decnet {
 namespace {
@@ -21,24 +22,6 @@ bool IsLowerHex(std::string_view text) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
   return true;
-}
-
-// Quotes a value for an error message without letting control bytes through.
-std::string Printable(std::string_view text) {
-  std::string out;
-  for (char c : text.substr(0, 80)) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7f) {
-      static const char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  if (text.size() > 80) out += "...";
-  return "\"" + out + "\"";
 }
 
 tl::unexpected<Error> Malformed(std::string rule, std::string message) {
@@ -61,7 +44,7 @@ Result<std::string> ValidArch(std::string_view arch) {
   }
   for (char c : arch) {
     if (!IsAlnum(c) && c != '_') {
-      return Malformed("manifest-arch", "release manifest arch " + Printable(arch) +
+      return Malformed("manifest-arch", "release manifest arch " + QuotePrintable(arch) +
                                             " has a character outside [A-Za-z0-9_]");
     }
   }
@@ -77,7 +60,7 @@ Result<ReleaseId> ReleaseId::Parse(std::string_view text) {
   // be "..", contain '/', or collide with the store's own names.
   if (text.size() != kReleaseIdLength || !IsLowerHex(text)) {
     return Malformed("release-id",
-                     "release id " + Printable(text) + " must be 16 lower-case hex digits");
+                     "release id " + QuotePrintable(text) + " must be 16 lower-case hex digits");
   }
   return ReleaseId(std::string(text));
 }
@@ -85,7 +68,7 @@ Result<ReleaseId> ReleaseId::Parse(std::string_view text) {
 Result<ReleaseId> ReleaseId::FromSha256Hex(std::string_view digest) {
   if (!IsSha256Hex(digest)) {
     return Malformed("release-digest",
-                     "digest " + Printable(digest) + " must be 64 lower-case hex digits");
+                     "digest " + QuotePrintable(digest) + " must be 64 lower-case hex digits");
   }
   return ReleaseId(std::string(digest.substr(0, kReleaseIdLength)));
 }
@@ -96,7 +79,7 @@ Result<ReleaseVersion> ReleaseVersion::Parse(std::string_view text) {
   }
   for (char c : text) {
     if (!IsAlnum(c) && c != '.' && c != '_' && c != '+' && c != '-') {
-      return Malformed("manifest-version", "release version " + Printable(text) +
+      return Malformed("manifest-version", "release version " + QuotePrintable(text) +
                                                " has a character outside [A-Za-z0-9._+-]");
     }
   }
@@ -115,7 +98,7 @@ Result<ReleaseKind> ParseReleaseKind(std::string_view text) {
   if (text == "service") return ReleaseKind::kService;
   if (text == "updater") return ReleaseKind::kUpdater;
   return Malformed("manifest-kind",
-                   "release kind " + Printable(text) + " must be \"service\" or \"updater\"");
+                   "release kind " + QuotePrintable(text) + " must be \"service\" or \"updater\"");
 }
 
 Result<ReleaseManifest> ParseReleaseManifest(std::string_view bytes) {
@@ -184,7 +167,7 @@ Result<ReleaseVersion> VersionWithoutManifest(std::optional<std::string_view> sh
                                               std::string_view tarball_sha256) {
   if (sha && !sha->empty()) return ReleaseVersion::Parse(*sha);
   if (!IsSha256Hex(tarball_sha256)) {
-    return Malformed("release-digest", "digest " + Printable(tarball_sha256) +
+    return Malformed("release-digest", "digest " + QuotePrintable(tarball_sha256) +
                                            " must be 64 lower-case hex digits");
   }
   return ReleaseVersion::Parse(tarball_sha256);

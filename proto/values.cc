@@ -13,8 +13,9 @@ bool IsAlnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-// Quotes a value for an error message without letting control bytes through.
-std::string Printable(std::string_view text) {
+}  // namespace
+
+std::string QuotePrintable(std::string_view text) {
   std::string out;
   for (char c : text.substr(0, 80)) {
     auto u = static_cast<unsigned char>(c);
@@ -30,8 +31,6 @@ std::string Printable(std::string_view text) {
   if (text.size() > 80) out += "...";
   return "\"" + out + "\"";
 }
-
-}  // namespace
 
 std::string_view ErrorCodeName(ErrorCode code) {
   switch (code) {
@@ -57,24 +56,24 @@ Result<UnitName> UnitName::Parse(std::string_view text) {
     stem = text.substr(0, text.size() - 7);
   } else {
     return Fail(ErrorCode::kMalformed, "unit-name-suffix",
-                "unit name " + Printable(text) + " must end in .service or .target");
+                "unit name " + QuotePrintable(text) + " must end in .service or .target");
   }
   if (stem.empty() || stem.size() > kMaxUnitStem) {
     return Fail(
         ErrorCode::kMalformed, "unit-name-length",
-        "unit name " + Printable(text) + " must have 1 to 200 characters before its suffix");
+        "unit name " + QuotePrintable(text) + " must have 1 to 200 characters before its suffix");
   }
   // SECURITY: no '/', '@', '\\' or '%': a name can never be a path, a template instance,
   // an escape sequence or a specifier.
   for (char c : stem) {
     if (!IsAlnum(c) && c != '-' && c != '_' && c != '.' && c != ':') {
       return Fail(ErrorCode::kMalformed, "unit-name-charset",
-                  "unit name " + Printable(text) + " has a character outside [A-Za-z0-9:_.-]");
+                  "unit name " + QuotePrintable(text) + " has a character outside [A-Za-z0-9:_.-]");
     }
   }
   if (stem.front() == '.' || stem.front() == '-' || stem.find("..") != std::string_view::npos) {
     return Fail(ErrorCode::kMalformed, "unit-name-charset",
-                "unit name " + Printable(text) + " starts with '.' or '-', or contains \"..\"");
+                "unit name " + QuotePrintable(text) + " starts with '.' or '-', or contains \"..\"");
   }
   return UnitName(std::string(text));
 }
@@ -88,7 +87,7 @@ bool UnitName::is_service() const { return value_.ends_with(".service"); }
 Result<LinkName> LinkName::Parse(std::string_view text) {
   if (text.empty() || text.size() > kMaxLinkName) {
     return Fail(ErrorCode::kMalformed, "link-name-length",
-                "link name " + Printable(text) + " must have 1 to 64 characters");
+                "link name " + QuotePrintable(text) + " must have 1 to 64 characters");
   }
   // SECURITY: a link name is one path component: no '/', no "." or "..", no hidden names.
   bool ok = std::all_of(text.begin(), text.end(),
@@ -96,7 +95,7 @@ Result<LinkName> LinkName::Parse(std::string_view text) {
   if (!ok || text.front() == '.' || text.front() == '-') {
     return Fail(
         ErrorCode::kMalformed, "link-name-charset",
-        "link name " + Printable(text) + " must be [A-Za-z0-9._-] and not start with '.' or '-'");
+        "link name " + QuotePrintable(text) + " must be [A-Za-z0-9._-] and not start with '.' or '-'");
   }
   return LinkName(std::string(text));
 }
@@ -104,12 +103,12 @@ Result<LinkName> LinkName::Parse(std::string_view text) {
 Result<AbsPath> AbsPath::Parse(std::string_view text) {
   if (text.empty() || text.front() != '/' || text.size() > kMaxPath) {
     return Fail(ErrorCode::kMalformed, "path-absolute",
-                "path " + Printable(text) + " must be absolute and at most 1024 bytes");
+                "path " + QuotePrintable(text) + " must be absolute and at most 1024 bytes");
   }
   if (text == "/") return AbsPath("/");
   if (text.back() == '/') {
     return Fail(ErrorCode::kMalformed, "path-normalised",
-                "path " + Printable(text) + " must not end in '/'");
+                "path " + QuotePrintable(text) + " must not end in '/'");
   }
   size_t pos = 1;
   while (pos <= text.size()) {
@@ -120,12 +119,12 @@ Result<AbsPath> AbsPath::Parse(std::string_view text) {
     // cannot be walked out of.
     if (part.empty() || part == "." || part == "..") {
       return Fail(ErrorCode::kMalformed, "path-normalised",
-                  "path " + Printable(text) + " has an empty, \".\" or \"..\" component");
+                  "path " + QuotePrintable(text) + " has an empty, \".\" or \"..\" component");
     }
     for (char c : part) {
       if (!IsAlnum(c) && std::string_view("._+@=:,-").find(c) == std::string_view::npos) {
         return Fail(ErrorCode::kMalformed, "path-charset",
-                    "path " + Printable(text) + " has a character outside [A-Za-z0-9._+@=:,-/]");
+                    "path " + QuotePrintable(text) + " has a character outside [A-Za-z0-9._+@=:,-/]");
       }
     }
     pos = end + 1;

@@ -12,6 +12,10 @@
 
 namespace decnet {
 
+// `text` in double quotes for an error message: at most 80 bytes, control and non-ASCII
+// bytes as \xNN, "..." when cut. Whatever a peer sent, the message stays one clean line.
+std::string QuotePrintable(std::string_view text);
+
 // A systemd unit name of a kind the updater manages: `NAME.service` or `NAME.target`,
 // where NAME is 1..200 characters of [A-Za-z0-9:_.-] (systemd's unit-name alphabet without
 // `@`, `\`, so no templates, instances or escapes), not starting with '.' or '-'.
