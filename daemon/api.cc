@@ -137,13 +137,13 @@ Route UpdaterApi::StartOperation(Op op, const RequestHead& head, const Peer& pee
     // A body that cannot be a form is refused before the busy flag is taken.
     auto created = MultipartReader::Create(head.Find("Content-Type").value_or(""));
     if (!created) {
-      CountRefusal(op);
+      Refuse(op, caller, created.error());
       return FormErrorResponse(created.error());
     }
     reader.emplace(std::move(*created));
   }
   if (busy_.exchange(true)) {
-    CountRefusal(op);
+    Refuse(op, caller, Error{ErrorCode::kFailed, "update-busy", "an update is already running"});
     return JsonResponse(503, json{{"detail", {{"error", "an update is already running"}}}});
   }
   if (op == Op::kRollback) return MakeRollbackConsumer(*this, std::move(caller));
@@ -220,20 +220,27 @@ void UpdaterApi::WatchdogLoop() {
     std::shared_ptr<JobReply> reply = running_;
     if (cv_.wait_until(lock, running_deadline_, [&] { return running_ != reply; })) continue;
     lock.unlock();
-    bool sent = reply->Send(JsonResponse(500, DeadlineBody(options_.update_deadline)));
-    if (sent && options_.audit != nullptr) {
-      AuditEntry entry;
-      entry.op = OpName(reply->op);
-      entry.client_fingerprint = reply->caller.fingerprint;
-      entry.client_cn = reply->caller.cn;
-      entry.result = "deadline";
-      entry.rule = "update-deadline";
-      entry.error = "answered 500 at the deadline; the operation continues";
-      (void)options_.audit->Append(entry);  // best effort: the operation records its outcome
+    if (reply->Send(JsonResponse(500, DeadlineBody(options_.update_deadline)))) {
+      // Best effort: the operation records its own outcome when it ends.
+      RecordInAudit(reply->op, reply->caller, "deadline",
+            Error{ErrorCode::kTimeout, "update-deadline",
+                  "answered 500 at the deadline; the operation continues"});
     }
     lock.lock();
     cv_.wait(lock, [&] { return running_ != reply; });
   }
+}
+
+void UpdaterApi::RecordInAudit(Op op, const Caller& caller, std::string result, const Error& why) const {
+  if (options_.audit == nullptr) return;
+  AuditEntry entry;
+  entry.op = OpName(op);
+  entry.client_fingerprint = caller.fingerprint;
+  entry.client_cn = caller.cn;
+  entry.result = std::move(result);
+  entry.rule = why.rule;
+  entry.error = why.message;
+  (void)options_.audit->Append(entry);  // the reply is not held back by a full disk
 }
 
 }  // namespace decnet::daemon

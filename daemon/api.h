@@ -101,7 +101,8 @@ class UpdaterApi final : public Application {
   // Used by the body consumers (api.cc): answer or schedule.
   void ReleaseBusy() { busy_.store(false); }
   void Submit(std::unique_ptr<Job> job);
-  void CountRefusal(Op op);
+  // Counts a refusal before any operation ran and records it in the audit log with its rule.
+  void Refuse(Op op, const Caller& caller, const Error& why);
   int spool_dir_fd() const { return spool_dir_fd_.get(); }
   uint64_t max_upload_bytes() const { return options_.max_upload_bytes; }
 
@@ -117,6 +118,7 @@ class UpdaterApi final : public Application {
   void WatchdogLoop();
   void RunJob(Job& job);
   void Count(Op op, unsigned status, std::chrono::steady_clock::duration took);
+  void RecordInAudit(Op op, const Caller& caller, std::string result, const Error& why) const;
 
   Operations& ops_;
   ApiOptions options_;

@@ -51,9 +51,12 @@ void UpdaterApi::Count(Op op, unsigned status, std::chrono::steady_clock::durati
   ++counters_.duration_count;
 }
 
-void UpdaterApi::CountRefusal(Op op) {
-  std::lock_guard lock(metrics_mu_);
-  ++counters_.results[{OpName(op), "refused"}];
+void UpdaterApi::Refuse(Op op, const Caller& caller, const Error& why) {
+  {
+    std::lock_guard lock(metrics_mu_);
+    ++counters_.results[{OpName(op), "refused"}];
+  }
+  RecordInAudit(op, caller, "refused", why);
 }
 
 std::string UpdaterApi::MetricsText() const {

@@ -69,15 +69,15 @@ class FormConsumer final : public BodyConsumer {
   ConsumeResult Consume(std::string_view chunk) override {
     Result<void> fed = reader_.Feed(chunk, form_);
     if (fed) return {};
-    api_.CountRefusal(op_);
+    api_.Refuse(op_, caller_, fed.error());
     return tl::make_unexpected(FormErrorResponse(fed.error()));
   }
 
   void Finish(Reply reply) override {
     Result<VerifiedUpload> verified = Verify();
     if (!verified) {
-      api_.CountRefusal(op_);
       busy_.Release();  // first: a client that retries at once must not meet a 503
+      api_.Refuse(op_, caller_, verified.error());
       reply(FormErrorResponse(verified.error()));
       return;
     }

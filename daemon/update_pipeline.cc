@@ -75,6 +75,19 @@ struct UpdatePipeline::Attempt {
   std::string version;
   std::optional<ReleaseId> from;
   std::string stderr_text;
+
+  // Completes the audit line (result, rule, error, total time), appends it, and passes the
+  // answer through.
+  ApiAnswer Finish(AuditLog& log, ApiAnswer answer, std::string result, const Error* e) {
+    audit.result = std::move(result);
+    if (e) {
+      audit.rule = e->rule;
+      audit.error = e->message;
+    }
+    audit.durations_ms.emplace_back("total", MsSince(start));
+    (void)log.Append(audit);
+    return answer;
+  }
 };
 
 UpdatePipeline::UpdatePipeline(const DaemonConfig& config, const helper::Policy& policy,
@@ -192,14 +205,7 @@ ApiAnswer UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& ta
   a.audit.client_cn = caller.cn;
   a.audit.sha256 = tarball.sha256;
   auto finish = [&](ApiAnswer answer, std::string result, const Error* e) {
-    a.audit.result = std::move(result);
-    if (e) {
-      a.audit.rule = e->rule;
-      a.audit.error = e->message;
-    }
-    a.audit.durations_ms.emplace_back("total", MsSince(a.start));
-    (void)audit_.Append(a.audit);
-    return answer;
+    return a.Finish(audit_, std::move(answer), std::move(result), e);
   };
   auto id = ReleaseId::FromSha256Hex(tarball.sha256);
   if (!id) return finish(Failure(400, id.error(), "", false), "refused", &id.error());
@@ -268,12 +274,8 @@ ApiAnswer UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& ta
 // that healthy again.
 ApiAnswer UpdatePipeline::Activate(Attempt& a) {
   auto finish = [&](ApiAnswer answer, std::string result, std::string rule, std::string error) {
-    a.audit.result = std::move(result);
-    a.audit.rule = std::move(rule);
-    a.audit.error = std::move(error);
-    a.audit.durations_ms.emplace_back("total", MsSince(a.start));
-    (void)audit_.Append(a.audit);
-    return answer;
+    Error e{ErrorCode::kFailed, std::move(rule), std::move(error)};
+    return a.Finish(audit_, std::move(answer), std::move(result), e.rule.empty() ? nullptr : &e);
   };
   a.from = store_.Active();
   const bool redeploy = a.from && *a.from == *a.id;
@@ -326,8 +328,11 @@ ApiAnswer UpdatePipeline::Activate(Attempt& a) {
   std::string old_probe;
   bool old_healthy = true;
   if (a.from) {
+    // The old release is held to the same gate, its own version included.
+    std::string old_version;
+    if (auto record = store_.Find(*a.from)) old_version = record->version.str();
     auto reapplied = ApplyRelease(*a.from, {*a.id}, &old_restarts, &a.stderr_text);
-    GateVerdict again = reapplied ? gate_.Check(old_restarts, "", a.deadline - std::chrono::seconds(2))
+    GateVerdict again = reapplied ? gate_.Check(old_restarts, old_version, a.deadline - std::chrono::seconds(2))
                                   : GateVerdict{false, "", reapplied.error().message, reapplied.error().rule};
     old_healthy = again.healthy;
     old_probe = again.healthy ? again.probe : again.rule + ": " + again.detail + " " + again.probe;
@@ -348,14 +353,7 @@ ApiAnswer UpdatePipeline::Rollback(const Caller& caller) {
   a.audit.client_fingerprint = caller.fingerprint;
   a.audit.client_cn = caller.cn;
   auto finish = [&](ApiAnswer answer, std::string result, const Error* e) {
-    a.audit.result = std::move(result);
-    if (e) {
-      a.audit.rule = e->rule;
-      a.audit.error = e->message;
-    }
-    a.audit.durations_ms.emplace_back("total", MsSince(a.start));
-    (void)audit_.Append(a.audit);
-    return answer;
+    return a.Finish(audit_, std::move(answer), std::move(result), e);
   };
   auto previous = store_.Previous();
   auto active = store_.Active();

@@ -525,9 +525,24 @@ TEST_F(AnUpdaterApi, AnswersAtTheDeadlineAndLetsTheOperationFinishAndRecordItsOu
   Answer audit = Curl(master_pem_, Url("/audit"));
   ASSERT_EQ(audit.status, "200");
   json entries = audit.Json()["entries"];
-  ASSERT_EQ(entries.size(), 1u) << audit.body;
+  ASSERT_EQ(entries.size(), 2u) << audit.body;
   EXPECT_EQ(entries[0]["result"], "deadline");
   EXPECT_EQ(entries[0]["op"], "update");
+  EXPECT_EQ(entries[1]["result"], "refused") << "the second update, while the first ran";
+  EXPECT_EQ(entries[1]["rule"], "update-busy");
+}
+
+TEST_F(AnUpdaterApi, RecordsARefusedFormInTheAuditLogWithItsRule) {
+  Start();
+  Answer a = Push("/update", "-F tarball=@/dev/null ");
+  EXPECT_EQ(a.status, "400") << a.body;
+  Answer audit = Curl(master_pem_, Url("/audit"));
+  json entries = audit.Json()["entries"];
+  ASSERT_EQ(entries.size(), 1u) << audit.body;
+  EXPECT_EQ(entries[0]["result"], "refused");
+  EXPECT_EQ(entries[0]["rule"], "sha256-required");
+  EXPECT_EQ(entries[0]["client"]["cn"], "decnet-master");
+  EXPECT_EQ(ops_.Calls().size(), 0u) << "nothing reached the pipeline";
 }
 
 TEST_F(AnUpdaterApi, FinishesTheOperationWhenTheClientDisconnects) {
