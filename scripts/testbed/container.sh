@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boots and stops a throw-away container whose PID 1 is a real systemd (TESTBED.md).
 #
-#   scripts/testbed/container.sh start NAME WORKDIR [extra systemd-nspawn args...]
+#   scripts/testbed/container.sh start NAME WORKDIR [--share-host-network] [extra systemd-nspawn args...]
 #   scripts/testbed/container.sh stop  NAME WORKDIR
 #   scripts/testbed/container.sh reap
 #
@@ -17,7 +17,10 @@
 #   The container runs in a private mount namespace with a tmpfs on /run/systemd (so nspawn
 #   leaves no state on the host) and in cgroups of its own,
 #   /sys/fs/cgroup/{systemd,unified}/decnet-testbed/NAME. Leftovers of an earlier,
-#   interrupted run with the same NAME are removed first. Exits non-zero, with the console
+#   interrupted run with the same NAME are removed first. The container has a private network
+#   (loopback only) unless --share-host-network (which must come first) leaves it on the
+#   host's: end-to-end tests need that, a daemon on the host probing an agent in the
+#   container at 127.0.0.1:PORT (each test then uses ports of its own). Exits non-zero, with the console
 #   log's tail, if the container does not come up within $DECNET_TESTBED_BOOT_TIMEOUT s (30).
 # stop: SIGTERM to the recorded nspawn (a clean halt), SIGKILL after 15 s, then kills what
 #   is left in the container's own cgroups and removes them, deepest first. Idempotent.
@@ -36,7 +39,7 @@ readonly STOP_TIMEOUT=15
 log() { echo "container.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-usage() { die "usage: container.sh start|stop NAME WORKDIR [nspawn args...] | reap"; }
+usage() { die "usage: container.sh start|stop NAME WORKDIR [--share-host-network] [nspawn args...] | reap"; }
 readonly REGISTRY=/run/decnet-testbed
 
 if [ "${1:-}" = reap ]; then
@@ -131,7 +134,11 @@ do_stop() {
 }
 
 do_start() {
-  local rootfs
+  local rootfs network=--private-network
+  if [ "${1:-}" = --share-host-network ]; then
+    network=""
+    shift
+  fi
   rootfs="$("$HERE/rootfs.sh" | tail -n1)" || die "rootfs.sh failed"
   [ -d "$rootfs" ] || die "rootfs.sh named '$rootfs', which is not a directory"
 
@@ -163,7 +170,7 @@ do_start() {
       exec "$@"' nspawn \
     systemd-nspawn -D "$rootfs" -M "$NAME" --volatile=overlay \
       --bind="$WORKDIR/dbus:/run/dbus" --bind="$WORKDIR/units:/etc/systemd/system" \
-      --register=no --keep-unit --console=passive --private-network "$@" -b \
+      --register=no --keep-unit --console=passive ${network:+"$network"} "$@" -b \
     </dev/null >"$WORKDIR/console.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$WORKDIR/nspawn.pid"

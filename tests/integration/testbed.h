@@ -34,6 +34,10 @@ class Testbed {
     std::vector<std::string> extra_nspawn_args;
     // Prefix of the container's name; a unique suffix is added.
     std::string name_prefix = "dtb";
+    // Leave the container on the host's network instead of a private one (container.sh
+    // --share-host-network): a process on the host can then reach a unit's port on
+    // 127.0.0.1. Give each test ports of its own.
+    bool share_host_network = false;
   };
 
   // Creates a work directory /tmp/decnet-testbed-XXXXXX and boots a container in it (the

@@ -39,3 +39,38 @@ decnet_gtest(helper_systemd_integration_test
   LIBS decnet_helper_harness decnet_testbed nlohmann_json::nlohmann_json
   LABELS systemd
   PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 300)
+
+# The end-to-end run needs the daemon binary, which the sanitizer preset leaves out
+# (DECNET_BUILD_HTTP=OFF).
+if(DECNET_BUILD_HTTP)
+  # The agent that end-to-end releases ship (bin/decnet-test-agent): it runs inside the
+  # container, whose minbase root filesystem has no libssl, so OpenSSL and libstdc++ are linked
+  # statically (glibc stays dynamic: the container is the same Debian release).
+  find_library(DECNET_LIBSSL_STATIC NAMES libssl.a REQUIRED)
+  find_library(DECNET_LIBCRYPTO_STATIC NAMES libcrypto.a REQUIRED)
+  find_package(Threads REQUIRED)
+  add_executable(decnet-test-agent ${DECNET_INTEGRATION_DIR}/test_agent_main.cc)
+  target_link_libraries(decnet-test-agent PRIVATE
+    ${DECNET_LIBSSL_STATIC} ${DECNET_LIBCRYPTO_STATIC} Threads::Threads ${CMAKE_DL_LIBS})
+  target_link_options(decnet-test-agent PRIVATE -static-libstdc++ -static-libgcc)
+
+  # The whole product end to end: a container (real systemd, host network, the install dir at
+  # /opt/decnet), the real helper forking the real daemon, releases built at test time whose
+  # agent serves its version over mTLS, pushed with curl: first install, update and manual
+  # rollback, automatic rollback of a crashing, exiting and unhealthy agent, a unit added then
+  # removed, refusals (no digest, wrong digest, a worker's certificate, no previous release),
+  # a redeploy; each checked against systemd, the files, the agent, the audit log and the
+  # helper's record.
+  decnet_gtest(updater_e2e_test
+    SOURCES ${DECNET_INTEGRATION_DIR}/updater_e2e_test.cc
+            ${DECNET_INTEGRATION_DIR}/updater_e2e_fixture.cc
+    LIBS decnet_testbed decnet_test_pki decnet_helper_policy decnet_proto_helper
+         nlohmann_json::nlohmann_json
+    LABELS systemd
+    PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 600)
+  target_compile_definitions(updater_e2e_test PRIVATE
+    DECNET_HELPER_BINARY="$<TARGET_FILE:decnet-update-helper>"
+    DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>"
+    DECNET_TEST_AGENT_BINARY="$<TARGET_FILE:decnet-test-agent>")
+  add_dependencies(updater_e2e_test decnet-update-helper decnet-updaterd decnet-test-agent)
+endif()

@@ -1,0 +1,110 @@
+// The whole product on one machine, for the end-to-end tests (updater_e2e_test.cc):
+// a throw-away container whose PID 1 is a real systemd (shared host network, the install
+// dir bound at /opt/decnet and the agent's certificates at /etc/decnet/agent), the real
+// decnet-update-helper (root) started with a test policy, which forks the real
+// decnet-updaterd (as decnet-updater) listening on 127.0.0.1 with certificates made at test
+// time, releases built at test time as tarballs that ship the unit decnet-agent.service and
+// bin/decnet-test-agent, and pushes made with the real curl over mTLS.
+//
+// Everything is checked twice: by what curl gets back, and independently through the
+// container's systemd (Testbed::UnitProperty), the files on disk, the agent itself (its
+// /health, probed with curl), the daemon's audit log and the helper's own record.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/daemon/test_pki.h"
+#include "tests/integration/testbed.h"
+
+namespace decnet::test {
+
+// What curl got: the HTTP status (0 when curl failed), the body, and the body as JSON (null
+// when it is not JSON). `Describe()` shows all of it for failure messages.
+struct HttpReply {
+  int status = 0;
+  std::string body;
+  nlohmann::json json;
+  std::string curl_log;
+  std::string Describe() const;
+};
+
+// A release to build: the agent's version and flags, and which units it ships.
+struct ReleaseSpec {
+  std::string version;
+  std::vector<std::string> agent_flags;  // e.g. {"--unhealthy"}, {"--crash-after-ms", "300"}
+  bool extra_unit = false;               // also ship decnet-extra.service
+};
+
+struct BuiltRelease {
+  std::filesystem::path tarball;
+  std::string sha256;  // hex of the tarball
+  std::string version;
+  std::string id() const { return sha256.substr(0, 16); }  // the store's release id
+};
+
+enum class Caller { kMaster, kWorker };
+
+class AnUpdaterOnARealSystemd : public TestbedTest {
+ protected:
+  static constexpr char kAgent[] = "decnet-agent.service";
+  static constexpr char kExtra[] = "decnet-extra.service";
+  static constexpr char kUnitIface[] = "org.freedesktop.systemd1.Unit";
+  static constexpr char kServiceIface[] = "org.freedesktop.systemd1.Service";
+
+  AnUpdaterOnARealSystemd();
+  ~AnUpdaterOnARealSystemd() override;
+  void SetUp() override;
+  void TearDown() override;
+  Testbed::Options TestbedOptions() const override;
+
+  // Builds a release tarball (a manifest with `version`, the unit(s), the agent binary).
+  BuiltRelease BuildRelease(const ReleaseSpec& spec);
+  // POST /update with `-F tarball=@... -F sha256=...` (and `-F sha=<commit>`); an empty
+  // `sha256` leaves the field out.
+  HttpReply Push(const BuiltRelease& release, Caller caller = Caller::kMaster);
+  HttpReply PushWithDigest(const BuiltRelease& release, const std::string& sha256,
+                           Caller caller = Caller::kMaster);
+  HttpReply Rollback(Caller caller = Caller::kMaster);
+  HttpReply Get(const std::string& path, Caller caller = Caller::kMaster);
+  // GET /health of the agent itself (in the container), with the worker certificate.
+  HttpReply AgentHealth();
+  // Installs `spec` and asserts the 200 (fatal on failure, for set-up steps).
+  BuiltRelease Install(const ReleaseSpec& spec);
+
+  // Reads a unit property through the container's bus ("" and a test failure on error).
+  std::string Property(const std::string& unit, const char* iface, const char* property);
+  // The daemon's audit log and the helper's record, one JSON object per line.
+  std::vector<nlohmann::json> AuditLog() const;
+  std::vector<nlohmann::json> HelperRecord() const;
+  // The release the store's `current` link names ("" when there is none).
+  std::string CurrentRelease() const;
+  // Names of the release directories in the store.
+  std::vector<std::string> StoredReleases() const;
+  const std::filesystem::path& install_dir() const { return install_dir_; }
+  std::filesystem::path link_dir() const { return root_ / "links"; }
+  std::string Logs() const;  // the helper's and daemon's stderr
+
+ private:
+  void MakePki();
+  void WriteConfigs();
+  void StartHelper();
+  void StopHelper();
+  HttpReply Curl(const std::string& url, Caller caller, const std::vector<std::string>& extra);
+
+  std::filesystem::path root_;
+  std::filesystem::path install_dir_;
+  std::filesystem::path agent_dir_;
+  std::filesystem::path pki_dir_;
+  std::unique_ptr<decnet::testing::TestCa> ca_;
+  uint16_t daemon_port_ = 0;
+  uint16_t agent_port_ = 0;
+  int releases_built_ = 0;
+  pid_t helper_pid_ = -1;
+};
+
+}  // namespace decnet::test
