@@ -69,7 +69,12 @@ Result<std::unique_ptr<UpdaterApi>> UpdaterApi::Create(Operations& ops, ApiOptio
   if (fd < 0)
     return Fail(ErrorCode::kFailed, "api-spool-dir",
                 options.spool_dir + ": open: " + std::strerror(errno));
-  return std::unique_ptr<UpdaterApi>(new UpdaterApi(ops, std::move(options), SpoolFd(fd)));
+  SpoolFd dir(fd);
+  // Nothing uploads yet: any spool file still named here is a killed daemon's.
+  if (Result<size_t> cleaned = RemoveStaleSpoolFiles(dir.get()); !cleaned)
+    return Fail(ErrorCode::kFailed, "api-spool-dir",
+                options.spool_dir + ": " + cleaned.error().message);
+  return std::unique_ptr<UpdaterApi>(new UpdaterApi(ops, std::move(options), std::move(dir)));
 }
 
 UpdaterApi::UpdaterApi(Operations& ops, ApiOptions options, SpoolFd spool_dir)

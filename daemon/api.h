@@ -37,6 +37,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -76,8 +77,10 @@ struct ApiCounters {
 
 class UpdaterApi final : public Application {
  public:
-  // Opens (creating 0700) the spool directory and takes the first releases snapshot.
-  // Fails (kFailed, rule "api-spool-dir") when the directory cannot be created or opened.
+  // Opens (creating 0700) the spool directory, removes the named spool files a killed
+  // daemon may have left there (see RemoveStaleSpoolFiles) and takes the first releases
+  // snapshot. Fails (kFailed, rule "api-spool-dir") when the directory cannot be created,
+  // opened or cleaned.
   [[nodiscard]] static Result<std::unique_ptr<UpdaterApi>> Create(Operations& ops,
                                                                   ApiOptions options);
   // Waits for a running operation to finish (it is never cut short), then joins the threads.
@@ -106,6 +109,16 @@ class UpdaterApi final : public Application {
   int spool_dir_fd() const { return spool_dir_fd_.get(); }
   uint64_t max_upload_bytes() const { return options_.max_upload_bytes; }
 
+  // Test-only, like UpdatePipeline::SetStepHook: called with "uploading" after each chunk of
+  // an update's body has gone into the form (on the I/O thread), and with "spooled" once the
+  // upload's digest was verified, just before the job is handed to the worker. The crash
+  // matrix ends the process there. Set it before the server starts; unset, nothing is called.
+  using UploadHook = std::function<void(std::string_view)>;
+  void SetUploadHook(UploadHook hook) { upload_hook_ = std::move(hook); }
+  void UploadStep(std::string_view name) const {
+    if (upload_hook_) upload_hook_(name);
+  }
+
  private:
   UpdaterApi(Operations& ops, ApiOptions options, SpoolFd spool_dir);
 
@@ -123,6 +136,7 @@ class UpdaterApi final : public Application {
   Operations& ops_;
   ApiOptions options_;
   SpoolFd spool_dir_fd_;
+  UploadHook upload_hook_;
   std::atomic<bool> busy_{false};
 
   mutable std::mutex snapshot_mu_;

@@ -68,7 +68,10 @@ class FormConsumer final : public BodyConsumer {
 
   ConsumeResult Consume(std::string_view chunk) override {
     Result<void> fed = reader_.Feed(chunk, form_);
-    if (fed) return {};
+    if (fed) {
+      api_.UploadStep("uploading");
+      return {};
+    }
     api_.Refuse(op_, caller_, fed.error());
     return tl::make_unexpected(FormErrorResponse(fed.error()));
   }
@@ -86,6 +89,7 @@ class FormConsumer final : public BodyConsumer {
     job->caller = caller_;
     job->upload = std::move(*verified);
     job->reply = std::make_shared<UpdaterApi::JobReply>(std::move(reply), op_, caller_);
+    api_.UploadStep("spooled");
     busy_.HandOver();
     api_.Submit(std::move(job));
   }

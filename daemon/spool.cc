@@ -1,5 +1,6 @@
 #include "daemon/spool.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@ namespace {
 
 constexpr mode_t kSpoolMode = 0600;
 constexpr int kNamedAttempts = 16;
+constexpr std::string_view kNamedPrefix = ".decnet-spool-";
 
 std::string Errno(int err) { return std::strerror(err); }
 
@@ -35,7 +37,7 @@ Result<std::string> RandomName() {
   if (getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) {
     return Fail(ErrorCode::kFailed, "spool-create", "getrandom: " + Errno(errno));
   }
-  return ".decnet-spool-" + Hex(bytes, sizeof bytes);
+  return std::string(kNamedPrefix) + Hex(bytes, sizeof bytes);
 }
 
 // Creates a named file with O_EXCL and removes its name at once: the descriptor is then
@@ -179,6 +181,39 @@ Result<SpoolResult> Spool::Finish() {
 
 Result<void> Spool::Link(int dir_fd, std::string_view name) const {
   return LinkFd(fd_.get(), dir_fd, name);
+}
+
+Result<size_t> RemoveStaleSpoolFiles(int spool_dir_fd) {
+  // A private descriptor for the listing: fdopendir takes ownership of what it is given.
+  int list_fd = openat(spool_dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (list_fd < 0) return Fail(ErrorCode::kFailed, "spool-clean", "open spool dir: " + Errno(errno));
+  DIR* dir = fdopendir(list_fd);
+  if (dir == nullptr) {
+    int err = errno;
+    close(list_fd);
+    return Fail(ErrorCode::kFailed, "spool-clean", "read spool dir: " + Errno(err));
+  }
+  size_t removed = 0;
+  std::string failure;
+  errno = 0;
+  while (dirent* entry = readdir(dir)) {
+    std::string_view name = entry->d_name;
+    if (name.starts_with(kNamedPrefix)) {
+      // unlinkat never follows a symlink: only the name goes. A directory (EISDIR) is not
+      // one of ours and stays.
+      if (unlinkat(spool_dir_fd, entry->d_name, 0) == 0) {
+        ++removed;
+      } else if (errno != ENOENT && errno != EISDIR) {
+        failure = "remove " + std::string(name) + ": " + Errno(errno);
+        break;
+      }
+    }
+    errno = 0;
+  }
+  if (failure.empty() && errno != 0) failure = "read spool dir: " + Errno(errno);
+  closedir(dir);
+  if (!failure.empty()) return Fail(ErrorCode::kFailed, "spool-clean", failure);
+  return removed;
 }
 
 }  // namespace decnet::daemon

@@ -1,6 +1,8 @@
 // The spool: where an uploaded tarball lands, on disk in the daemon's state directory,
 // hashed with SHA-256 as it is written so that nothing has to read it twice before the
-// digest is known. The file is anonymous (O_TMPFILE), so a crash leaves nothing behind.
+// digest is known. The file is anonymous (O_TMPFILE), so a crash leaves nothing behind;
+// where the filesystem lacks O_TMPFILE, a named file is unlinked right after its creation,
+// and one that a crash left in between is removed at the next start (RemoveStaleSpoolFiles).
 #pragma once
 
 #include <openssl/evp.h>
@@ -97,5 +99,12 @@ class Spool {
   uint64_t size_ = 0;
   bool broken_ = false;
 };
+
+// Removes, from `spool_dir_fd`, the files Spool::Create names while it makes an unlinked
+// file (".decnet-spool-" and a random suffix): one is left behind only when the process died
+// between creating and unlinking it. Run at start-up, before any upload, by the one process
+// that owns the directory. Other names, and directories, are left alone. Returns how many were removed; fails
+// (kFailed, "spool-clean") when the directory cannot be read or a name cannot be removed.
+[[nodiscard]] Result<size_t> RemoveStaleSpoolFiles(int spool_dir_fd);
 
 }  // namespace decnet::daemon

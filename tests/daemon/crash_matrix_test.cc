@@ -2,7 +2,8 @@
 // unit dies (daemon and helper together, no destructors, no flush). A fresh helper and daemon
 // then start as systemd would restart them: the store recovers, units and links are
 // reconciled, and the host must be on one complete release whose units and link match it;
-// the next update must succeed.
+// the next update must succeed. The two points before the pipeline ("uploading", "spooled")
+// need the HTTP server and are in crash_upload_test.cc.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -59,7 +60,9 @@ struct Unit_ {
     ON_CALL(systemd, StopUnit(_, _)).WillByDefault(Return(helper::JobOutcome{"done"}));
     ON_CALL(systemd, GetUnitState(_)).WillByDefault(Return(proto::UnitState{"loaded", "active", "running", 7, 0}));
     served = std::async(std::launch::async, [&, fd = pair[1]] {
-      helper::Serve(fd, dirs.policy(), helper_dirs, systemd, {.notify = false});
+      helper::ServeOptions options;
+      options.notify = false;
+      helper::Serve(fd, dirs.policy(), helper_dirs, systemd, options);
       ::close(fd);
     });
     client.emplace(pair[0], std::chrono::seconds(10));

@@ -1,0 +1,451 @@
+// The crash matrix's two points before the pipeline (crash_matrix_test.cc has the twelve
+// inside it), through the real path: curl pushes a release over mTLS to the real HttpServer
+// and UpdaterApi, wired to the real UpdatePipeline and the helper's real serve loop (systemd
+// mocked). The daemon dies abruptly (_exit: no destructors, no flush) while the body streams
+// into the spool ("uploading") or once the digest is verified, before the pipeline starts
+// ("spooled"). A fresh daemon then starts as systemd would restart it and must be on the old
+// release, units and link untouched, nothing left in the spool, and take the next update.
+// Also: a client that vanishes mid-upload, and a named spool file a killed daemon left.
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "daemon/api.h"
+#include "daemon/http_server.h"
+#include "daemon/tls.h"
+#include "daemon/update_pipeline.h"
+#include "helper/serve.h"
+#include "proto/sha256.h"
+#include "tests/daemon/test_pki.h"
+#include "tests/helper/mock_systemd.h"
+#include "tests/helper/test_dirs.h"
+
+extern char** environ;
+
+namespace decnet::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using decnet::testing::CertSpec;
+using decnet::testing::Issued;
+using decnet::testing::PemPaths;
+using decnet::testing::TempDir;
+using decnet::testing::TestCa;
+using ::testing::_;
+using ::testing::Return;
+using namespace std::chrono_literals;
+
+// Exit codes of the daemon that dies.
+constexpr int kDiedAtThePoint = 0;
+constexpr int kNeverReached = 3;
+constexpr int kReachedThePipeline = 4;
+constexpr int kCouldNotServe = 5;
+
+std::string UnitFile(const std::string& what) {
+  return "[Unit]\nDescription=" + what + "\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\n"
+         "NoNewPrivileges=yes\nExecStart=/bin/sleep infinity\n";
+}
+
+struct Ran {
+  int exit_code = -1;
+  std::string out;
+};
+
+Ran Shell(const std::string& command) {
+  Ran ran;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return ran;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) ran.out.append(buf, n);
+  int status = ::pclose(pipe);
+  ran.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return ran;
+}
+
+// The largest file this process holds open beneath `dir` (the spool: an O_TMPFILE file reads
+// back as "dir/#123 (deleted)"), or -1 when it holds none.
+long long SpoolBytesHeld(const std::string& dir) {
+  long long held = -1;
+  const std::string prefix = dir + "/";
+  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    std::string target = fs::read_symlink(e.path(), ec).string();
+    if (ec || !target.starts_with(prefix)) continue;
+    struct stat st{};
+    if (::stat(e.path().c_str(), &st) == 0) held = std::max<long long>(held, st.st_size);
+  }
+  return held;
+}
+
+std::set<std::string> Entries(const std::string& dir) {
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
+  return names;
+}
+
+class PassingGate : public HealthGate {
+ public:
+  GateVerdict Check(const std::map<UnitName, uint32_t>&, const std::string&,
+                    std::chrono::steady_clock::time_point) override {
+    return {true, "{\"status\":\"ok\"}", "", ""};
+  }
+};
+
+// One run of the unit: the helper's serve loop and the daemon's pipeline in one process, as
+// in crash_matrix_test.cc.
+struct HostUnit {
+  HostUnit(test::TestDirs& dirs, const DaemonConfig& config) {
+    int pair[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+    helper_dirs = *helper::OpenHelperDirs(dirs.policy());
+    ON_CALL(systemd, Reload()).WillByDefault(Return(Result<void>{}));
+    ON_CALL(systemd, RestartUnit(_, _)).WillByDefault(Return(helper::JobOutcome{"done"}));
+    ON_CALL(systemd, StopUnit(_, _)).WillByDefault(Return(helper::JobOutcome{"done"}));
+    ON_CALL(systemd, GetUnitState(_))
+        .WillByDefault(Return(proto::UnitState{"loaded", "active", "running", 7, 0}));
+    served = std::async(std::launch::async, [&, fd = pair[1]] {
+      helper::ServeOptions options;
+      options.notify = false;
+      helper::Serve(fd, dirs.policy(), helper_dirs, systemd, options);
+      ::close(fd);
+    });
+    client.emplace(pair[0], std::chrono::seconds(10));
+    EXPECT_TRUE(client->Hello("crash-upload"));
+    store.emplace(std::move(*ReleaseStore::Open(config.install_dir)));
+    audit.emplace(std::move(*AuditLog::Open(dirs.root() + "/audit.jsonl")));
+    pipeline.emplace(config, dirs.policy(), *store, *client, gate, *audit);
+  }
+  ~HostUnit() {
+    pipeline.reset();
+    client.reset();
+    served.wait();
+    for (int fd : {helper_dirs.unit_dir, helper_dirs.link_dir, helper_dirs.state_dir}) ::close(fd);
+  }
+  helper::HelperDirs helper_dirs{};
+  ::testing::NiceMock<test::MockSystemd> systemd;
+  std::future<void> served;
+  std::optional<HelperClient> client;
+  std::optional<ReleaseStore> store;
+  std::optional<AuditLog> audit;
+  PassingGate gate;
+  std::optional<UpdatePipeline> pipeline;
+};
+
+// The daemon's network face over a HostUnit's pipeline: the API and the mTLS server.
+// Members in destruction order: the server stops before the API goes.
+struct Front {
+  std::unique_ptr<UpdaterApi> api;
+  std::unique_ptr<HttpServer> server;
+  std::uint16_t port = 0;
+};
+
+struct Tarball {
+  std::string path, sha256;
+  uint64_t size = 0;
+};
+
+class AnUploadCutShort : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    install_ = dirs_.root() + "/opt/decnet";
+    spool_ = dirs_.root() + "/daemon-state/spool";
+    fs::create_directories(install_);
+    fs::create_directories(dirs_.root() + "/daemon-state");
+    config_.install_dir = install_;
+    config_.units = {"decnet-agent.service"};
+    config_.links = {{"decnet", "bin/decnet"}};
+    dirs_.policy().links = {{"decnet", install_ + "/current"}};
+    Issued server = ca_.Issue(CertSpec{{"updater"}, true});
+    PemPaths paths = WritePem(pki_, "server", server);
+    files_ = TlsFiles{pki_.Write("ca.crt", ca_.ca().cert_pem), paths.cert, paths.key};
+    master_ = WritePem(pki_, "master", ca_.Issue(CertSpec{{"decnet-master"}}));
+  }
+
+  // A release: its version file, link target and units, plus `noise` incompressible bytes so
+  // that its upload takes many reads.
+  Tarball Pack(const std::string& version, const std::map<std::string, std::string>& units,
+               size_t noise = 0) {
+    std::string tree = dirs_.root() + "/tree-" + version;
+    fs::create_directories(tree + "/bin");
+    std::ofstream(tree + "/VERSION") << version;
+    std::ofstream(tree + "/bin/decnet") << "#!/bin/sh\necho " << version << "\n";
+    if (!units.empty()) fs::create_directories(tree + "/etc/systemd/system");
+    for (const auto& [n, c] : units) std::ofstream(tree + "/etc/systemd/system/" + n) << c;
+    if (noise > 0) {
+      std::mt19937_64 rng(42);
+      std::string bytes(noise, '\0');
+      for (char& c : bytes) c = static_cast<char>(rng());
+      std::ofstream(tree + "/noise.bin", std::ios::binary) << bytes;
+    }
+    Tarball t{tree + ".tar.gz", "", 0};
+    EXPECT_EQ(std::system(("tar -C " + tree + " -czf " + t.path + " .").c_str()), 0);
+    std::ifstream in(t.path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    t.sha256 = Sha256Hex(bytes);
+    t.size = bytes.size();
+    return t;
+  }
+
+  void InstallV1() {
+    HostUnit first(dirs_, config_);
+    Tarball v1 = Pack("v1", v1_units_);
+    int fd = ::open(v1.path.c_str(), O_RDONLY | O_CLOEXEC);
+    ApiAnswer a = first.pipeline->Update({"fp", "decnet-master"}, {fd, v1.size, v1.sha256, std::nullopt});
+    ::close(fd);
+    ASSERT_EQ(a.status, 200u) << a.body.dump();
+  }
+
+  ApiOptions Options() const {
+    ApiOptions options;
+    options.spool_dir = spool_;
+    options.max_upload_bytes = 64 << 20;
+    options.version = "test";
+    return options;
+  }
+
+  // Creates the API over `ops` (hooked when `hook` is set) and starts the server. Empty on
+  // failure, with the reason in `why`.
+  std::optional<Front> Serve(Operations& ops, UpdaterApi::UploadHook hook, std::string* why) {
+    Front front;
+    auto api = UpdaterApi::Create(ops, Options());
+    if (!api) return *why = "api: " + api.error().message, std::nullopt;
+    front.api = std::move(*api);
+    if (hook) front.api->SetUploadHook(std::move(hook));
+    auto ctx = MakeServerTlsContext(files_);
+    if (!ctx) return *why = "tls: " + ctx.error().message, std::nullopt;
+    auto server = HttpServer::Create(std::move(*ctx), ServerConfig{}, *front.api);
+    if (!server) return *why = "server: " + server.error().message, std::nullopt;
+    front.server = std::move(*server);
+    auto port = front.server->Start("127.0.0.1", 0);
+    if (!port) return *why = "listen: " + port.error().message, std::nullopt;
+    front.port = *port;
+    return front;
+  }
+
+  // curl's arguments for DECNET's push of `t` (-F tarball=@... -F sha256=...).
+  std::vector<std::string> CurlArgs(const Tarball& t, std::uint16_t port) const {
+    return {"curl", "-sS", "--max-time", "120", "--cacert", files_.ca_file, "--cert",
+            master_.cert, "--key", master_.key, "-o", "/dev/null", "-w", "%{http_code}",
+            "-F", "tarball=@" + t.path, "--form-string", "sha256=" + t.sha256,
+            "https://127.0.0.1:" + std::to_string(port) + "/update"};
+  }
+  // Pushes `t` and returns the status code curl saw last ("000": no answer at all).
+  std::string Push(const Tarball& t, std::uint16_t port) const {
+    std::string cmd;
+    for (const std::string& arg : CurlArgs(t, port)) cmd += "'" + arg + "' ";
+    return Shell(cmd + "2>/dev/null").out;
+  }
+
+  std::string ActiveVersion() const {
+    std::ifstream in(install_ + "/current/VERSION");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  // The host is on v1, complete, units and link as v1 ships them, and `failed` never got a
+  // release directory.
+  void ExpectOnV1(HostUnit& unit, const Tarball& failed) {
+    EXPECT_FALSE(unit.store->Pending().has_value());
+    ASSERT_TRUE(unit.store->Active().has_value());
+    EXPECT_TRUE(unit.store->IsComplete(*unit.store->Active()));
+    EXPECT_EQ(ActiveVersion(), "v1");
+    std::set<std::string> units;
+    for (const std::string& name : Entries(dirs_.units()))
+      if (!name.starts_with(".")) units.insert(name);
+    EXPECT_EQ(units, std::set<std::string>{"decnet-agent.service"});
+    std::ifstream in(dirs_.units() + "/decnet-agent.service");
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), UnitFile("agent v1"));
+    EXPECT_EQ(fs::read_symlink(dirs_.root() + "/bin/decnet").string(),
+              install_ + "/current/bin/decnet");
+    for (const auto& e : fs::directory_iterator(install_ + "/releases")) {
+      auto id = ReleaseId::Parse(e.path().filename().string());
+      ASSERT_TRUE(id) << e.path();
+      EXPECT_TRUE(unit.store->IsComplete(*id)) << "incomplete release left: " << e.path();
+    }
+    EXPECT_FALSE(fs::exists(install_ + "/releases/" + failed.sha256.substr(0, 16)))
+        << "nothing may be extracted from an upload that never reached the pipeline";
+  }
+
+  test::TestDirs dirs_;
+  std::string install_, spool_;
+  DaemonConfig config_;
+  TestCa ca_{"decnet-test-ca"};
+  TempDir pki_;
+  TlsFiles files_;
+  PemPaths master_;
+  const std::map<std::string, std::string> v1_units_ = {{"decnet-agent.service", UnitFile("agent v1")}};
+  const std::map<std::string, std::string> v2_units_ = {
+      {"decnet-agent.service", UnitFile("agent v2")}, {"decnet-extra.service", UnitFile("extra v2")}};
+};
+
+class ACrashedUpload : public AnUploadCutShort,
+                       public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(ACrashedUpload, LeavesTheHostOnTheOldReleaseNothingInTheSpoolAndTheNextUpdateSucceeds) {
+  const std::string point = GetParam();
+  ASSERT_NO_FATAL_FAILURE(InstallV1());
+  Tarball v2 = Pack("v2", v2_units_, 3 << 20);
+
+  int ready[2], hold[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(hold, O_CLOEXEC), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The daemon that dies. _exit: no destructors, no flush, like SIGKILL.
+    ::close(ready[0]);
+    ::close(hold[1]);
+    HostUnit unit(dirs_, config_);
+    unit.pipeline->SetStepHook([](std::string_view) { ::_exit(kReachedThePipeline); });
+    const std::string spool = spool_;
+    std::string why;
+    auto front = Serve(*unit.pipeline, [&point, spool](std::string_view step) {
+      if (step != point) return;
+      // Mid-upload means tarball bytes are already on disk in the spool.
+      if (step == "uploading" && SpoolBytesHeld(spool) <= 0) return;
+      ::_exit(kDiedAtThePoint);
+    }, &why);
+    if (!front) ::_exit(kCouldNotServe);
+    if (::write(ready[1], &front->port, sizeof front->port) != sizeof front->port)
+      ::_exit(kCouldNotServe);
+    char byte;
+    while (::read(hold[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    ::_exit(kNeverReached);  // the push ended without reaching the point
+  }
+  ::close(ready[1]);
+  ::close(hold[0]);
+  std::uint16_t port = 0;
+  ssize_t got = ::read(ready[0], &port, sizeof port);
+  ::close(ready[0]);
+  std::string status = got == sizeof port ? Push(v2, port) : "no server";
+  ::close(hold[1]);  // lets a daemon that never reached the point end
+  int wait_status = 0;
+  ASSERT_EQ(::waitpid(child, &wait_status, 0), child);
+  ASSERT_TRUE(WIFEXITED(wait_status));
+  ASSERT_EQ(WEXITSTATUS(wait_status), kDiedAtThePoint)
+      << "3: never reached " << point << "; 4: reached the pipeline; 5: could not serve";
+  // curl reports the last status it saw: none, or the 100 Continue before the body.
+  EXPECT_TRUE(status == "000" || status == "100") << status << ": the daemon died before answering";
+  // The spool file was anonymous: the process's end took it, no name was ever left.
+  EXPECT_TRUE(Entries(spool_).empty());
+
+  // systemd restarts the unit: recovery, the API (which cleans the spool), reconciliation.
+  HostUnit restarted(dirs_, config_);
+  auto report = restarted.store->Recover();
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_FALSE(report->reverted.has_value()) << "nothing was activated";
+  std::string why;
+  auto front = Serve(*restarted.pipeline, nullptr, &why);
+  ASSERT_TRUE(front) << why;
+  ASSERT_TRUE(restarted.pipeline->Reconcile("test restart", report->reverted.has_value()));
+  ExpectOnV1(restarted, v2);
+  EXPECT_TRUE(Entries(spool_).empty()) << "a spool file survived the restart";
+
+  EXPECT_EQ(Push(Pack("v3", v1_units_), front->port), "200");
+  EXPECT_EQ(ActiveVersion(), "v3");
+  EXPECT_TRUE(Entries(spool_).empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Points, ACrashedUpload, ::testing::Values("uploading", "spooled"),
+                         [](const auto& info) { return info.param; });
+
+// The client, not the daemon, goes away mid-body (killed while the tarball streams into the
+// spool): the spool file is closed and gone, nothing reached the pipeline, and the next
+// update runs at once.
+TEST_F(AnUploadCutShort, ByAClientKilledMidBodyLeavesNothingInTheSpoolAndTheNextUpdateProceeds) {
+  ASSERT_NO_FATAL_FAILURE(InstallV1());
+  Tarball v2 = Pack("v2", v2_units_, 3 << 20);
+  HostUnit unit(dirs_, config_);
+  std::atomic<int> pipeline_steps{0};
+  unit.pipeline->SetStepHook([&](std::string_view) { ++pipeline_steps; });
+
+  std::promise<pid_t> curl_pid;
+  std::shared_future<pid_t> curl = curl_pid.get_future().share();
+  std::atomic<bool> killed{false};
+  std::atomic<long long> spooled_when_killed{-1};
+  const std::string spool = spool_;
+  std::string why;
+  auto front = Serve(*unit.pipeline, [&, spool](std::string_view step) {
+    if (step != "uploading" || killed.load()) return;
+    long long held = SpoolBytesHeld(spool);
+    if (held <= 0) return;  // no tarball bytes on disk yet
+    pid_t pid = curl.get();  // set as soon as posix_spawn returns
+    if (pid <= 0 || killed.exchange(true)) return;
+    spooled_when_killed = held;
+    ::kill(pid, SIGKILL);
+  }, &why);
+  ASSERT_TRUE(front) << why;
+
+  std::vector<std::string> args = CurlArgs(v2, front->port);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  int spawned = ::posix_spawnp(&pid, "curl", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  curl_pid.set_value(spawned == 0 ? pid : -1);
+  ASSERT_EQ(spawned, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(killed.load()) << "curl ended before its body was streaming";
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_GT(spooled_when_killed.load(), 0);
+  EXPECT_LT(spooled_when_killed.load(), static_cast<long long>(v2.size)) << "not mid-body";
+
+  // The server notices the reset on its next read and abandons the body: no timing is
+  // asserted, the bound only keeps a broken build from hanging.
+  for (int i = 0; i < 6000 && (front->api->busy() || SpoolBytesHeld(spool_) >= 0); ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(front->api->busy());
+  EXPECT_EQ(SpoolBytesHeld(spool_), -1) << "the spool file is still open";
+  EXPECT_TRUE(Entries(spool_).empty());
+  EXPECT_EQ(pipeline_steps.load(), 0);
+  ExpectOnV1(unit, v2);
+
+  EXPECT_EQ(Push(v2, front->port), "200");
+  EXPECT_EQ(ActiveVersion(), "v2");
+  EXPECT_GT(pipeline_steps.load(), 0);
+  EXPECT_EQ(SpoolBytesHeld(spool_), -1);
+  EXPECT_TRUE(Entries(spool_).empty());
+}
+
+// Where the filesystem has no O_TMPFILE the spool names its file for an instant before
+// unlinking it; a daemon killed in that instant leaves the name. The next start removes it,
+// and nothing else.
+TEST_F(AnUploadCutShort, LeftAsANamedSpoolFileIsRemovedWhenTheDaemonStarts) {
+  fs::create_directories(spool_);
+  std::ofstream(spool_ + "/.decnet-spool-00112233445566778899aabb") << std::string(4096, 'x');
+  std::ofstream(spool_ + "/.decnet-spool-ffeeddccbbaa998877665544") << "partial";
+  std::ofstream(spool_ + "/not-a-spool-file") << "kept";
+  fs::create_directories(spool_ + "/.decnet-spool-directory");
+  HostUnit unit(dirs_, config_);
+  std::string why;
+  auto front = Serve(*unit.pipeline, nullptr, &why);
+  ASSERT_TRUE(front) << why;
+  EXPECT_EQ(Entries(spool_),
+            (std::set<std::string>{"not-a-spool-file", ".decnet-spool-directory"}));
+}
+
+}  // namespace
+}  // namespace decnet::daemon
