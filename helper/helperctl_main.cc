@@ -14,7 +14,16 @@ constexpr char kUsage[] =
     "  policy [--json]        the request table, unit and link policy, seccomp table\n"
     "  check-unit FILE...     check unit files against the unit policy (exit 1 on refusal)\n"
     "  status [--json]        the running helper's confinement and counters\n"
-    "  selftest [--helper P]  run the helper in self-test mode and prove its confinement\n";
+    "  selftest [--helper P]  run the helper in self-test mode and prove its confinement\n"
+    "  audit [--json] [--last N] [--audit-log PATH | --state-dir DIR]\n"
+    "                         the daemon's audit log (DIR/audit.jsonl; DIR defaults to the\n"
+    "                         state_dir of the daemon's configuration) as a timeline, or the\n"
+    "                         last N operations. Under each operation, the helper's own records\n"
+    "                         (requests.jsonl in its state directory) written after the previous\n"
+    "                         operation's audit line and at or before its own (millisecond UTC\n"
+    "                         timestamps). Every string from either file is printed escaped; a\n"
+    "                         malformed line is reported by file and number and skipped (exit 1);\n"
+    "                         an unreadable log exits 2\n";
 
 int Usage() {
   std::fputs(kUsage, stderr);
@@ -53,6 +62,10 @@ int main(int argc, char** argv) {
   }
   if (command == "status" && (args.empty() || json)) {
     return decnet::helper::ctl::RunStatus(*policy, json);
+  }
+  if (command == "audit") {
+    const auto options = decnet::helper::ctl::ParseAuditArgs(args);
+    return options ? decnet::helper::ctl::RunAudit(*policy, *options) : Usage();
   }
   if (command == "check-unit" && !args.empty()) {
     return decnet::helper::ctl::RunCheckUnit(*policy, args);

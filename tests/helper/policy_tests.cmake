@@ -18,3 +18,11 @@ decnet_gtest(helper_helperctl_test
 target_compile_definitions(helper_helperctl_test PRIVATE
   HELPERCTL_PATH="$<TARGET_FILE:helperctl>")
 add_dependencies(helper_helperctl_test helperctl)
+# helperctl audit as a subprocess over an audit log written by the daemon's AuditLog and a
+# record written by the helper's RequestRecord.
+decnet_gtest(helper_helperctl_audit_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/helperctl_audit_test.cc
+  LIBS decnet_helper_core decnet_daemon_audit)
+target_compile_definitions(helper_helperctl_audit_test PRIVATE
+  HELPERCTL_PATH="$<TARGET_FILE:helperctl>")
+add_dependencies(helper_helperctl_audit_test helperctl)
