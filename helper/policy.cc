@@ -112,6 +112,8 @@ constexpr StringRule kUnitNameRule{IsUnitName, "a unit name"};
 constexpr StringRule kUserRule{IsUnitAccount, "a non-root user name"};
 constexpr StringRule kGroupRule{IsUnitAccount, "a non-root group name"};
 constexpr StringRule kAbsPathRule{IsAbsPath, "an absolute path"};
+bool IsAbsPathOrEmpty(const std::string& s) { return s.empty() || IsAbsPath(s); }
+constexpr StringRule kAbsPathOrEmptyRule{IsAbsPathOrEmpty, "an absolute path or \"\""};
 constexpr StringRule kArgRule{IsPrintableArg, "a printable argument"};
 constexpr StringRule kCapabilityRule{IsCapability, "a known CAP_ name"};
 
@@ -241,6 +243,7 @@ const std::map<std::string, FieldParser>& FieldParsers() {
       {"daemon_user", Field(&Policy::daemon_user, GetString, kUserRule)},
       {"daemon_group", Field(&Policy::daemon_group, GetString, kGroupRule)},
       {"daemon_binary", Field(&Policy::daemon_binary, GetString, kAbsPathRule)},
+      {"daemon_store", Field(&Policy::daemon_store, GetString, kAbsPathOrEmptyRule)},
       {"daemon_args", Field(&Policy::daemon_args, GetStrings, kArgRule)},
       {"unit_dir", Field(&Policy::unit_dir, GetString, kAbsPathRule)},
       {"link_dir", Field(&Policy::link_dir, GetString, kAbsPathRule)},
@@ -248,6 +251,7 @@ const std::map<std::string, FieldParser>& FieldParsers() {
       {"unit_root", Field(&Policy::unit_root, GetString, kAbsPathRule)},
       {"restart_timeout_ms", MillisField(&Policy::restart_timeout_ms)},
       {"hello_timeout_ms", MillisField(&Policy::hello_timeout_ms)},
+      {"self_update_probation_ms", MillisField(&Policy::self_update_probation_ms)},
   };
   return parsers;
 }
@@ -369,13 +373,15 @@ std::string PolicyToJson(const Policy& p) {
                     {"daemon_user", p.daemon_user},
                     {"daemon_group", p.daemon_group},
                     {"daemon_binary", p.daemon_binary},
+                    {"daemon_store", p.daemon_store},
                     {"daemon_args", p.daemon_args},
                     {"unit_dir", p.unit_dir},
                     {"link_dir", p.link_dir},
                     {"state_dir", p.state_dir},
                     {"unit_root", p.unit_root},
                     {"restart_timeout_ms", p.restart_timeout_ms},
-                    {"hello_timeout_ms", p.hello_timeout_ms}};
+                    {"hello_timeout_ms", p.hello_timeout_ms},
+                    {"self_update_probation_ms", p.self_update_probation_ms}};
   return doc.dump();
 }
 

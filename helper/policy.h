@@ -50,6 +50,9 @@ struct Policy {
   std::string daemon_user = "decnet-updater";
   std::string daemon_group = "decnet-updater";
   std::string daemon_binary = "/opt/decnet-updater/updater/current/bin/decnet-updaterd";
+  // The daemon's own release store (update-self, helper/self_update.h). The start-up revert
+  // applies when daemon_binary lies beneath DAEMON_STORE/current/; "" turns it off.
+  std::string daemon_store = "/opt/decnet-updater/updater";
   std::vector<std::string> daemon_args;  // argv[1..] for the daemon
   // --- directories
   std::string unit_dir = "/etc/systemd/system";
@@ -61,6 +64,8 @@ struct Policy {
   // --- timing
   int restart_timeout_ms = 90'000;  // wait for a restart/stop job
   int hello_timeout_ms = 30'000;    // the daemon must say hello within this
+  // A freshly self-updated daemon that fails within this long after its hello is reverted.
+  int self_update_probation_ms = 60'000;
 
   // The built-in DECNET defaults (decnet-agent and decnet-sniffer may hold CAP_NET_ADMIN and
   // CAP_NET_RAW; link "decnet" -> /opt/decnet/current/).

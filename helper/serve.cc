@@ -111,6 +111,7 @@ ServeEnd Serve(int fd, const Policy& policy, const HelperDirs& dirs, SystemdMana
       return EndWithViolation(*record, "hello-refused", "the daemon's hello was refused");
     }
     if (dispatched->request.type == proto::RequestType::kHello) {
+      if (options.on_hello) options.on_hello();
       Notify(options, "READY=1\n" + StatusLine(counters, session.phase));
     } else {
       Notify(options, StatusLine(counters, session.phase));

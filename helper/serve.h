@@ -3,6 +3,7 @@
 // violation.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "helper/dirs.h"
@@ -13,6 +14,7 @@ namespace decnet::helper {
 
 struct ServeOptions {
   bool notify = true;  // send READY=1 / STATUS= to $NOTIFY_SOCKET (sd_notify)
+  std::function<void()> on_hello = nullptr;  // called once the daemon's hello was answered
 };
 
 // Why serving ended.

@@ -25,6 +25,7 @@
 #include <optional>
 
 #include "helper/dirs.h"
+#include "helper/self_update.h"
 #include "helper/serve.h"
 #include "helper/systemd_manager.h"
 
@@ -167,7 +168,7 @@ struct StartedParent {
   int state_fd = -1;
 };
 
-// The steps both modes share: stdio, policy, state directory, revert hook.
+// The steps both modes share: stdio, policy, state directory.
 Result<StartedParent> CommonStartup(const std::string& config_path) {
   EnsureStdio();
   // SECURITY: the policy is the root boundary; LoadPolicyFile refuses a file not owned by
@@ -176,10 +177,6 @@ Result<StartedParent> CommonStartup(const std::string& config_path) {
   if (!policy) return tl::make_unexpected(policy.error());
   auto state_fd = OpenStateDir(*policy);
   if (!state_fd) return tl::make_unexpected(state_fd.error());
-  if (auto r = ApplySelfUpdateRevertDecision(*policy, *state_fd); !r) {
-    ::close(*state_fd);
-    return tl::make_unexpected(r.error());
-  }
   return StartedParent{std::move(*policy), *state_fd};
 }
 
@@ -232,10 +229,6 @@ std::vector<std::string> DaemonEnvironment(const char* const* envp) {
     }
   }
   return env;
-}
-
-Result<void> ApplySelfUpdateRevertDecision(const Policy& /*policy*/, int /*state_dir*/) {
-  return {};
 }
 
 Result<void> WriteStateFileAtomically(int state_dir, const std::string& name,
@@ -292,6 +285,14 @@ int RunHelper(const std::string& config_path) {
     LogError("daemon identity", identity.error());
     return Exit(HelperExit::kStartupFailed);
   }
+  // Before the fork and while root still holds its capabilities: the daemon-owned store can
+  // only be written now (DESIGN.md §6).
+  auto self_update = ApplySelfUpdateRevertDecision(policy, started->state_fd);
+  if (!self_update) {
+    LogError("update-self start-up", self_update.error());
+    return Exit(HelperExit::kStartupFailed);
+  }
+  if (!self_update->message.empty()) Log(self_update->message);
   int pair[2];
   // SECURITY: SEQPACKET keeps message boundaries; the pair authenticates by construction.
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
@@ -346,10 +347,22 @@ int RunHelper(const std::string& config_path) {
       !r)
     return abort_start("confinement record", r.error());
 
-  const ServeEnd end = Serve(pair[0], policy, *dirs, **systemd, ServeOptions{});
+  ServeOptions serve_options;
+  if (self_update->active) {
+    serve_options.on_hello = [state = dirs->state_dir] {
+      if (auto r = RecordDaemonHello(state); !r) LogError("start record", r.error());
+    };
+  }
+  const ServeEnd end = Serve(pair[0], policy, *dirs, **systemd, serve_options);
   ::close(pair[0]);
   const std::optional<siginfo_t> child_end = ReapChild(child, pidfd);
   Log("daemon " + DescribeChildEnd(child_end));
+  if (self_update->active) {
+    const bool daemon_clean = end == ServeEnd::kPeerClosed && child_end &&
+                              child_end->si_code == CLD_EXITED && child_end->si_status == 0;
+    if (auto r = RecordDaemonEnd(dirs->state_dir, daemon_clean); !r)
+      LogError("start record", r.error());
+  }
   switch (end) {
     case ServeEnd::kProtocolViolation:
       return Exit(HelperExit::kProtocolViolation);

@@ -1,5 +1,5 @@
 // Start-up of decnet-update-helper (DESIGN.md §2): policy, state directory, the self-update
-// revert hook, the daemon's identity, the socketpair and fork; the child drops to the daemon
+// revert decision (helper/self_update.h), the daemon's identity, the socketpair and fork; the child drops to the daemon
 // user and execs the daemon; the parent opens its directories, connects to the system bus,
 // confines itself and serves. Also the self-test mode that `helperctl selftest` runs.
 #pragma once
@@ -49,12 +49,6 @@ struct DaemonIdentity {
 // anything else, so nothing root's environment carries can steer the daemon's loader or
 // reach systemd in the helper's name.
 std::vector<std::string> DaemonEnvironment(const char* const* envp);
-
-// Self-update revert decision (DESIGN.md §6). It must run here, before privileges are
-// dropped, because afterwards uid 0 without capabilities cannot write the daemon-owned
-// release store. update-self is not implemented yet, so today this decides nothing and
-// returns success; it exists so the step has its place in the start-up order.
-[[nodiscard]] Result<void> ApplySelfUpdateRevertDecision(const Policy& policy, int state_dir);
 
 // Writes `content` to STATE_DIR/name atomically (temp file, fsync, renameat, fsync of the
 // directory) through the state directory's descriptor, never following a symlink.

@@ -21,3 +21,9 @@ decnet_gtest(helper_hostile_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/hostile_child_test.cc
   LIBS decnet_helper_harness
   LABELS hostile)
+
+# update-self, the helper's half: the start record, the decision table, and the start-up
+# revert on a real store in a temporary directory.
+decnet_gtest(helper_self_update_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/self_update_test.cc
+  LIBS decnet_helper_core)

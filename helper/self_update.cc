@@ -1,0 +1,280 @@
+#include "helper/self_update.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "helper/startup.h"
+#include "proto/json_strict.h"
+
+namespace decnet::helper {
+namespace {
+
+constexpr size_t kMaxRecordBytes = 4096;
+constexpr char kCurrentLink[] = "current";
+constexpr char kRevertLink[] = ".current.helper-revert";
+constexpr char kReleasesPrefix[] = "releases/";
+constexpr char kCompletionRecord[] = ".decnet-complete";
+
+uint64_t NowMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+Error RecordError(std::string message) {
+  return Error{ErrorCode::kFailed, "start-record", std::move(message)};
+}
+
+// openat2 beneath `dir`, never through a symlink.
+int OpenBeneath(int dir, const std::string& name, uint64_t flags, mode_t mode = 0) {
+  open_how how{};
+  how.flags = flags | O_CLOEXEC | O_NOFOLLOW;
+  how.mode = mode;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+  return static_cast<int>(::syscall(SYS_openat2, dir, name.c_str(), &how, sizeof how));
+}
+
+// The record, or nullopt when the file does not exist.
+Result<std::optional<StartRecord>> LoadRecord(int state_dir) {
+  const int fd = OpenBeneath(state_dir, kDaemonStartFile, O_RDONLY);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<StartRecord>();
+    return tl::make_unexpected(RecordError(std::string("open: ") + std::strerror(errno)));
+  }
+  std::string text(kMaxRecordBytes + 1, '\0');
+  size_t got = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+    if (got == text.size()) break;
+  }
+  ::close(fd);
+  if (got > kMaxRecordBytes) return tl::make_unexpected(RecordError("larger than 4 KiB"));
+  text.resize(got);
+  auto record = ParseStartRecord(text);
+  if (!record) return tl::make_unexpected(record.error());
+  return std::optional<StartRecord>(std::move(*record));
+}
+
+Result<void> SaveRecord(int state_dir, const StartRecord& record) {
+  return WriteStateFileAtomically(state_dir, kDaemonStartFile, SerializeStartRecord(record));
+}
+
+// "releases/<id>" -> id; empty for anything else.
+std::string BuildOfTarget(std::string_view target) {
+  if (!target.starts_with(kReleasesPrefix)) return {};
+  target.remove_prefix(sizeof kReleasesPrefix - 1);
+  return IsBuildId(target) ? std::string(target) : std::string();
+}
+
+// True when releases/<id> is a real directory holding its completion record, reached
+// without following any symlink.
+bool IsCompleteBuild(int store, const std::string& id) {
+  const int fd = OpenBeneath(store, std::string(kReleasesPrefix) + id + "/" + kCompletionRecord,
+                             O_PATH);
+  if (fd < 0) return false;
+  struct stat st {};
+  const bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  ::close(fd);
+  return ok;
+}
+
+// SECURITY: the store belongs to the daemon. The helper (root, before it drops its
+// capabilities) only creates one symlink beside `current`, hands it to the store's owner and
+// renames it over `current`; it follows nothing, and a `current` that is not a symlink makes
+// the rename fail rather than replace a directory.
+Result<void> FlipCurrent(int store, const std::string& id) {
+  const std::string target = std::string(kReleasesPrefix) + id;
+  auto fail = [&](const std::string& what) {
+    const int err = errno;
+    ::unlinkat(store, kRevertLink, 0);
+    return Fail(ErrorCode::kFailed, "self-update-revert", what + ": " + std::strerror(err));
+  };
+  struct stat st {};
+  if (::fstat(store, &st) != 0) return fail("fstat store");
+  if (::unlinkat(store, kRevertLink, 0) != 0 && errno != ENOENT) return fail("unlink stale link");
+  if (::symlinkat(target.c_str(), store, kRevertLink) != 0) return fail("symlink");
+  if (::fchownat(store, kRevertLink, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0)
+    return fail("chown link");
+  struct stat current {};
+  if (::fstatat(store, kCurrentLink, &current, AT_SYMLINK_NOFOLLOW) != 0 ||
+      !S_ISLNK(current.st_mode)) {
+    errno = errno == 0 ? EINVAL : errno;
+    return fail("current is not a symlink");
+  }
+  if (::renameat(store, kRevertLink, store, kCurrentLink) != 0) return fail("rename over current");
+  if (::fsync(store) != 0) return fail("fsync store");
+  return {};
+}
+
+bool Proven(const StartRecord& r, uint64_t probation_ms) {
+  if (r.build.empty() || r.hello_ms == 0) return false;
+  if (r.ended != "failed") return true;
+  return r.ended_ms >= r.hello_ms && r.ended_ms - r.hello_ms >= probation_ms;
+}
+
+std::string DescribeAttempt(const StartRecord& r) {
+  if (r.hello_ms == 0) {
+    if (r.ended == "failed") return "it exited before saying hello";
+    return "it never said hello";
+  }
+  return "it failed " + std::to_string((r.ended_ms - r.hello_ms) / 1000) +
+         " s after its hello, within the probation period";
+}
+
+// Applies `mutate` to the stored record, when there is one.
+Result<void> UpdateRecord(int state_dir, void (*mutate)(StartRecord&, bool), bool arg) {
+  auto record = LoadRecord(state_dir);
+  if (!record) return tl::make_unexpected(record.error());
+  if (!*record) return {};
+  mutate(**record, arg);
+  return SaveRecord(state_dir, **record);
+}
+
+}  // namespace
+
+bool IsBuildId(std::string_view text) {
+  if (text.size() != 16) return false;
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+Result<StartRecord> ParseStartRecord(std::string_view text) {
+  auto json = strict_json::ParseObject(text, 2);
+  if (!json) return tl::make_unexpected(RecordError(json.error().message));
+  strict_json::StrictObject o(*json, kDaemonStartFile);
+  StartRecord r;
+  const auto format = o.Uint("format");
+  auto good = o.String("good");
+  auto build = o.String("build");
+  auto started = o.Uint("started_ms");
+  auto hello = o.Uint("hello_ms");
+  auto ended = o.String("ended");
+  auto ended_ms = o.Uint("ended_ms");
+  if (auto done = o.Finish(); !done) return tl::make_unexpected(RecordError(done.error().message));
+  if (format != 1u) return tl::make_unexpected(RecordError("format must be 1"));
+  for (const std::string* id : {&*good, &*build}) {
+    if (!id->empty() && !IsBuildId(*id))
+      return tl::make_unexpected(RecordError("a build id is not 16 lower-case hex digits"));
+  }
+  if (*ended != "" && *ended != "clean" && *ended != "failed")
+    return tl::make_unexpected(RecordError("ended must be \"\", \"clean\" or \"failed\""));
+  r.good = std::move(*good);
+  r.build = std::move(*build);
+  r.started_ms = *started;
+  r.hello_ms = *hello;
+  r.ended = std::move(*ended);
+  r.ended_ms = *ended_ms;
+  return r;
+}
+
+std::string SerializeStartRecord(const StartRecord& r) {
+  // Build ids and `ended` are validated tokens: no escaping is needed.
+  return "{\"format\":1,\"good\":\"" + r.good + "\",\"build\":\"" + r.build +
+         "\",\"started_ms\":" + std::to_string(r.started_ms) +
+         ",\"hello_ms\":" + std::to_string(r.hello_ms) + ",\"ended\":\"" + r.ended +
+         "\",\"ended_ms\":" + std::to_string(r.ended_ms) + "}\n";
+}
+
+StartDecision DecideStart(StartRecord record, const std::string& current, uint64_t probation_ms,
+                          bool good_complete) {
+  StartDecision d;
+  const bool last_proven = Proven(record, probation_ms);
+  if (last_proven) record.good = record.build;
+  const bool fresh_failed = !current.empty() && current != record.good && !record.good.empty() &&
+                            record.build == current && !last_proven;
+  if (fresh_failed) {
+    if (good_complete) {
+      d.action = StartAction::kRevert;
+      d.why = "update-self: build " + current + " failed its last start (" +
+              DescribeAttempt(record) + "); returning to build " + record.good;
+    } else {
+      d.why = "update-self: build " + current + " failed its last start (" +
+              DescribeAttempt(record) + ") but the previous build " + record.good +
+              " is no longer complete in the store; starting " + current + " again";
+    }
+  }
+  d.record = std::move(record);
+  return d;
+}
+
+Result<SelfUpdateStart> ApplySelfUpdateRevertDecision(const Policy& policy, int state_dir) {
+  SelfUpdateStart out;
+  const std::string prefix = policy.daemon_store + "/" + kCurrentLink + "/";
+  if (policy.daemon_store.empty() || !policy.daemon_binary.starts_with(prefix)) return out;
+  out.active = true;
+  const int store = ::open(policy.daemon_store.c_str(),
+                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (store < 0) {
+    out.message = "update-self: daemon store " + policy.daemon_store + " cannot be opened (" +
+                  std::strerror(errno) + "); nothing to decide";
+    return out;
+  }
+  char target[256];
+  const ssize_t n = ::readlinkat(store, kCurrentLink, target, sizeof target - 1);
+  const std::string current = n > 0 ? BuildOfTarget(std::string_view(target, size_t(n))) : "";
+  if (current.empty()) {
+    ::close(store);
+    out.message = "update-self: " + policy.daemon_store + "/current is missing or not " +
+                  "releases/<id>; nothing to decide";
+    return out;
+  }
+  // An unreadable record must not keep the unit from starting: it is replaced by a fresh one,
+  // which can only mean "no revert this time".
+  auto loaded = LoadRecord(state_dir);
+  std::string record_note;
+  if (!loaded)
+    record_note = "update-self: start record unreadable (" + loaded.error().message +
+                  "); starting a fresh one";
+  StartRecord record = loaded ? loaded->value_or(StartRecord{}) : StartRecord{};
+  const bool good_complete = !record.good.empty() && IsCompleteBuild(store, record.good);
+  StartDecision decision = DecideStart(std::move(record), current, policy.self_update_probation_ms,
+                                       good_complete);
+  out.build = current;
+  if (decision.action == StartAction::kRevert) {
+    if (auto flipped = FlipCurrent(store, decision.record.good); !flipped) {
+      ::close(store);
+      return tl::make_unexpected(flipped.error());
+    }
+    out.build = decision.record.good;
+  }
+  ::close(store);
+  out.message = record_note.empty() ? decision.why
+                                    : decision.why.empty() ? record_note
+                                                           : record_note + "; " + decision.why;
+  StartRecord next = decision.record;
+  next.build = out.build;
+  next.started_ms = NowMs();
+  next.hello_ms = 0;
+  next.ended.clear();
+  next.ended_ms = 0;
+  if (auto saved = SaveRecord(state_dir, next); !saved) return tl::make_unexpected(saved.error());
+  return out;
+}
+
+Result<void> RecordDaemonHello(int state_dir) {
+  return UpdateRecord(state_dir, [](StartRecord& r, bool) { r.hello_ms = NowMs(); }, false);
+}
+
+Result<void> RecordDaemonEnd(int state_dir, bool clean) {
+  return UpdateRecord(
+      state_dir,
+      [](StartRecord& r, bool ok) {
+        r.ended = ok ? "clean" : "failed";
+        r.ended_ms = NowMs();
+      },
+      clean);
+}
+
+}  // namespace decnet::helper
