@@ -43,7 +43,7 @@ struct DaemonConfig {
   int io_threads = 2;
   // --- releases
   std::string install_dir = "/opt/decnet";
-  std::string updater_dir = "/opt/decnet-updater";  // the daemon's own release store
+  std::string updater_dir = "/opt/decnet-updater/updater";  // the daemon's own release store
   std::string state_dir = "/var/lib/decnet-updater";  // spool, journal, audit log
   int keep_releases = 3;
   uint64_t max_upload_bytes = 1ull << 30;

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -31,6 +32,7 @@
 #include "daemon/helper_client.h"
 #include "daemon/http_server.h"
 #include "daemon/release_store.h"
+#include "daemon/self_update.h"
 #include "daemon/tls.h"
 #include "daemon/update_pipeline.h"
 #include "helper/policy.h"
@@ -74,6 +76,8 @@ struct Daemon {
   std::string policy_digest;
   std::optional<AuditLog> audit;
   std::optional<ReleaseStore> store;
+  std::optional<ReleaseStore> updater_store;  // update-self; nullopt: unavailable
+  std::string updater_unavailable;
   RecoveryReport recovery;
   std::unique_ptr<HelperClient> helper;
   std::unique_ptr<HelperLiveness> liveness;
@@ -121,6 +125,11 @@ Result<void> OpenStorage(Daemon& d) {
   if (!recovery) return tl::make_unexpected(recovery.error());
   d.recovery = std::move(*recovery);
   LogRecovery(d.recovery);
+  auto updater = OpenUpdaterStore(d.config, *d.audit);
+  if (!updater) return tl::make_unexpected(updater.error());
+  if (!updater->note.empty()) spdlog::warn("{}", updater->note);
+  d.updater_store = std::move(updater->store);
+  if (!d.updater_store) d.updater_unavailable = updater->note;
   return {};
 }
 
@@ -131,6 +140,13 @@ Result<std::uint16_t> StartServing(Daemon& d) {
   d.gate = MakeHealthGate(d.config, *d.helper);
   d.pipeline = std::make_unique<UpdatePipeline>(d.config, d.policy, *d.store, *d.helper, *d.gate,
                                                 *d.audit);
+  SelfUpdateTarget self;
+  self.store = d.updater_store ? &*d.updater_store : nullptr;
+  if (!d.updater_store) self.unavailable_why = d.updater_unavailable;
+  // hello accepts exactly the protocol this daemon speaks, so that is the helper's.
+  self.helper_protocol = proto::kProtocolVersion;
+  self.arch = HostArch();
+  d.pipeline->SetSelfUpdate(std::move(self));
   ApiOptions options;
   options.spool_dir = d.config.state_dir + "/spool";
   options.max_upload_bytes = d.config.max_upload_bytes;
@@ -263,13 +279,17 @@ Result<DaemonArgs> ParseDaemonArgs(int argc, const char* const* argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     std::string_view value;
+    if (arg == "--version" && argc == 2) {
+      args.version_only = true;
+      return args;
+    }
     if (arg == "--config" && i + 1 < argc) {
       value = argv[++i];
     } else if (arg.starts_with("--config=")) {
       value = arg.substr(9);
     } else {
       return Fail(ErrorCode::kMalformed, "daemon-args",
-                  "unknown argument '" + std::string(arg) + "' (usage: decnet-updaterd [--config PATH])");
+                  "unknown argument '" + std::string(arg) + "' (usage: decnet-updaterd [--config PATH] | --version)");
     }
     if (value.empty() || seen)
       return Fail(ErrorCode::kMalformed, "daemon-args", "--config takes one non-empty PATH, once");
@@ -310,6 +330,11 @@ Result<void> CheckHelperPair(int fd) {
 int RunDaemon(int argc, const char* const* argv) {
   SetUpLogging();
   auto args = ParseDaemonArgs(argc, argv);
+  if (args && args->version_only) {
+    // Needs nothing else: update-self runs a new build's --version to prove it runs here.
+    std::printf("decnet-updaterd %s\n", DECNET_VERSION);
+    return 0;
+  }
   Result<void> ready = args ? CheckNotRoot() : tl::make_unexpected(args.error());
   if (ready) ready = CheckHelperPair(kHelperPairFd);
   Daemon d;

@@ -18,9 +18,10 @@ inline constexpr int kHelperPairFd = 3;
 
 struct DaemonArgs {
   std::string config_path = kDefaultDaemonConfig;
+  bool version_only = false;  // `--version`, alone: print the version and exit 0
 };
 
-// Parses `--config PATH` (or `--config=PATH`). Refuses (kMalformed, "daemon-args") anything
+// Parses `--config PATH` (or `--config=PATH`), or `--version` alone. Refuses (kMalformed, "daemon-args") anything
 // else, a missing or empty PATH, and a repeated option.
 [[nodiscard]] Result<DaemonArgs> ParseDaemonArgs(int argc, const char* const* argv);
 

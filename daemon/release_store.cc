@@ -249,6 +249,19 @@ Result<void> ReleaseStore::Rollback() {
   return StartChange(PendingOp::kRollback, target);
 }
 
+Result<std::optional<ReleaseId>> ReleaseStore::AdoptRevertedCurrent(std::string_view cause) {
+  if (pending_ || !active_ || !previous_) return std::optional<ReleaseId>();
+  auto current = ReadCurrent();
+  if (!current) return tl::make_unexpected(current.error());
+  if (!*current || **current != LinkTarget(*previous_) || !IsComplete(*previous_))
+    return std::optional<ReleaseId>();
+  const ReleaseId failed = *active_;
+  if (auto r = Rollback(); !r) return tl::make_unexpected(r.error());
+  if (auto r = Commit(); !r) return tl::make_unexpected(r.error());
+  if (auto r = RecordFailed(failed, cause); !r) return tl::make_unexpected(r.error());
+  return std::optional<ReleaseId>(failed);
+}
+
 Result<void> ReleaseStore::Commit() {
   if (!pending_) return Fail(ErrorCode::kDenied, "store-no-pending", "nothing awaits a verdict");
   auto saved_pending = pending_;

@@ -187,6 +187,14 @@ class ReleaseStore {
   // record, if any, becomes kFailed. Keeps the last 16 failures.
   [[nodiscard]] Result<void> RecordFailed(const ReleaseId& id, std::string_view cause);
 
+  // The daemon's own store only (update-self): when `current` points at the previous
+  // release while nothing is pending, the helper returned to it at start-up because the
+  // active build failed to start (helper/self_update.h). Makes that a committed rollback and
+  // records the other release failed with `cause`; returns the id of the failed release.
+  // Returns nullopt, changing nothing, when `current` agrees with the state. Call before
+  // Recover(), which would otherwise point `current` back at the state's active release.
+  [[nodiscard]] Result<std::optional<ReleaseId>> AdoptRevertedCurrent(std::string_view cause);
+
   // Deletes release directories without a completion record or not in state.json (never the
   // active, previous or pending one), and drops records whose directory is gone. Part of
   // Recover(); callable alone.

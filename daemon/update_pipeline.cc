@@ -9,45 +9,19 @@
 #include "daemon/extract.h"
 #include "daemon/install_command.h"
 #include "daemon/release_units.h"
+#include "daemon/update_pipeline_internal.h"
 #include "proto/release_manifest.h"
 #include "proto/updater_api.h"
 
 namespace decnet::daemon {
+
+using pipeline::Attempt;
+using pipeline::Clock;
+using pipeline::Failure;
+using pipeline::MsSince;
+using pipeline::ReadManifest;
+
 namespace {
-
-using Clock = std::chrono::steady_clock;
-constexpr char kManifestName[] = ".decnet-release.json";
-constexpr size_t kMaxManifest = 64 * 1024;
-
-int64_t MsSince(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
-
-ApiAnswer Failure(unsigned status, const Error& e, const std::string& stderr_text,
-                  std::optional<bool> rolled_back) {
-  return {status, api::FailureJson(e.message, stderr_text, rolled_back, e.rule)};
-}
-
-// The manifest at the release's root, or nullopt for a tree without one (a DECNET push).
-Result<std::optional<ReleaseManifest>> ReadManifest(int release_dir_fd) {
-  int fd = ::openat(release_dir_fd, kManifestName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return std::optional<ReleaseManifest>();
-    return Fail(ErrorCode::kDenied, "manifest-file", "the release manifest cannot be opened");
-  }
-  struct stat st{};
-  std::string bytes;
-  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= static_cast<off_t>(kMaxManifest);
-  if (ok) {
-    bytes.resize(static_cast<size_t>(st.st_size));
-    ok = ::pread(fd, bytes.data(), bytes.size(), 0) == st.st_size;
-  }
-  ::close(fd);
-  if (!ok) return Fail(ErrorCode::kDenied, "manifest-size", "the release manifest is not a small regular file");
-  auto manifest = ParseReleaseManifest(bytes);
-  if (!manifest) return tl::make_unexpected(manifest.error());
-  return std::optional<ReleaseManifest>(std::move(*manifest));
-}
 
 std::string SlotName(ReleaseSlot slot) {
   switch (slot) {
@@ -65,30 +39,58 @@ std::vector<ReleaseId> Others(const std::optional<ReleaseId>& from) {
 
 }  // namespace
 
-// One operation in flight: what it is about and what it has measured, for the answer and
-// the audit line.
-struct UpdatePipeline::Attempt {
-  Clock::time_point start = Clock::now();
-  Clock::time_point deadline;
-  AuditEntry audit;
-  std::optional<ReleaseId> id;
-  std::string version;
-  std::optional<ReleaseId> from;
-  std::string stderr_text;
+namespace pipeline {
 
-  // Completes the audit line (result, rule, error, total time), appends it, and passes the
-  // answer through.
-  ApiAnswer Finish(AuditLog& log, ApiAnswer answer, std::string result, const Error* e) {
-    audit.result = std::move(result);
-    if (e) {
-      audit.rule = e->rule;
-      audit.error = e->message;
-    }
-    audit.durations_ms.emplace_back("total", MsSince(start));
-    (void)log.Append(audit);
-    return answer;
+int64_t MsSince(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+ApiAnswer Failure(unsigned status, const Error& e, const std::string& stderr_text,
+                  std::optional<bool> rolled_back) {
+  return {status, api::FailureJson(e.message, stderr_text, rolled_back, e.rule)};
+}
+
+Result<std::optional<ReleaseManifest>> ReadManifest(int release_dir_fd) {
+  const std::string name(kReleaseManifestName);
+  int fd = ::openat(release_dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<ReleaseManifest>();
+    return Fail(ErrorCode::kDenied, "manifest-file", "the release manifest cannot be opened");
   }
-};
+  struct stat st{};
+  std::string bytes;
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            st.st_size <= static_cast<off_t>(kMaxReleaseManifestBytes);
+  if (ok) {
+    bytes.resize(static_cast<size_t>(st.st_size));
+    ok = ::pread(fd, bytes.data(), bytes.size(), 0) == st.st_size;
+  }
+  ::close(fd);
+  if (!ok) return Fail(ErrorCode::kDenied, "manifest-size", "the release manifest is not a small regular file");
+  auto manifest = ParseReleaseManifest(bytes);
+  if (!manifest) return tl::make_unexpected(manifest.error());
+  return std::optional<ReleaseManifest>(std::move(*manifest));
+}
+
+Attempt::Attempt(std::string op, const Caller& caller, std::chrono::milliseconds budget)
+    : deadline(start + budget) {
+  audit.op = std::move(op);
+  audit.client_fingerprint = caller.fingerprint;
+  audit.client_cn = caller.cn;
+}
+
+ApiAnswer Attempt::Finish(AuditLog& log, ApiAnswer answer, std::string result, const Error* e) {
+  audit.result = std::move(result);
+  if (e) {
+    audit.rule = e->rule;
+    audit.error = e->message;
+  }
+  audit.durations_ms.emplace_back("total", MsSince(start));
+  (void)log.Append(audit);
+  return answer;
+}
+
+}  // namespace pipeline
 
 UpdatePipeline::UpdatePipeline(const DaemonConfig& config, const helper::Policy& policy,
                                ReleaseStore& store, HelperClient& helper, HealthGate& gate,
@@ -198,11 +200,7 @@ Result<void> UpdatePipeline::ApplyRelease(const ReleaseId& to, const std::vector
 }
 
 ApiAnswer UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& tarball) {
-  Attempt a;
-  a.deadline = a.start + std::chrono::milliseconds(config_.update_deadline_ms);
-  a.audit.op = "update";
-  a.audit.client_fingerprint = caller.fingerprint;
-  a.audit.client_cn = caller.cn;
+  Attempt a("update", caller, std::chrono::milliseconds(config_.update_deadline_ms));
   a.audit.sha256 = tarball.sha256;
   auto finish = [&](ApiAnswer answer, std::string result, const Error* e) {
     return a.Finish(audit_, std::move(answer), std::move(result), e);
@@ -347,11 +345,7 @@ ApiAnswer UpdatePipeline::Activate(Attempt& a) {
 }
 
 ApiAnswer UpdatePipeline::Rollback(const Caller& caller) {
-  Attempt a;
-  a.deadline = a.start + std::chrono::milliseconds(config_.update_deadline_ms);
-  a.audit.op = "rollback";
-  a.audit.client_fingerprint = caller.fingerprint;
-  a.audit.client_cn = caller.cn;
+  Attempt a("rollback", caller, std::chrono::milliseconds(config_.update_deadline_ms));
   auto finish = [&](ApiAnswer answer, std::string result, const Error* e) {
     return a.Finish(audit_, std::move(answer), std::move(result), e);
   };
@@ -415,23 +409,6 @@ bool UpdatePipeline::Reconcile(const std::string& why, bool reverted) {
   }
   (void)audit_.Append(entry);
   return bool(ok);
-}
-
-ApiAnswer UpdatePipeline::UpdateSelf(const Caller& caller, const VerifiedTarball& tarball,
-                                     std::function<void()>* /*after_reply*/) {
-  // The daemon's own builds are not installed through this path yet: refuse, naming why,
-  // before anything is extracted or switched.
-  AuditEntry entry;
-  entry.op = "update-self";
-  entry.client_fingerprint = caller.fingerprint;
-  entry.client_cn = caller.cn;
-  entry.sha256 = tarball.sha256;
-  entry.result = "refused";
-  entry.rule = "update-self-unavailable";
-  entry.error = "this daemon does not install its own builds yet";
-  (void)audit_.Append(entry);
-  Error e{ErrorCode::kDenied, entry.rule, entry.error};
-  return Failure(500, e, "", std::nullopt);
 }
 
 }  // namespace decnet::daemon

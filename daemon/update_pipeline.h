@@ -22,6 +22,10 @@
 
 namespace decnet::daemon {
 
+namespace pipeline {
+struct Attempt;
+}
+
 // Who asked, from the client certificate.
 struct Caller {
   std::string fingerprint;
@@ -59,6 +63,16 @@ class Operations {
   virtual std::vector<nlohmann::json> Releases() = 0;
 };
 
+// What POST /update-self installs into: the daemon's own release store (config.updater_dir,
+// opened at start-up by OpenUpdaterStore, daemon/self_update.h).
+struct SelfUpdateTarget {
+  ReleaseStore* store = nullptr;  // null: update-self is refused with `unavailable_why`
+  std::string unavailable_why = "no store for the daemon's own builds is configured";
+  uint64_t helper_protocol = 0;   // the protocol the installed helper speaks
+  std::string arch;               // uname -m of this host
+  std::chrono::milliseconds smoke_timeout{10'000};  // `decnet-updaterd --version` of the build
+};
+
 class UpdatePipeline : public Operations {
  public:
   UpdatePipeline(const DaemonConfig& config, const helper::Policy& policy, ReleaseStore& store,
@@ -79,12 +93,15 @@ class UpdatePipeline : public Operations {
   // "installed", "complete", "flipped", "unit-written" (after each unit), "reloaded",
   // "restarted", "committed", "rolling-back", "reverted"); the crash matrix ends the process
   // there.
+  // update-self adds "self-extracting", "self-extracted", "self-complete", "self-flipped".
   using StepHook = std::function<void(std::string_view)>;
   void SetStepHook(StepHook hook) { step_ = std::move(hook); }
 
+  // Enables update-self (before the API serves).
+  void SetSelfUpdate(SelfUpdateTarget target) { self_ = std::move(target); }
+
  private:
-  struct Attempt;
-  ApiAnswer Activate(Attempt& a);
+  ApiAnswer Activate(pipeline::Attempt& a);
   enum class Restart { kAlways, kIfChanged };
   Result<void> ApplyRelease(const ReleaseId& id, const std::vector<ReleaseId>& others,
                             std::map<UnitName, uint32_t>* restarts, std::string* stderr_text,
@@ -98,6 +115,7 @@ class UpdatePipeline : public Operations {
   HealthGate& gate_;
   AuditLog& audit_;
   StepHook step_;
+  SelfUpdateTarget self_;
 };
 
 }  // namespace decnet::daemon

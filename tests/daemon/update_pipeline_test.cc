@@ -12,7 +12,9 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <set>
 
+#include "daemon/self_update.h"
 #include "helper/serve.h"
 #include "proto/sha256.h"
 #include "tests/helper/mock_systemd.h"
@@ -276,6 +278,194 @@ TEST_F(AnUpdatePipeline, WritesOneAuditLinePerOperation) {
   EXPECT_EQ(first["client"]["cn"], "decnet-master");
   EXPECT_EQ(nlohmann::json::parse((*lines)[1])["result"], "refused");
 }
+
+
+// --- update-self ----------------------------------------------------------------------------
+
+class AnUpdateSelf : public AnUpdatePipeline {
+ protected:
+  void SetUp() override {
+    AnUpdatePipeline::SetUp();
+    updater_ = dirs_.root() + "/opt/decnet-updater/updater";
+    fs::create_directories(updater_);
+    config_.updater_dir = updater_;
+    OpenStore();
+  }
+  void OpenStore() {
+    pipeline_->SetSelfUpdate({});
+    updater_store_.reset();
+    auto opened = OpenUpdaterStore(config_, *audit_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    ASSERT_TRUE(opened->store.has_value()) << opened->note;
+    note_ = opened->note;
+    updater_store_.emplace(std::move(*opened->store));
+    SelfUpdateTarget target;
+    target.store = &*updater_store_;
+    target.helper_protocol = proto::kProtocolVersion;
+    target.arch = HostArch();
+    pipeline_->SetSelfUpdate(target);
+  }
+  static std::string Manifest(const std::string& version, const std::string& kind = "updater",
+                              const std::string& arch = HostArch(), int protocol = 1) {
+    nlohmann::json m = {{"format", 1}, {"version", version}, {"kind", kind}};
+    if (!arch.empty()) m["arch"] = arch;
+    if (kind == "updater") m["helper_protocol"] = protocol;
+    return m.dump();
+  }
+  // An updater build: its manifest and bin/decnet-updaterd (a script answering --version).
+  Tarball PackBuild(const std::string& manifest,
+                    const std::string& binary = "#!/bin/sh\necho decnet-updaterd test\n") {
+    std::string tree = dirs_.root() + "/build-" + std::to_string(++packed_);
+    fs::create_directories(tree + "/bin");
+    if (!binary.empty()) {
+      std::ofstream(tree + "/bin/decnet-updaterd") << binary;
+      fs::permissions(tree + "/bin/decnet-updaterd", fs::perms(0755));
+    }
+    if (!manifest.empty()) std::ofstream(tree + "/.decnet-release.json") << manifest;
+    Tarball t;
+    t.path = tree + ".tar.gz";
+    EXPECT_EQ(std::system(("tar -C " + tree + " -czf " + t.path + " .").c_str()), 0);
+    std::ifstream in(t.path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    t.sha256 = Sha256Hex(bytes);
+    t.size = bytes.size();
+    return t;
+  }
+  ApiAnswer PushSelf(const Tarball& t, std::function<void()>* after = nullptr) {
+    std::function<void()> ignored;
+    int fd = ::open(t.path.c_str(), O_RDONLY | O_CLOEXEC);
+    ApiAnswer a = pipeline_->UpdateSelf({"fp", "decnet-master"}, {fd, t.size, t.sha256, std::nullopt},
+                                        after ? after : &ignored);
+    ::close(fd);
+    return a;
+  }
+  std::string UpdaterCurrent() const {
+    std::error_code ec;
+    return fs::read_symlink(updater_ + "/current", ec).string();
+  }
+  std::set<std::string> UpdaterReleases() const {
+    std::set<std::string> out;
+    for (const auto& e : fs::directory_iterator(updater_ + "/releases"))
+      out.insert(e.path().filename().string());
+    return out;
+  }
+  void ExpectRefused(const Tarball& t, const std::string& rule) {
+    const std::string before = UpdaterCurrent();
+    const auto releases = UpdaterReleases();
+    ApiAnswer a = PushSelf(t);
+    EXPECT_EQ(a.status, 500u) << a.body.dump();
+    EXPECT_EQ(a.body["detail"]["rule"], rule) << a.body.dump();
+    EXPECT_FALSE(a.body["detail"]["error"].get<std::string>().empty());
+    EXPECT_EQ(UpdaterCurrent(), before) << "nothing was switched";
+    EXPECT_EQ(UpdaterReleases(), releases) << "no incomplete build was left";
+  }
+
+  std::string updater_;
+  std::string note_;
+  std::optional<ReleaseStore> updater_store_;
+};
+
+TEST_F(AnUpdateSelf, InstallsABuildFlipsItsCurrentAndRestartsTheUnitOnlyAfterTheReply) {
+  ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
+  const std::string service_current = Current();
+  Tarball build = PackBuild(Manifest("2.0.0"));
+  std::function<void()> after;
+  EXPECT_CALL(systemd_, RestartUnit(_, _)).Times(0);
+  ApiAnswer a = PushSelf(build, &after);
+  ASSERT_EQ(a.status, 200u) << a.body.dump();
+  EXPECT_EQ(a.body, (nlohmann::json{{"status", "self_update_queued"}, {"via", "systemd"}}));
+  const std::string id = build.sha256.substr(0, 16);
+  EXPECT_EQ(UpdaterCurrent(), "releases/" + id);
+  EXPECT_TRUE(fs::exists(updater_ + "/releases/" + id + "/.decnet-complete"));
+  EXPECT_FALSE(updater_store_->Pending().has_value()) << "committed before the restart";
+  EXPECT_EQ(Current(), service_current) << "the suite's release is not touched";
+  ::testing::Mock::VerifyAndClearExpectations(&systemd_);
+
+  ASSERT_TRUE(after) << "the restart is handed to the API to run after the reply";
+  EXPECT_CALL(systemd_, RestartUnit(UnitName::Parse("decnet-updater.service").value(), _))
+      .WillOnce(Return(helper::JobOutcome{"done"}));
+  after();
+  auto lines = audit_->Tail(10);
+  ASSERT_TRUE(lines);
+  auto last = nlohmann::json::parse(lines->back());
+  EXPECT_EQ(last["op"], "update-self");
+  EXPECT_EQ(last["result"], "queued");
+  EXPECT_EQ(last["version"], "2.0.0");
+  EXPECT_EQ(last["release"], id);
+}
+
+TEST_F(AnUpdateSelf, RefusesADecnetTreeWithoutAManifestSayingWhy) {
+  Tarball t = PackBuild("");
+  ExpectRefused(t, "update-self-manifest");
+  ApiAnswer a = PushSelf(t);
+  EXPECT_NE(a.body["detail"]["error"].get<std::string>().find("DECNET master"), std::string::npos)
+      << a.body.dump();
+}
+
+TEST_F(AnUpdateSelf, RefusesAReleaseOfTheSuite) {
+  ExpectRefused(PackBuild(Manifest("2.0.0", "service", "")), "update-self-kind");
+}
+
+TEST_F(AnUpdateSelf, RefusesABuildForAnotherArchitecture) {
+  ExpectRefused(PackBuild(Manifest("2.0.0", "updater", HostArch() == "s390x" ? "x86_64" : "s390x")),
+                "update-self-arch");
+}
+
+TEST_F(AnUpdateSelf, RefusesABuildThatSpeaksAnotherHelperProtocol) {
+  ExpectRefused(PackBuild(Manifest("2.0.0", "updater", HostArch(), proto::kProtocolVersion + 1)),
+                "update-self-helper-protocol");
+}
+
+TEST_F(AnUpdateSelf, RefusesABuildWithoutItsBinary) {
+  ExpectRefused(PackBuild(Manifest("2.0.0"), ""), "update-self-binary");
+}
+
+TEST_F(AnUpdateSelf, RefusesABuildWhoseBinaryDoesNotRunHere) {
+  ExpectRefused(PackBuild(Manifest("2.0.0"), "#!/bin/sh\necho 'wrong libc' >&2\nexit 127\n"),
+                "update-self-smoke");
+}
+
+TEST_F(AnUpdateSelf, RefusesEverythingWhenNoStoreIsConfigured) {
+  SelfUpdateTarget none;
+  none.unavailable_why = "update-self unavailable: /nowhere does not exist";
+  pipeline_->SetSelfUpdate(none);
+  ApiAnswer a = PushSelf(PackBuild(Manifest("2.0.0")));
+  EXPECT_EQ(a.status, 500u);
+  EXPECT_EQ(a.body["detail"]["rule"], "update-self-unavailable");
+}
+
+TEST_F(AnUpdateSelf, RecordsTheHelpersReturnToThePreviousBuildAtStartUp) {
+  Tarball first = PackBuild(Manifest("1.0.0"));
+  Tarball second = PackBuild(Manifest("2.0.0"));
+  ASSERT_EQ(PushSelf(first).status, 200u);
+  ASSERT_EQ(PushSelf(second).status, 200u);
+  const std::string old_id = first.sha256.substr(0, 16), new_id = second.sha256.substr(0, 16);
+  // The helper flips current back at its start-up (helper/self_update.cc), as root.
+  fs::remove(updater_ + "/current");
+  fs::create_directory_symlink("releases/" + old_id, updater_ + "/current");
+
+  OpenStore();  // the daemon's start-up
+  EXPECT_EQ(UpdaterCurrent(), "releases/" + old_id) << "recovery must not undo the helper's flip";
+  ASSERT_TRUE(updater_store_->Active());
+  EXPECT_EQ(updater_store_->Active()->str(), old_id);
+  ASSERT_EQ(updater_store_->Failed().size(), 1u);
+  EXPECT_EQ(updater_store_->Failed()[0].id.str(), new_id);
+  EXPECT_NE(note_.find(new_id), std::string::npos) << note_;
+  auto last = nlohmann::json::parse(audit_->Tail(1)->back());
+  EXPECT_EQ(last["op"], "update-self");
+  EXPECT_EQ(last["result"], "reverted");
+  EXPECT_EQ(last["release"], new_id);
+}
+
+#ifdef DECNET_DAEMON_BINARY
+TEST_F(AnUpdateSelf, AcceptsThisProjectsOwnDaemonBinary) {
+  std::ifstream in(DECNET_DAEMON_BINARY, std::ios::binary);
+  std::string binary((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_FALSE(binary.empty());
+  ApiAnswer a = PushSelf(PackBuild(Manifest("2.0.0"), binary));
+  EXPECT_EQ(a.status, 200u) << a.body.dump();
+}
+#endif
 
 }  // namespace
 }  // namespace decnet::daemon

@@ -1,0 +1,196 @@
+#include "daemon/self_update.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "daemon/extract.h"
+#include "daemon/install_command.h"
+#include "daemon/update_pipeline.h"
+#include "daemon/update_pipeline_internal.h"
+
+namespace decnet::daemon {
+
+using pipeline::Attempt;
+using pipeline::Failure;
+using pipeline::MsSince;
+
+namespace {
+
+constexpr char kDaemonBinary[] = "bin/decnet-updaterd";
+
+Error Refusal(std::string rule, std::string message) {
+  return Error{ErrorCode::kDenied, std::move(rule), std::move(message)};
+}
+
+// bin/decnet-updaterd inside the release: a regular file, executable by its owner, reached
+// without following a symlink.
+Result<void> CheckDaemonBinary(int release_dir_fd) {
+  const int bin = ::openat(release_dir_fd, "bin", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st{};
+  const bool ok = bin >= 0 && ::fstatat(bin, "decnet-updaterd", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                  S_ISREG(st.st_mode) && (st.st_mode & S_IXUSR) != 0;
+  if (bin >= 0) ::close(bin);
+  if (!ok)
+    return tl::make_unexpected(Refusal(
+        "update-self-binary", std::string("the build has no regular, executable ") + kDaemonBinary));
+  return {};
+}
+
+}  // namespace
+
+std::string HostArch() {
+  utsname u{};
+  if (::uname(&u) != 0) return "unknown";
+  return u.machine;
+}
+
+Result<void> CheckUpdaterManifest(const std::optional<ReleaseManifest>& manifest,
+                                  const std::string& arch, uint64_t helper_protocol) {
+  if (!manifest)
+    return tl::make_unexpected(Refusal(
+        "update-self-manifest",
+        "the tarball has no " + std::string(kReleaseManifestName) +
+            ": it is not a build of decnet-updaterd (a DECNET master's own Python tree cannot "
+            "replace this daemon; push releases of the suite to /update)"));
+  if (manifest->kind != ReleaseKind::kUpdater)
+    return tl::make_unexpected(Refusal(
+        "update-self-kind", "the manifest's kind is \"" +
+                                std::string(ReleaseKindName(manifest->kind)) +
+                                "\": a release of the suite goes to /update, not /update-self"));
+  if (!manifest->arch || *manifest->arch != arch)
+    return tl::make_unexpected(Refusal(
+        "update-self-arch", "the build is for " + manifest->arch.value_or("no architecture") +
+                                "; this host is " + arch));
+  if (manifest->helper_protocol != helper_protocol)
+    return tl::make_unexpected(Refusal(
+        "update-self-helper-protocol",
+        "the build speaks helper protocol " + std::to_string(manifest->helper_protocol.value_or(0)) +
+            "; the installed helper speaks " + std::to_string(helper_protocol) +
+            " (the helper changes only through the OS package manager)"));
+  return {};
+}
+
+Result<UpdaterStoreOpened> OpenUpdaterStore(const DaemonConfig& config, AuditLog& audit) {
+  UpdaterStoreOpened out;
+  struct stat st{};
+  if (::stat(config.updater_dir.c_str(), &st) != 0) {
+    out.note = "update-self unavailable: " + config.updater_dir + " does not exist";
+    return out;
+  }
+  auto store = ReleaseStore::Open(config.updater_dir, static_cast<size_t>(config.keep_releases));
+  if (!store) return tl::make_unexpected(store.error());
+  const std::string cause =
+      "did not start: the helper returned to the previous build at start-up (see its log)";
+  auto adopted = store->AdoptRevertedCurrent(cause);
+  if (!adopted) return tl::make_unexpected(adopted.error());
+  if (*adopted) {
+    AuditEntry entry;
+    entry.op = "update-self";
+    entry.release = (*adopted)->str();
+    if (auto record = store->Find(**adopted)) {
+      entry.sha256 = record->sha256;
+      entry.version = record->version.str();
+    }
+    entry.result = "reverted";
+    entry.rule = "update-self-start-failed";
+    entry.error = "build " + (*adopted)->str() + " " + cause;
+    entry.rollback_cause = entry.error;
+    (void)audit.Append(entry);
+    out.note = "update-self: " + entry.error;
+  }
+  auto recovered = store->Recover();
+  if (!recovered) return tl::make_unexpected(recovered.error());
+  if (recovered->reverted)
+    out.note += (out.note.empty() ? "" : "; ") + std::string("update-self: an interrupted ") +
+                "install of build " + recovered->reverted->id.str() + " was reverted";
+  out.store.emplace(std::move(*store));
+  return out;
+}
+
+ApiAnswer UpdatePipeline::UpdateSelf(const Caller& caller, const VerifiedTarball& tarball,
+                                     std::function<void()>* after_reply) {
+  Attempt a("update-self", caller, std::chrono::milliseconds(config_.update_deadline_ms));
+  a.audit.sha256 = tarball.sha256;
+  auto finish = [&](ApiAnswer answer, std::string result, const Error* e) {
+    return a.Finish(audit_, std::move(answer), std::move(result), e);
+  };
+  if (self_.store == nullptr) {
+    Error e = Refusal("update-self-unavailable", self_.unavailable_why);
+    return finish(Failure(500, e, "", std::nullopt), "refused", &e);
+  }
+  ReleaseStore& store = *self_.store;
+  auto id = ReleaseId::FromSha256Hex(tarball.sha256);
+  if (!id) return finish(Failure(400, id.error(), "", std::nullopt), "refused", &id.error());
+  a.id = *id;
+  a.audit.release = id->str();
+  auto fail = [&](const Error& e, const std::string& output) {
+    (void)store.RemoveIncomplete();
+    const bool refused = e.rule.starts_with("update-self-") || e.code == ErrorCode::kDenied ||
+                         e.code == ErrorCode::kMalformed;
+    return finish(Failure(500, e, output, std::nullopt), refused ? "refused" : "failed", &e);
+  };
+
+  if (store.IsComplete(*id)) {
+    auto record = store.Find(*id);
+    if (!record || record->kind != ReleaseKind::kUpdater)
+      return fail(Refusal("update-self-kind", "release " + id->str() + " is not an updater build"), "");
+    a.audit.version = record->version.str();
+  } else {
+    auto dir = store.BeginRelease(*id);
+    if (!dir) return fail(dir.error(), "");
+    auto t = pipeline::Clock::now();
+    Step("self-extracting");
+    auto stats = ExtractRelease(tarball.fd, dir->get(), ExtractLimits{});
+    a.audit.durations_ms.emplace_back("extract", MsSince(t));
+    if (!stats) return fail(stats.error(), "");
+    Step("self-extracted");
+    auto manifest = pipeline::ReadManifest(dir->get());
+    if (!manifest) return fail(manifest.error(), "");
+    if (auto ok = CheckUpdaterManifest(*manifest, self_.arch, self_.helper_protocol); !ok)
+      return fail(ok.error(), "");
+    a.audit.version = (*manifest)->version.str();
+    if (auto ok = CheckDaemonBinary(dir->get()); !ok) return fail(ok.error(), "");
+    // The build must run on this host before anything points at it.
+    InstallVars vars{store.root() + "/releases/" + id->str(), id->str(), a.audit.version,
+                     tarball.sha256};
+    InstallCommandConfig smoke{{vars.release_dir + "/" + kDaemonBinary, "--version"},
+                               {},
+                               self_.smoke_timeout};
+    t = pipeline::Clock::now();
+    auto ran = RunInstallCommand(smoke, vars, dir->get());
+    a.audit.durations_ms.emplace_back("smoke", MsSince(t));
+    if (!ran) {
+      Error e = Refusal("update-self-smoke",
+                        "the build's decnet-updaterd --version did not run here: " +
+                            ran.error().message);
+      return fail(e, ran.error().message);
+    }
+    ReleaseRecord record{tarball.sha256, tarball.sha, (*manifest)->version, ReleaseKind::kUpdater,
+                         tarball.size, "", ReleaseState::kReady, 0};
+    if (auto ok = store.MarkComplete(*id, record); !ok) return fail(ok.error(), "");
+    Step("self-complete");
+  }
+
+  a.from = store.Active();
+  if (auto ok = store.Activate(*id); !ok) return fail(ok.error(), "");
+  Step("self-flipped");
+  if (store.Pending()) {
+    if (auto ok = store.Commit(); !ok) {
+      (void)store.Revert(RevertMark::kKeepState, "");
+      return fail(ok.error(), "");
+    }
+  }
+  (void)store.Prune();
+  auto unit = UnitName::Parse(policy_.self_unit);
+  if (unit && after_reply != nullptr) {
+    *after_reply = [this, name = *unit] {
+      // The helper and this daemon end with the unit's stop; systemd starts the new build.
+      (void)helper_.RestartUnit(name);
+    };
+  }
+  return finish({200, {{"status", "self_update_queued"}, {"via", "systemd"}}}, "queued", nullptr);
+}
+
+}  // namespace decnet::daemon

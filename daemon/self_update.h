@@ -1,0 +1,52 @@
+// update-self, the daemon's half (DESIGN.md §6). POST /update-self installs a build of
+// decnet-updaterd into the daemon's own release store (config.updater_dir):
+//
+//   1. the verified tarball is extracted into releases/<id> exactly as a service release is;
+//   2. its manifest must say kind "updater", this host's architecture and the helper protocol
+//      the installed helper speaks; a tree without a manifest (such as a DECNET master's own
+//      Python tree) or of another kind is refused, naming why ("update-self-manifest",
+//      "update-self-kind", "update-self-arch", "update-self-helper-protocol");
+//   3. bin/decnet-updaterd must be a regular executable file ("update-self-binary") that runs
+//      here: `decnet-updaterd --version`, run like the install command, must exit 0 within
+//      the smoke timeout ("update-self-smoke");
+//   4. the release is completed, `current` flipped and the change committed;
+//   5. 200 {"status":"self_update_queued","via":"systemd"} is answered, and once the reply is
+//      out the helper is asked to restart the updater's own unit.
+//
+// The helper starts the daemon from `current`; a fresh build that fails to start is flipped
+// back by the helper at the next start (helper/self_update.h). OpenUpdaterStore, at the
+// daemon's start-up, sees that flip and records it.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "daemon/audit_log.h"
+#include "daemon/config.h"
+#include "daemon/release_store.h"
+#include "proto/result.h"
+
+namespace decnet::daemon {
+
+// This host's architecture as `uname -m` prints it.
+std::string HostArch();
+
+// Checks an updater build's manifest against this host and helper (rules above; nullopt is
+// a tree without a manifest).
+[[nodiscard]] Result<void> CheckUpdaterManifest(const std::optional<ReleaseManifest>& manifest,
+                                                const std::string& arch, uint64_t helper_protocol);
+
+struct UpdaterStoreOpened {
+  std::optional<ReleaseStore> store;  // nullopt: update-self unavailable
+  std::string note;                   // for the log: why unavailable, or what recovery did
+};
+
+// At start-up, before hello: opens the store at config.updater_dir when that directory
+// exists, adopts a revert the helper made at its start-up (the failed build recorded failed
+// and an audit line "update-self"/"reverted"), then recovers it like the service store.
+// A missing directory leaves update-self unavailable; a store that cannot be opened or
+// recovered is an error.
+[[nodiscard]] Result<UpdaterStoreOpened> OpenUpdaterStore(const DaemonConfig& config,
+                                                          AuditLog& audit);
+
+}  // namespace decnet::daemon
