@@ -24,6 +24,7 @@
 #include <optional>
 #include <string_view>
 #include <thread>
+#include <tuple>
 
 #include "daemon/api.h"
 #include "daemon/audit_log.h"
@@ -36,6 +37,7 @@
 #include "daemon/tls.h"
 #include "daemon/update_pipeline.h"
 #include "helper/policy.h"
+#include "proto/sha256.h"
 
 namespace decnet::daemon {
 namespace {
@@ -275,26 +277,40 @@ int Serve(Daemon& d, int signal_fd) {
 
 Result<DaemonArgs> ParseDaemonArgs(int argc, const char* const* argv) {
   DaemonArgs args;
-  bool seen = false;
+  if (argc == 2 && std::string_view(argv[1]) == "--version") {
+    args.version_only = true;
+    return args;
+  }
+  constexpr char kUsage[] =
+      " (usage: decnet-updaterd [--config PATH] [--install-build TARBALL] | --version)";
+  bool seen_config = false, seen_install = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     std::string_view value;
-    if (arg == "--version" && argc == 2) {
-      args.version_only = true;
-      return args;
+    bool* seen = nullptr;
+    std::string* target = nullptr;
+    for (auto [name, flag, field] : {std::tuple{std::string_view("--config"), &seen_config, &args.config_path},
+                                     std::tuple{std::string_view("--install-build"), &seen_install,
+                                                &args.install_build}}) {
+      if (arg == name && i + 1 < argc) {
+        value = argv[++i];
+      } else if (arg.starts_with(std::string(name) + "=")) {
+        value = arg.substr(name.size() + 1);
+      } else {
+        continue;
+      }
+      seen = flag;
+      target = field;
+      break;
     }
-    if (arg == "--config" && i + 1 < argc) {
-      value = argv[++i];
-    } else if (arg.starts_with("--config=")) {
-      value = arg.substr(9);
-    } else {
+    if (target == nullptr)
       return Fail(ErrorCode::kMalformed, "daemon-args",
-                  "unknown argument '" + std::string(arg) + "' (usage: decnet-updaterd [--config PATH] | --version)");
-    }
-    if (value.empty() || seen)
-      return Fail(ErrorCode::kMalformed, "daemon-args", "--config takes one non-empty PATH, once");
-    args.config_path = std::string(value);
-    seen = true;
+                  "unknown argument '" + std::string(arg) + "'" + kUsage);
+    if (value.empty() || *seen)
+      return Fail(ErrorCode::kMalformed, "daemon-args",
+                  "each option takes one non-empty value, once" + std::string(kUsage));
+    *target = std::string(value);
+    *seen = true;
   }
   return args;
 }
@@ -327,6 +343,58 @@ Result<void> CheckHelperPair(int fd) {
   return {};
 }
 
+namespace {
+
+// `--install-build`: the first build of a host goes into the store the way update-self puts
+// every later one there, with the same checks.
+int InstallBuild(const DaemonArgs& args) {
+  auto fail = [](const Error& e) {
+    spdlog::critical("{}", Describe(e));
+    return 1;
+  };
+  if (auto ok = CheckNotRoot(); !ok) return fail(ok.error());
+  auto config = LoadDaemonConfig(args.config_path);
+  if (!config) return fail(config.error());
+  const int fd = ::open(args.install_build.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st{};
+  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) ::close(fd);
+    return fail(Error{ErrorCode::kNotFound, "install-build-tarball",
+                      args.install_build + " is not a readable regular file"});
+  }
+  Sha256 hash;
+  std::string buf(1 << 16, '\0');
+  for (ssize_t n; (n = ::read(fd, buf.data(), buf.size())) > 0;)
+    hash.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
+  ::lseek(fd, 0, SEEK_SET);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string digest;
+  for (uint8_t b : hash.Finish()) {
+    digest += kHex[b >> 4];
+    digest += kHex[b & 15];
+  }
+  auto store = ReleaseStore::Open(config->updater_dir, static_cast<size_t>(config->keep_releases));
+  Result<RecoveryReport> recovered =
+      store ? store->Recover() : Result<RecoveryReport>(tl::make_unexpected(store.error()));
+  if (!recovered) {
+    ::close(fd);
+    return fail(recovered.error());
+  }
+  UpdaterBuildChecks checks{static_cast<uint64_t>(proto::kProtocolVersion), HostArch(),
+                            std::chrono::seconds(10)};
+  auto installed = InstallUpdaterBuild(
+      *store, VerifiedTarball{fd, static_cast<uint64_t>(st.st_size), digest, std::nullopt},
+      checks);
+  ::close(fd);
+  if (!installed) return fail(installed.error());
+  std::printf("installed build %s (version %s): %s/current -> releases/%s\n",
+              installed->id.str().c_str(), installed->version.c_str(),
+              config->updater_dir.c_str(), installed->id.str().c_str());
+  return 0;
+}
+
+}  // namespace
+
 int RunDaemon(int argc, const char* const* argv) {
   SetUpLogging();
   auto args = ParseDaemonArgs(argc, argv);
@@ -335,6 +403,7 @@ int RunDaemon(int argc, const char* const* argv) {
     std::printf("decnet-updaterd %s\n", DECNET_VERSION);
     return 0;
   }
+  if (args && !args->install_build.empty()) return InstallBuild(*args);
   Result<void> ready = args ? CheckNotRoot() : tl::make_unexpected(args.error());
   if (ready) ready = CheckHelperPair(kHelperPairFd);
   Daemon d;

@@ -19,10 +19,14 @@ inline constexpr int kHelperPairFd = 3;
 struct DaemonArgs {
   std::string config_path = kDefaultDaemonConfig;
   bool version_only = false;  // `--version`, alone: print the version and exit 0
+  // `--install-build TARBALL`: install an updater build into config.updater_dir (the first
+  // build of a host, as the decnet-updater user) with update-self's checks, then exit.
+  std::string install_build;
 };
 
-// Parses `--config PATH` (or `--config=PATH`), or `--version` alone. Refuses (kMalformed, "daemon-args") anything
-// else, a missing or empty PATH, and a repeated option.
+// Parses `[--config PATH] [--install-build TARBALL]` (each also as --opt=VALUE, once), or
+// `--version` alone. Refuses (kMalformed, "daemon-args") anything else, a missing or empty
+// value, and a repeated option.
 [[nodiscard]] Result<DaemonArgs> ParseDaemonArgs(int argc, const char* const* argv);
 
 // Refuses (kDenied, "daemon-root") a process whose real, effective or saved uid or gid is 0.

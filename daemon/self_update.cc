@@ -109,10 +109,74 @@ Result<UpdaterStoreOpened> OpenUpdaterStore(const DaemonConfig& config, AuditLog
   return out;
 }
 
+Result<InstalledBuild> InstallUpdaterBuild(ReleaseStore& store, const VerifiedTarball& tarball,
+                                           const UpdaterBuildChecks& checks,
+                                           const std::function<void(std::string_view)>& step) {
+  auto at = [&](std::string_view name) {
+    if (step) step(name);
+  };
+  auto id = ReleaseId::FromSha256Hex(tarball.sha256);
+  if (!id) return tl::make_unexpected(id.error());
+  InstalledBuild out{*id, "", {}};
+  auto fail = [&](const Error& e) -> Result<InstalledBuild> {
+    (void)store.RemoveIncomplete();
+    return tl::make_unexpected(e);
+  };
+  if (store.IsComplete(*id)) {
+    auto record = store.Find(*id);
+    if (!record || record->kind != ReleaseKind::kUpdater)
+      return fail(Refusal("update-self-kind", "release " + id->str() + " is not an updater build"));
+    out.version = record->version.str();
+  } else {
+    auto dir = store.BeginRelease(*id);
+    if (!dir) return fail(dir.error());
+    auto t = pipeline::Clock::now();
+    at("self-extracting");
+    auto stats = ExtractRelease(tarball.fd, dir->get(), ExtractLimits{});
+    out.durations_ms.emplace_back("extract", MsSince(t));
+    if (!stats) return fail(stats.error());
+    at("self-extracted");
+    auto manifest = pipeline::ReadManifest(dir->get());
+    if (!manifest) return fail(manifest.error());
+    if (auto ok = CheckUpdaterManifest(*manifest, checks.arch, checks.helper_protocol); !ok)
+      return fail(ok.error());
+    out.version = (*manifest)->version.str();
+    if (auto ok = CheckDaemonBinary(dir->get()); !ok) return fail(ok.error());
+    // The build must run on this host before anything points at it.
+    InstallVars vars{store.root() + "/releases/" + id->str(), id->str(), out.version,
+                     tarball.sha256};
+    InstallCommandConfig smoke{{vars.release_dir + "/" + kDaemonBinary, "--version"},
+                               {},
+                               checks.smoke_timeout};
+    t = pipeline::Clock::now();
+    auto ran = RunInstallCommand(smoke, vars, dir->get());
+    out.durations_ms.emplace_back("smoke", MsSince(t));
+    if (!ran)
+      return fail(Refusal("update-self-smoke",
+                          "the build's decnet-updaterd --version did not run here: " +
+                              ran.error().message));
+    ReleaseRecord record{tarball.sha256, tarball.sha, (*manifest)->version, ReleaseKind::kUpdater,
+                         tarball.size, "", ReleaseState::kReady, 0};
+    if (auto ok = store.MarkComplete(*id, record); !ok) return fail(ok.error());
+    at("self-complete");
+  }
+  if (auto ok = store.Activate(*id); !ok) return fail(ok.error());
+  at("self-flipped");
+  if (store.Pending()) {
+    if (auto ok = store.Commit(); !ok) {
+      (void)store.Revert(RevertMark::kKeepState, "");
+      return fail(ok.error());
+    }
+  }
+  (void)store.Prune();
+  return out;
+}
+
 ApiAnswer UpdatePipeline::UpdateSelf(const Caller& caller, const VerifiedTarball& tarball,
                                      std::function<void()>* after_reply) {
   Attempt a("update-self", caller, std::chrono::milliseconds(config_.update_deadline_ms));
   a.audit.sha256 = tarball.sha256;
+  if (auto id = ReleaseId::FromSha256Hex(tarball.sha256)) a.audit.release = id->str();
   auto finish = [&](ApiAnswer answer, std::string result, const Error* e) {
     return a.Finish(audit_, std::move(answer), std::move(result), e);
   };
@@ -120,69 +184,16 @@ ApiAnswer UpdatePipeline::UpdateSelf(const Caller& caller, const VerifiedTarball
     Error e = Refusal("update-self-unavailable", self_.unavailable_why);
     return finish(Failure(500, e, "", std::nullopt), "refused", &e);
   }
-  ReleaseStore& store = *self_.store;
-  auto id = ReleaseId::FromSha256Hex(tarball.sha256);
-  if (!id) return finish(Failure(400, id.error(), "", std::nullopt), "refused", &id.error());
-  a.id = *id;
-  a.audit.release = id->str();
-  auto fail = [&](const Error& e, const std::string& output) {
-    (void)store.RemoveIncomplete();
-    const bool refused = e.rule.starts_with("update-self-") || e.code == ErrorCode::kDenied ||
-                         e.code == ErrorCode::kMalformed;
-    return finish(Failure(500, e, output, std::nullopt), refused ? "refused" : "failed", &e);
-  };
-
-  if (store.IsComplete(*id)) {
-    auto record = store.Find(*id);
-    if (!record || record->kind != ReleaseKind::kUpdater)
-      return fail(Refusal("update-self-kind", "release " + id->str() + " is not an updater build"), "");
-    a.audit.version = record->version.str();
-  } else {
-    auto dir = store.BeginRelease(*id);
-    if (!dir) return fail(dir.error(), "");
-    auto t = pipeline::Clock::now();
-    Step("self-extracting");
-    auto stats = ExtractRelease(tarball.fd, dir->get(), ExtractLimits{});
-    a.audit.durations_ms.emplace_back("extract", MsSince(t));
-    if (!stats) return fail(stats.error(), "");
-    Step("self-extracted");
-    auto manifest = pipeline::ReadManifest(dir->get());
-    if (!manifest) return fail(manifest.error(), "");
-    if (auto ok = CheckUpdaterManifest(*manifest, self_.arch, self_.helper_protocol); !ok)
-      return fail(ok.error(), "");
-    a.audit.version = (*manifest)->version.str();
-    if (auto ok = CheckDaemonBinary(dir->get()); !ok) return fail(ok.error(), "");
-    // The build must run on this host before anything points at it.
-    InstallVars vars{store.root() + "/releases/" + id->str(), id->str(), a.audit.version,
-                     tarball.sha256};
-    InstallCommandConfig smoke{{vars.release_dir + "/" + kDaemonBinary, "--version"},
-                               {},
-                               self_.smoke_timeout};
-    t = pipeline::Clock::now();
-    auto ran = RunInstallCommand(smoke, vars, dir->get());
-    a.audit.durations_ms.emplace_back("smoke", MsSince(t));
-    if (!ran) {
-      Error e = Refusal("update-self-smoke",
-                        "the build's decnet-updaterd --version did not run here: " +
-                            ran.error().message);
-      return fail(e, ran.error().message);
-    }
-    ReleaseRecord record{tarball.sha256, tarball.sha, (*manifest)->version, ReleaseKind::kUpdater,
-                         tarball.size, "", ReleaseState::kReady, 0};
-    if (auto ok = store.MarkComplete(*id, record); !ok) return fail(ok.error(), "");
-    Step("self-complete");
+  UpdaterBuildChecks checks{self_.helper_protocol, self_.arch, self_.smoke_timeout};
+  auto installed = InstallUpdaterBuild(*self_.store, tarball, checks,
+                                       [this](std::string_view step) { Step(step); });
+  if (!installed) {
+    const Error& e = installed.error();
+    const bool refused = e.code == ErrorCode::kDenied || e.code == ErrorCode::kMalformed;
+    return finish(Failure(500, e, "", std::nullopt), refused ? "refused" : "failed", &e);
   }
-
-  a.from = store.Active();
-  if (auto ok = store.Activate(*id); !ok) return fail(ok.error(), "");
-  Step("self-flipped");
-  if (store.Pending()) {
-    if (auto ok = store.Commit(); !ok) {
-      (void)store.Revert(RevertMark::kKeepState, "");
-      return fail(ok.error(), "");
-    }
-  }
-  (void)store.Prune();
+  a.audit.version = installed->version;
+  for (auto& d : installed->durations_ms) a.audit.durations_ms.push_back(d);
   auto unit = UnitName::Parse(policy_.self_unit);
   if (unit && after_reply != nullptr) {
     *after_reply = [this, name = *unit] {

@@ -18,12 +18,18 @@
 // daemon's start-up, sees that flip and records it.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "daemon/audit_log.h"
 #include "daemon/config.h"
 #include "daemon/release_store.h"
+#include "daemon/update_pipeline.h"
 #include "proto/result.h"
 
 namespace decnet::daemon {
@@ -35,6 +41,27 @@ std::string HostArch();
 // a tree without a manifest).
 [[nodiscard]] Result<void> CheckUpdaterManifest(const std::optional<ReleaseManifest>& manifest,
                                                 const std::string& arch, uint64_t helper_protocol);
+
+// What an updater build must match on this host.
+struct UpdaterBuildChecks {
+  uint64_t helper_protocol = 0;
+  std::string arch;
+  std::chrono::milliseconds smoke_timeout{10'000};
+};
+
+struct InstalledBuild {
+  ReleaseId id;
+  std::string version;
+  std::vector<std::pair<std::string, int64_t>> durations_ms;  // "extract", "smoke"
+};
+
+// Steps 1-4 above on `store`: installs the build (or finds it complete), then activates and
+// commits it. On any refusal or failure no incomplete build is left and `current` has not
+// moved. `step` is the crash matrix's hook ("self-extracting", "self-extracted",
+// "self-complete", "self-flipped").
+[[nodiscard]] Result<InstalledBuild> InstallUpdaterBuild(
+    ReleaseStore& store, const VerifiedTarball& tarball, const UpdaterBuildChecks& checks,
+    const std::function<void(std::string_view)>& step = nullptr);
 
 struct UpdaterStoreOpened {
   std::optional<ReleaseStore> store;  // nullopt: update-self unavailable

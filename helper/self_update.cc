@@ -89,9 +89,10 @@ bool IsCompleteBuild(int store, const std::string& id) {
 }
 
 // SECURITY: the store belongs to the daemon. The helper (root, before it drops its
-// capabilities) only creates one symlink beside `current`, hands it to the store's owner and
-// renames it over `current`; it follows nothing, and a `current` that is not a symlink makes
-// the rename fail rather than replace a directory.
+// capabilities; CAP_DAC_OVERRIDE lets it write there) only creates one symlink beside
+// `current` and renames it over `current`; it follows nothing, and a `current` that is not a
+// symlink makes it stop rather than replace a directory. The link stays root's: a symlink's
+// owner grants nothing here, and the daemon may still rename its own link over it.
 Result<void> FlipCurrent(int store, const std::string& id) {
   const std::string target = std::string(kReleasesPrefix) + id;
   auto fail = [&](const std::string& what) {
@@ -99,12 +100,8 @@ Result<void> FlipCurrent(int store, const std::string& id) {
     ::unlinkat(store, kRevertLink, 0);
     return Fail(ErrorCode::kFailed, "self-update-revert", what + ": " + std::strerror(err));
   };
-  struct stat st {};
-  if (::fstat(store, &st) != 0) return fail("fstat store");
   if (::unlinkat(store, kRevertLink, 0) != 0 && errno != ENOENT) return fail("unlink stale link");
   if (::symlinkat(target.c_str(), store, kRevertLink) != 0) return fail("symlink");
-  if (::fchownat(store, kRevertLink, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0)
-    return fail("chown link");
   struct stat current {};
   if (::fstatat(store, kCurrentLink, &current, AT_SYMLINK_NOFOLLOW) != 0 ||
       !S_ISLNK(current.st_mode)) {

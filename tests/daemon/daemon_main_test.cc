@@ -3,11 +3,16 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -37,6 +42,22 @@ TEST(DaemonArgsParse, RefusesAnythingElse) {
   for (const auto& args : bad) {
     auto parsed = Parse(args);
     ASSERT_FALSE(parsed.has_value()) << args.size();
+    EXPECT_EQ(parsed.error().rule, "daemon-args");
+  }
+}
+
+TEST(DaemonArgsParse, TakesVersionAloneAndAnInstallBuildBesideAConfig) {
+  EXPECT_TRUE(Parse({"--version"})->version_only);
+  auto install = Parse({"--install-build", "/t.tar.gz", "--config=/c.json"});
+  ASSERT_TRUE(install) << install.error().message;
+  EXPECT_EQ(install->install_build, "/t.tar.gz");
+  EXPECT_EQ(install->config_path, "/c.json");
+  EXPECT_FALSE(install->version_only);
+  for (const auto& bad : std::vector<std::vector<const char*>>{
+           {"--version", "--config", "/c"}, {"--install-build"}, {"--install-build="},
+           {"--install-build", "/a", "--install-build", "/b"}}) {
+    auto parsed = Parse(bad);
+    ASSERT_FALSE(parsed.has_value()) << bad[0];
     EXPECT_EQ(parsed.error().rule, "daemon-args");
   }
 }
@@ -95,6 +116,66 @@ TEST(TheDaemonBinary, RefusesRootThenAnFd3ThatIsNotTheHelpersPair) {
   EXPECT_EQ(unprivileged.exit_code, 1);
   EXPECT_NE(unprivileged.out.find("must be started by decnet-update-helper"), std::string::npos)
       << unprivileged.out;
+}
+
+// The first build of a host, installed by the decnet-updater user with update-self's checks.
+TEST(TheDaemonBinary, InstallsItsOwnFirstBuildAsTheUnprivilegedUserWithUpdateSelfsChecks) {
+  ASSERT_EQ(::geteuid(), 0u) << "runs the binary as another user through setpriv";
+  const passwd* user = ::getpwnam("decnet-updater");
+  ASSERT_NE(user, nullptr) << "scripts/setup.sh creates the decnet-updater user";
+  char tmpl[] = "/tmp/decnet-install-build.XXXXXX";
+  const std::filesystem::path root = ::mkdtemp(tmpl);
+  ::chmod(root.c_str(), 0755);
+  const auto store = root / "updater";
+  std::filesystem::create_directories(store);
+  ASSERT_EQ(::chown(store.c_str(), user->pw_uid, user->pw_gid), 0);
+  std::ofstream(root / "daemon.json") << "{\"updater_dir\":\"" << store.string() << "\"}";
+  auto pack = [&](const std::string& name, bool manifest) {
+    const auto tree = root / name;
+    std::filesystem::create_directories(tree / "bin");
+    std::filesystem::copy_file(std::string(DECNET_BINARY_DIR) + "/daemon/decnet-updaterd",
+                               tree / "bin/decnet-updaterd");
+    if (manifest) {
+      struct utsname u{};
+      ::uname(&u);
+      std::ofstream(tree / ".decnet-release.json")
+          << "{\"format\":1,\"version\":\"1.2.3\",\"kind\":\"updater\",\"arch\":\""
+          << u.machine << "\",\"helper_protocol\":1}";
+    }
+    const std::string tarball = (root / (name + ".tar.gz")).string();
+    EXPECT_EQ(std::system(("tar -C " + tree.string() + " -czf " + tarball + " . && chmod 0644 " +
+                           tarball).c_str()),
+              0);
+    return tarball;
+  };
+  const std::string as_user = "setpriv --reuid=decnet-updater --regid=decnet-updater "
+                              "--clear-groups ";
+  auto install = [&](const std::string& tarball) {
+    std::string cmd = as_user + std::string(DECNET_BINARY_DIR) + "/daemon/decnet-updaterd " +
+                      "--config " + (root / "daemon.json").string() + " --install-build " +
+                      tarball + " 2>&1";
+    Ran ran;
+    FILE* pipe = ::popen(cmd.c_str(), "r");
+    char buf[1024];
+    for (size_t n; pipe && (n = fread(buf, 1, sizeof buf, pipe)) > 0;) ran.out.append(buf, n);
+    const int status = pipe ? ::pclose(pipe) : -1;
+    ran.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return ran;
+  };
+
+  Ran decnet_tree = install(pack("python-tree", false));
+  EXPECT_EQ(decnet_tree.exit_code, 1);
+  EXPECT_NE(decnet_tree.out.find("update-self-manifest"), std::string::npos) << decnet_tree.out;
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(store / "current")));
+
+  Ran build = install(pack("build", true));
+  EXPECT_EQ(build.exit_code, 0) << build.out;
+  EXPECT_NE(build.out.find("version 1.2.3"), std::string::npos) << build.out;
+  const auto binary = store / "current/bin/decnet-updaterd";
+  struct stat st{};
+  ASSERT_EQ(::stat(binary.c_str(), &st), 0) << build.out;
+  EXPECT_EQ(st.st_uid, user->pw_uid) << "the daemon owns its own builds";
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace
