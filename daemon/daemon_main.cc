@@ -265,9 +265,11 @@ int Serve(Daemon& d, int signal_fd) {
   if (helper_gone) spdlog::warn("the helper closed its end of the pair; exiting");
   if (d.api->busy()) {
     // Waiting could take the whole deadline; the journal makes an abrupt end safe: start-up
-    // recovery reverts whatever was not committed.
+    // recovery reverts whatever was not committed. Asked to stop, this is no failure of the
+    // build: the status says so only when the helper went away (the helper reads a non-zero
+    // status soon after hello as a self-updated build that cannot run).
     spdlog::warn("an operation is running; exiting now, start-up recovery will revert it");
-    std::_Exit(1);
+    std::_Exit(helper_gone ? 1 : 0);
   }
   d.server->Stop();
   return helper_gone ? 1 : 0;

@@ -11,6 +11,7 @@
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -183,6 +184,8 @@ void AnUpdaterOnARealSystemd::SetUp() {
   if (HasFatalFailure()) return;
   MakePki();
   WriteConfigs();
+  if (DaemonFromItsStore()) SeedUpdaterStore();
+  if (HasFatalFailure()) return;
   StartHelper();
 }
 
@@ -217,7 +220,10 @@ void AnUpdaterOnARealSystemd::WriteConfigs() {
   p.unit_root = testbed().rootfs().string();  // unit paths mean what they mean in the container
   p.link_dir = (root_ / "links").string();
   p.state_dir = (root_ / "helper-state").string();
-  p.daemon_binary = DECNET_DAEMON_BINARY;
+  p.daemon_binary = DaemonFromItsStore()
+                       ? (root_ / "updater/current/bin/decnet-updaterd").string()
+                       : std::string(DECNET_DAEMON_BINARY);
+  p.daemon_store = (root_ / "updater").string();
   p.daemon_args = {"--config", (root_ / "daemon.json").string()};
   p.links = {{"decnet-test-agent", (install_dir_ / "current").string()}};
   p.hello_timeout_ms = 30'000;
@@ -297,6 +303,91 @@ void AnUpdaterOnARealSystemd::StopHelper() {
     WaitFor(helper_pid_, 5s);
   }
   helper_pid_ = -1;
+}
+
+BuiltRelease AnUpdaterOnARealSystemd::BuildUpdaterBuild(const std::string& version, bool broken) {
+  const fs::path tree = root_ / "build" / ("u" + std::to_string(++releases_built_));
+  MakeDir(tree / "bin", 0755);
+  utsname host{};
+  ::uname(&host);
+  WriteFile(tree / ".decnet-release.json",
+            json{{"format", 1}, {"version", version}, {"kind", "updater"}, {"arch", host.machine},
+                 {"helper_protocol", 1}}
+                .dump(),
+            0644);
+  if (broken) {
+    WriteFile(tree / "bin/decnet-updaterd",
+              "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'decnet-updaterd " + version +
+                  "'; exit 0; }\necho 'this build cannot start' >&2\nexit 1\n",
+              0755);
+  } else {
+    fs::copy_file(DECNET_DAEMON_BINARY, tree / "bin/decnet-updaterd");
+    ::chmod((tree / "bin/decnet-updaterd").c_str(), 0755);
+  }
+  BuiltRelease r;
+  r.version = version;
+  r.tarball = tree.string() + ".tar.gz";
+  const fs::path log = root_ / "build/tar.log";
+  EXPECT_EQ(RunToEnd({"tar", "-C", tree.string(), "--owner=0", "--group=0", "-czf",
+                      r.tarball.string(), ".decnet-release.json", "bin"},
+                     log, log, 30s),
+            0)
+      << Slurp(log);
+  ::chmod(r.tarball.c_str(), 0644);
+  r.sha256 = Sha256Hex(Slurp(r.tarball));
+  return r;
+}
+
+void AnUpdaterOnARealSystemd::SeedUpdaterStore() {
+  BuiltRelease first = BuildUpdaterBuild("1.0.0");
+  const fs::path log = root_ / "build/install-build.log";
+  const int rc = RunToEnd({"setpriv", "--reuid=decnet-updater", "--regid=decnet-updater",
+                           "--clear-groups", DECNET_DAEMON_BINARY, "--config",
+                           (root_ / "daemon.json").string(), "--install-build",
+                           first.tarball.string()},
+                          log, log, 60s);
+  ASSERT_EQ(rc, 0) << Slurp(log);
+}
+
+HttpReply AnUpdaterOnARealSystemd::PushSelf(const BuiltRelease& build) {
+  return Curl("https://127.0.0.1:" + std::to_string(daemon_port_) + "/update-self", Caller::kMaster,
+              {"-F", "tarball=@" + build.tarball.string(), "-F", "sha256=" + build.sha256, "-F",
+               "confirm_self=true"});
+}
+
+void AnUpdaterOnARealSystemd::RestartHelper() {
+  StopHelper();
+  StartHelper();
+}
+
+std::optional<int> AnUpdaterOnARealSystemd::StartHelperExpectingExit() {
+  const fs::path log = root_ / "helper.log";
+  const pid_t pid = Spawn({DECNET_HELPER_BINARY, "--config", (root_ / "helper.json").string()},
+                          {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                           "DBUS_SYSTEM_BUS_ADDRESS=" + testbed().bus_address()},
+                          log, log);
+  if (pid < 0) return std::nullopt;
+  auto status = WaitFor(pid, 60s);
+  if (!status) {
+    ::kill(pid, SIGKILL);
+    WaitFor(pid, 5s);
+  }
+  return status;
+}
+
+std::string AnUpdaterOnARealSystemd::RunningDaemonBuild() const {
+  if (helper_pid_ <= 0) return "";
+  std::istringstream children(
+      Slurp("/proc/" + std::to_string(helper_pid_) + "/task/" + std::to_string(helper_pid_) +
+            "/children"));
+  pid_t daemon = -1;
+  children >> daemon;
+  if (daemon <= 0) return "";
+  std::error_code ec;
+  const std::string exe = fs::read_symlink("/proc/" + std::to_string(daemon) + "/exe", ec).string();
+  const std::string releases = (root_ / "updater/releases/").string();
+  if (!exe.starts_with(releases)) return exe;
+  return exe.substr(releases.size(), 16);
 }
 
 BuiltRelease AnUpdaterOnARealSystemd::BuildRelease(const ReleaseSpec& spec) {

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,25 @@ class AnUpdaterOnARealSystemd : public TestbedTest {
   // Installs `spec` and asserts the 200 (fatal on failure, for set-up steps).
   BuiltRelease Install(const ReleaseSpec& spec);
 
+  // --- update-self. A fixture that returns true runs the daemon from its own store
+  // (root/updater/current/bin/decnet-updaterd), seeded before the helper starts with
+  // `decnet-updaterd --install-build` as the decnet-updater user.
+  virtual bool DaemonFromItsStore() const { return false; }
+  // An updater build: a manifest of kind "updater" for this host and the daemon binary, or
+  // (broken) a script that answers --version and exits 1 otherwise, never saying hello.
+  BuiltRelease BuildUpdaterBuild(const std::string& version, bool broken = false);
+  // POST /update-self with confirm_self=true.
+  HttpReply PushSelf(const BuiltRelease& build);
+  // What systemd does for the unit: stop (the daemon gets SIGTERM) and start the helper again;
+  // waits for /health. StartHelperExpectingExit() starts it and waits for it to end (a
+  // daemon that never says hello), returning its exit status.
+  void RestartHelper();
+  std::optional<int> StartHelperExpectingExit();
+  void StopUpdater() { StopHelper(); }
+  // The build the running daemon was executed from (from /proc/PID/exe), "" when none runs.
+  std::string RunningDaemonBuild() const;
+  std::filesystem::path updater_dir() const { return root_ / "updater"; }
+
   // Reads a unit property through the container's bus ("" and a test failure on error).
   std::string Property(const std::string& unit, const char* iface, const char* property);
   // The daemon's audit log and the helper's record, one JSON object per line.
@@ -94,6 +114,7 @@ class AnUpdaterOnARealSystemd : public TestbedTest {
   void WriteConfigs();
   void StartHelper();
   void StopHelper();
+  void SeedUpdaterStore();
   HttpReply Curl(const std::string& url, Caller caller, const std::vector<std::string>& extra);
 
   std::filesystem::path root_;

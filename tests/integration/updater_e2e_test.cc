@@ -311,5 +311,54 @@ TEST_F(AnUpdaterEndToEnd, RedeploysWhenTheActiveDigestIsPushedAgain) {
   EXPECT_EQ(Served(HelperRecord(), "restart_unit"), 2);
 }
 
+
+// update-self on the real helper: the daemon runs from its own store; systemd's restart of
+// the unit is played by stopping and starting the helper, as the unit's restart would.
+class AnUpdaterUpdatingItself : public AnUpdaterOnARealSystemd {
+ protected:
+  bool DaemonFromItsStore() const override { return true; }
+};
+
+TEST_F(AnUpdaterUpdatingItself, RunsTheNewBuildAfterTheRestartAndReturnsFromABuildThatCannotStart) {
+  const std::string first = RunningDaemonBuild();
+  ASSERT_EQ(first.size(), 16u) << "the daemon runs from its store: " << first;
+
+  const BuiltRelease second = BuildUpdaterBuild("2.0.0");
+  HttpReply queued = PushSelf(second);
+  ASSERT_EQ(queued.status, 200) << queued.Describe();
+  EXPECT_EQ(queued.json, (nlohmann::json{{"status", "self_update_queued"}, {"via", "systemd"}}));
+  RestartHelper();
+  EXPECT_EQ(RunningDaemonBuild(), second.id()) << "the helper starts updater/current";
+
+  const BuiltRelease broken = BuildUpdaterBuild("3.0.0", /*broken=*/true);
+  queued = PushSelf(broken);
+  ASSERT_EQ(queued.status, 200) << queued.Describe() << "\n(--version answers: it passes the smoke test)";
+  StopUpdater();
+  // The first start runs the fresh build, which exits before its hello; the helper fails.
+  const auto failed = StartHelperExpectingExit();
+  ASSERT_TRUE(failed.has_value()) << "the helper did not end\n" << Logs();
+  EXPECT_TRUE(WIFEXITED(*failed) && WEXITSTATUS(*failed) == 3) << *failed << "\n" << Logs();
+  // The next start returns to the last proven build, before dropping privileges.
+  RestartHelper();
+  EXPECT_EQ(RunningDaemonBuild(), second.id()) << Logs();
+  EXPECT_NE(Logs().find("returning to build " + second.id()), std::string::npos) << Logs();
+  EXPECT_EQ(Get("/health").status, 200);
+  const auto self = AuditOf(AuditLog(), "update-self");
+  ASSERT_EQ(self.size(), 3u);
+  EXPECT_EQ(Str(self[0], "result"), "queued");
+  EXPECT_EQ(Str(self[1], "result"), "queued");
+  EXPECT_EQ(Str(self[2], "result"), "reverted") << self[2].dump();
+  EXPECT_EQ(Str(self[2], "release"), broken.id());
+}
+
+TEST_F(AnUpdaterUpdatingItself, RefusesAReleaseOfTheSuiteOnUpdateSelfAndKeepsRunning) {
+  const std::string first = RunningDaemonBuild();
+  HttpReply refused = PushSelf(BuildRelease(Spec("1.0.0")));
+  EXPECT_EQ(refused.status, 500) << refused.Describe();
+  EXPECT_EQ(Str(refused.json["detail"], "rule"), "update-self-kind") << refused.Describe();
+  EXPECT_EQ(RunningDaemonBuild(), first);
+  EXPECT_EQ(fs::read_symlink(updater_dir() / "current").string(), "releases/" + first);
+}
+
 }  // namespace
 }  // namespace decnet::test
