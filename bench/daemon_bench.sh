@@ -68,7 +68,8 @@ for line in open(results):
         if f[0] == "big":
             big = r
     elif f[0] == "mount":
-        mount = f[1].replace(":", " ", 1)
+        fstype, _, options = f[1].partition(":")
+        mount = f"{fstype} ({options.lstrip(':')})"
     elif f[0].startswith("hwm_") or f[0] == "small_release_bytes":
         hwm[f[0]] = int(f[1])
 med = statistics.median
@@ -86,11 +87,17 @@ m_before = med([r["audit"] - r["upload"] - r["d"].get("total", 0) / 1000 for r i
 m_rest = med([(r["d"].get("total", 0) - r["d"].get("extract", 0) - r["d"].get("apply", 0)
                - r["d"].get("gate", 0)) / 1000 for r in pipe])
 m_after = med([r["wall"] - r["audit"] for r in pipe])
+x_after = max([r["wall"] - r["audit"] for r in pipe])
 gw = med([r["wait"] for r in gate])
 g_apply, g_gate, g_total, g_extract = md(gate, "apply"), md(gate, "gate"), md(gate, "total"), md(gate, "extract")
 g_outside = med([r["wait"] - r["d"].get("total", 0) / 1000 for r in gate])
 settle = 3.0
 mib = lambda kib: kib / 1024
+rng = lambda xs: f"{min(xs):.2f}–{max(xs):.2f} s"
+discard_note = ("\nWith `discard`, deleting a file waits for the disk to trim its extents (perf: `unlinkat` →\n"
+                "`ext4_free_blocks` → `blkdev_issue_discard`): what deleting a release costs, and so how\n"
+                "long the reply waits for the prune, depends on the disk of the moment."
+                if "discard" in mount else "")
 section = f"""<!-- daemon-bench:start -->
 ## The daemon, end to end (bench/daemon_bench.sh)
 
@@ -111,12 +118,12 @@ releases, so each push also deletes the release two back before it answers; each
 {os.environ.get('QUIET_S', '35')} s after the last deletion (ext4 avoids reusing inodes freed
 moments ago).
 
-| variant | median | ratio to floor |
-|---|---|---|
-| floor: `sha256sum F && tar -xzf F -C fresh_dir && sync` | {mf:.2f} s | 1.00× |
-| **daemon: curl's start to the release durable and live** (the audit line written) | {m_audit:.2f} s | **{m_audit / mf:.2f}×** |
-| the same without the unit's restart and the gate (audit `apply` + `gate`) | {m_work:.2f} s | **{m_work / mf:.2f}×** |
-| daemon: curl's whole `POST /update`, to the 200 (prune included) | {mw:.2f} s | {mw / mf:.2f}× |
+| variant | median | runs (min–max) | ratio to floor |
+|---|---|---|---|
+| floor: `sha256sum F && tar -xzf F -C fresh_dir && sync` | {mf:.2f} s | {rng(floor)} | 1.00× |
+| **daemon: curl's start to the release durable and live** (the audit line written) | {m_audit:.2f} s | {rng([r["audit"] for r in pipe])} | **{m_audit / mf:.2f}×** |
+| the same without the unit's restart and the gate (audit `apply` + `gate`) | {m_work:.2f} s | {rng([r["audit"] - rg(r) for r in pipe])} | **{m_work / mf:.2f}×** |
+| daemon: curl's whole `POST /update`, to the 200 (prune included) | {mw:.2f} s | {rng([r["wall"] for r in pipe])} | {mw / mf:.2f}× |
 
 Where the daemon's time goes (medians):
 
@@ -127,10 +134,9 @@ Where the daemon's time goes (medians):
 | extraction to durable (audit `extract`: libarchive, our writes, one `syncfs`) | {mx:.2f} s |
 | manifest, completion record, flip, commit (rest of audit `total`) | {m_rest:.2f} s |
 | restart of the stand-in unit and the gate (audit `apply` + `gate`) | {m_rg:.2f} s |
-| after the audit line: deleting the release two back (10 001 files), the reply | {m_after:.2f} s |
+| after the audit line: deleting the release two back (10 001 files), the reply | {m_after:.2f} s (max {x_after:.2f} s) |
 
-Target: ≤ 1.0× the floor, goal 0.8×. The store's filesystem here: {mount}; with `discard`,
-ext4 trims every freed extent synchronously, which is what makes deleting a release slow.
+Target: ≤ 1.0× the floor, goal 0.8×. The store's filesystem here: {mount}.{discard_note}
 
 ### Memory while receiving a 1 GiB release
 
@@ -353,7 +359,7 @@ hwm_kib() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$DAEMON_PID/s
 
 now() { date +%s.%N; }
 RESULTS=$WORK/results
-echo "mount $(findmnt -no FSTYPE,OPTIONS -T "$WORK" | tr ' ' ':')" >"$RESULTS"
+echo "mount $(findmnt -no FSTYPE,OPTIONS -T "$WORK" | awk '{print $1 ":" $2}')" >"$RESULTS"
 # push KIND FILE DIGEST: POST /update with curl as the master; appends one line to RESULTS:
 #   KIND wall_s http_code upload_s reply_wait_s to_audit_s audit-durations-json
 # upload_s is curl's start to "We are completely uploaded" and reply_wait_s from there to the

@@ -47,3 +47,4 @@ open(path_md, "w").write(text)
 print(section)
 PY
 rm -f "$out"
+# The daemon end to end (as root; boots a systemd container): bash bench/daemon_bench.sh [--write-doc]
