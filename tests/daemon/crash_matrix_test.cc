@@ -15,6 +15,7 @@
 #include <future>
 #include <thread>
 
+#include "daemon/self_update.h"
 #include "daemon/update_pipeline.h"
 #include "helper/serve.h"
 #include "proto/sha256.h"
@@ -232,6 +233,129 @@ INSTANTIATE_TEST_SUITE_P(
                       Point{"rolling-back", true, 0}, Point{"reverted", true, 0}),
     [](const auto& info) {
       std::string n = info.param.step + (info.param.gate_fails ? "_in_rollback" : "");
+      for (char& c : n) if (c == '-') c = '_';
+      return n;
+    });
+
+
+// update-self cut off at each of its steps: after the restart the daemon's own store is on
+// one complete build (the old one: nothing was committed before the crash), nothing
+// incomplete is left, the suite's release is untouched, and the next update-self succeeds.
+class ACrashedUpdateSelf : public ACrashedUpdate {
+ protected:
+  // Opens the daemon's store as start-up does and enables update-self on `unit`.
+  std::optional<ReleaseStore> EnableSelf(Unit_& unit) {
+    auto opened = OpenUpdaterStore(config_, *unit.audit);
+    EXPECT_TRUE(opened && opened->store) << (opened ? opened->note : opened.error().message);
+    if (!opened || !opened->store) return std::nullopt;
+    return std::move(opened->store);
+  }
+  void Target(Unit_& unit, ReleaseStore& store) {
+    SelfUpdateTarget t;
+    t.store = &store;
+    t.helper_protocol = proto::kProtocolVersion;
+    t.arch = HostArch();
+    unit.pipeline->SetSelfUpdate(t);
+  }
+  Tarball PackBuild(const std::string& version, int bulk = 0) {
+    std::string tree = dirs_.root() + "/build-" + version;
+    fs::create_directories(tree + "/bin");
+    std::ofstream(tree + "/.decnet-release.json")
+        << R"({"format":1,"version":")" << version << R"(","kind":"updater","arch":")"
+        << HostArch() << R"(","helper_protocol":)" << proto::kProtocolVersion << "}";
+    std::ofstream(tree + "/bin/decnet-updaterd") << "#!/bin/sh\necho decnet-updaterd " << version << "\n";
+    fs::permissions(tree + "/bin/decnet-updaterd", fs::perms(0755));
+    for (int i = 0; i < bulk; ++i) {
+      fs::create_directories(tree + "/share/" + std::to_string(i % 50));
+      std::ofstream(tree + "/share/" + std::to_string(i % 50) + "/f" + std::to_string(i))
+          << std::string(4096, 'a' + i % 26);
+    }
+    Tarball t{tree + ".tar.gz", "", 0};
+    EXPECT_EQ(std::system(("tar -C " + tree + " -czf " + t.path + " .").c_str()), 0);
+    std::ifstream in(t.path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    t.sha256 = Sha256Hex(bytes);
+    t.size = bytes.size();
+    return t;
+  }
+  ApiAnswer PushSelf(Unit_& unit, const Tarball& t) {
+    std::function<void()> after;
+    int fd = ::open(t.path.c_str(), O_RDONLY | O_CLOEXEC);
+    auto a = unit.pipeline->UpdateSelf({"fp", "decnet-master"}, {fd, t.size, t.sha256, std::nullopt},
+                                       &after);
+    ::close(fd);
+    return a;
+  }
+  std::string Updater() const { return dirs_.root() + "/updater"; }
+  std::string UpdaterCurrent() const { return fs::read_symlink(Updater() + "/current").string(); }
+};
+
+TEST_P(ACrashedUpdateSelf, LeavesTheDaemonOnOneCompleteBuildAndTheNextUpdateSelfSucceeds) {
+  const Point point = GetParam();
+  fs::create_directories(Updater());
+  config_.updater_dir = Updater();
+  const std::map<std::string, std::string> units = {{"decnet-agent.service", Unit("agent v1")}};
+  Tarball first = PackBuild("1.0.0");
+  {
+    Unit_ unit(dirs_, config_);
+    ASSERT_EQ(Push(unit, Pack("v1", units)).status, 200u);
+    auto store = EnableSelf(unit);
+    ASSERT_TRUE(store);
+    Target(unit, *store);
+    ASSERT_EQ(PushSelf(unit, first).status, 200u);
+  }
+  Tarball second = PackBuild("2.0.0", point.step == "self-extracting" ? 3000 : 0);
+
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    Unit_ unit(dirs_, config_);
+    auto store = EnableSelf(unit);
+    if (!store) ::_exit(4);
+    Target(unit, *store);
+    unit.pipeline->SetStepHook([&](std::string_view step) {
+      if (step != point.step) return;
+      if (point.delay_ms <= 0) ::_exit(0);
+      std::thread([delay = point.delay_ms] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+        ::_exit(0);
+      }).detach();
+    });
+    (void)PushSelf(unit, second);
+    ::_exit(3);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "update-self never reached " << point.step;
+
+  Unit_ restarted(dirs_, config_);
+  auto store = EnableSelf(restarted);
+  ASSERT_TRUE(store);
+  EXPECT_FALSE(store->Pending().has_value());
+  ASSERT_TRUE(store->Active().has_value());
+  EXPECT_EQ(store->Active()->str(), first.sha256.substr(0, 16)) << "nothing was committed";
+  EXPECT_EQ(UpdaterCurrent(), "releases/" + first.sha256.substr(0, 16));
+  for (const auto& e : fs::directory_iterator(Updater() + "/releases")) {
+    auto id = ReleaseId::Parse(e.path().filename().string());
+    ASSERT_TRUE(id) << e.path();
+    EXPECT_TRUE(store->IsComplete(*id)) << "incomplete build left: " << e.path();
+  }
+  EXPECT_EQ(ActiveVersion(), "v1") << "the suite's release is not touched";
+  ExpectUnitsMatch(units);
+  Target(restarted, *store);
+  Tarball third = PackBuild("3.0.0");
+  auto next = PushSelf(restarted, third);
+  EXPECT_EQ(next.status, 200u) << next.body.dump();
+  EXPECT_EQ(UpdaterCurrent(), "releases/" + third.sha256.substr(0, 16));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Points, ACrashedUpdateSelf,
+    ::testing::Values(Point{"self-extracting", false, 15}, Point{"self-extracted", false, 0},
+                      Point{"self-complete", false, 0}, Point{"self-flipped", false, 0}),
+    [](const auto& info) {
+      std::string n = info.param.step;
       for (char& c : n) if (c == '-') c = '_';
       return n;
     });
