@@ -19,6 +19,7 @@
 #include "daemon/update_pipeline.h"
 #include "helper/serve.h"
 #include "proto/sha256.h"
+#include "tests/daemon/test_tarball.h"
 #include "tests/helper/mock_systemd.h"
 #include "tests/helper/test_dirs.h"
 
@@ -88,10 +89,7 @@ struct Unit_ {
   std::optional<UpdatePipeline> pipeline;
 };
 
-struct Tarball {
-  std::string path, sha256;
-  uint64_t size = 0;
-};
+using test::Tarball;
 
 struct Point {
   std::string step;      // pipeline step at which the process dies
@@ -124,13 +122,7 @@ class ACrashedUpdate : public ::testing::TestWithParam<Point> {
       fs::create_directories(tree + "/data/" + std::to_string(i % 50));
       std::ofstream(tree + "/data/" + std::to_string(i % 50) + "/f" + std::to_string(i)) << std::string(4096, 'a' + i % 26);
     }
-    Tarball t{tree + ".tar.gz", "", 0};
-    EXPECT_EQ(std::system(("tar -C " + tree + " -czf " + t.path + " .").c_str()), 0);
-    std::ifstream in(t.path, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), {});
-    t.sha256 = Sha256Hex(bytes);
-    t.size = bytes.size();
-    return t;
+    return test::PackTree(tree);
   }
   ApiAnswer Push(Unit_& unit, const Tarball& t) {
     int fd = ::open(t.path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -270,13 +262,7 @@ class ACrashedUpdateSelf : public ACrashedUpdate {
       std::ofstream(tree + "/share/" + std::to_string(i % 50) + "/f" + std::to_string(i))
           << std::string(4096, 'a' + i % 26);
     }
-    Tarball t{tree + ".tar.gz", "", 0};
-    EXPECT_EQ(std::system(("tar -C " + tree + " -czf " + t.path + " .").c_str()), 0);
-    std::ifstream in(t.path, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), {});
-    t.sha256 = Sha256Hex(bytes);
-    t.size = bytes.size();
-    return t;
+    return test::PackTree(tree);
   }
   ApiAnswer PushSelf(Unit_& unit, const Tarball& t) {
     std::function<void()> after;

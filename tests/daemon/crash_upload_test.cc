@@ -33,6 +33,7 @@
 #include "helper/serve.h"
 #include "proto/sha256.h"
 #include "tests/daemon/test_pki.h"
+#include "tests/daemon/test_tarball.h"
 #include "tests/helper/mock_systemd.h"
 #include "tests/helper/test_dirs.h"
 
@@ -156,10 +157,7 @@ struct Front {
   std::uint16_t port = 0;
 };
 
-struct Tarball {
-  std::string path, sha256;
-  uint64_t size = 0;
-};
+using test::Tarball;
 
 class AnUploadCutShort : public ::testing::Test {
  protected:
@@ -194,13 +192,7 @@ class AnUploadCutShort : public ::testing::Test {
       for (char& c : bytes) c = static_cast<char>(rng());
       std::ofstream(tree + "/noise.bin", std::ios::binary) << bytes;
     }
-    Tarball t{tree + ".tar.gz", "", 0};
-    EXPECT_EQ(std::system(("tar -C " + tree + " -czf " + t.path + " .").c_str()), 0);
-    std::ifstream in(t.path, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), {});
-    t.sha256 = Sha256Hex(bytes);
-    t.size = bytes.size();
-    return t;
+    return test::PackTree(tree);
   }
 
   void InstallV1() {

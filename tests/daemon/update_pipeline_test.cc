@@ -17,6 +17,7 @@
 #include "daemon/self_update.h"
 #include "helper/serve.h"
 #include "proto/sha256.h"
+#include "tests/daemon/test_tarball.h"
 #include "tests/helper/mock_systemd.h"
 #include "tests/helper/test_dirs.h"
 
@@ -49,11 +50,7 @@ class ScriptedGate : public HealthGate {
   std::vector<std::pair<std::map<UnitName, uint32_t>, std::string>> calls;
 };
 
-struct Tarball {
-  std::string path;
-  std::string sha256;
-  uint64_t size = 0;
-};
+using test::Tarball;
 
 class AnUpdatePipeline : public ::testing::Test {
  protected:
@@ -105,14 +102,7 @@ class AnUpdatePipeline : public ::testing::Test {
     if (!units.empty()) fs::create_directories(tree + "/etc/systemd/system");
     for (const auto& [name, content] : units) std::ofstream(tree + "/etc/systemd/system/" + name) << content;
     if (!manifest.empty()) std::ofstream(tree + "/.decnet-release.json") << manifest;
-    Tarball t;
-    t.path = tree + ".tar.gz";
-    EXPECT_EQ(std::system(("tar -C " + tree + " -czf " + t.path + " .").c_str()), 0);
-    std::ifstream in(t.path, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), {});
-    t.sha256 = Sha256Hex(bytes);
-    t.size = bytes.size();
-    return t;
+    return test::PackTree(tree);
   }
   ApiAnswer Push(const Tarball& t, std::optional<std::string> sha = std::nullopt) {
     int fd = ::open(t.path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -322,14 +312,7 @@ class AnUpdateSelf : public AnUpdatePipeline {
       fs::permissions(tree + "/bin/decnet-updaterd", fs::perms(0755));
     }
     if (!manifest.empty()) std::ofstream(tree + "/.decnet-release.json") << manifest;
-    Tarball t;
-    t.path = tree + ".tar.gz";
-    EXPECT_EQ(std::system(("tar -C " + tree + " -czf " + t.path + " .").c_str()), 0);
-    std::ifstream in(t.path, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), {});
-    t.sha256 = Sha256Hex(bytes);
-    t.size = bytes.size();
-    return t;
+    return test::PackTree(tree);
   }
   ApiAnswer PushSelf(const Tarball& t, std::function<void()>* after = nullptr) {
     std::function<void()> ignored;
