@@ -14,6 +14,7 @@
 #include <string>
 
 #include "helper/ctl.h"
+#include "helper/self_update.h"
 
 namespace decnet::helper::ctl {
 namespace {
@@ -125,6 +126,15 @@ int RunStatus(const Policy& policy, bool json) {
   }
   const RequestCounts counts = CountRequests(policy.state_dir + "/requests.jsonl");
   const long uptime = UptimeSeconds(pid);
+  // update-self: which build of the daemon runs, and the last one proven (self_update.h).
+  nlohmann::json daemon_build = nullptr;
+  if (const auto record_text = ReadFile(policy.state_dir + "/" + kDaemonStartFile)) {
+    if (auto record = ParseStartRecord(*record_text)) {
+      daemon_build = {{"build", record->build},
+                      {"proven", record->good},
+                      {"said_hello", record->hello_ms != 0}};
+    }
+  }
 
   if (json) {
     nlohmann::json out = {{"pid", pid},
@@ -133,6 +143,7 @@ int RunStatus(const Policy& policy, bool json) {
                           {"seccomp", std::atoi(status["Seccomp"].c_str())},
                           {"landlock", landlock},
                           {"uptime_s", uptime},
+                          {"daemon_build", daemon_build},
                           {"requests",
                            {{"served", counts.served},
                             {"refused", counts.refused},
@@ -151,6 +162,14 @@ int RunStatus(const Policy& policy, bool json) {
     std::printf("Landlock: %s (ABI %d)\n",
                 landlock["enforced"].get<bool>() ? "enforced" : "not enforced",
                 landlock["abi"].get<int>());
+  if (daemon_build.is_null()) {
+    std::printf("daemon build: not run from its store (no update-self record)\n");
+  } else {
+    const std::string build = daemon_build["build"], proven = daemon_build["proven"];
+    std::printf("daemon build: %s (%s; last proven: %s)\n", build.c_str(),
+                daemon_build["said_hello"].get<bool>() ? "said hello" : "no hello yet",
+                proven.empty() ? "none" : proven.c_str());
+  }
   std::printf("uptime: %lds\nrequests: %ld served, %ld refused", uptime, counts.served,
               counts.refused);
   const char* sep = " (";

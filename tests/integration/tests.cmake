@@ -71,6 +71,8 @@ if(DECNET_BUILD_HTTP)
   target_compile_definitions(updater_e2e_test PRIVATE
     DECNET_HELPER_BINARY="$<TARGET_FILE:decnet-update-helper>"
     DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>"
-    DECNET_TEST_AGENT_BINARY="$<TARGET_FILE:decnet-test-agent>")
-  add_dependencies(updater_e2e_test decnet-update-helper decnet-updaterd decnet-test-agent)
+    DECNET_TEST_AGENT_BINARY="$<TARGET_FILE:decnet-test-agent>"
+    DECNET_HELPERCTL_BINARY="$<TARGET_FILE:helperctl>")
+  add_dependencies(updater_e2e_test decnet-update-helper decnet-updaterd decnet-test-agent
+                   helperctl)
 endif()

@@ -375,6 +375,17 @@ std::optional<int> AnUpdaterOnARealSystemd::StartHelperExpectingExit() {
   return status;
 }
 
+json AnUpdaterOnARealSystemd::HelperctlStatus() const {
+  const fs::path out = root_ / "build/helperctl.out", err = root_ / "build/helperctl.err";
+  fs::remove(out);
+  const int rc = RunToEnd({DECNET_HELPERCTL_BINARY, "--config", (root_ / "helper.json").string(),
+                           "status", "--json"},
+                          out, err, 30s);
+  EXPECT_EQ(rc, 0) << Slurp(err);
+  json j = json::parse(Slurp(out), nullptr, false);
+  return j.is_discarded() ? json(nullptr) : j;
+}
+
 std::string AnUpdaterOnARealSystemd::RunningDaemonBuild() const {
   if (helper_pid_ <= 0) return "";
   std::istringstream children(

@@ -95,6 +95,8 @@ class AnUpdaterOnARealSystemd : public TestbedTest {
   // The build the running daemon was executed from (from /proc/PID/exe), "" when none runs.
   std::string RunningDaemonBuild() const;
   std::filesystem::path updater_dir() const { return root_ / "updater"; }
+  // `helperctl --config <the test policy> status --json`, parsed (null when it failed).
+  nlohmann::json HelperctlStatus() const;
 
   // Reads a unit property through the container's bus ("" and a test failure on error).
   std::string Property(const std::string& unit, const char* iface, const char* property);

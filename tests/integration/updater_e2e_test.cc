@@ -349,6 +349,10 @@ TEST_F(AnUpdaterUpdatingItself, RunsTheNewBuildAfterTheRestartAndReturnsFromABui
   EXPECT_EQ(Str(self[1], "result"), "queued");
   EXPECT_EQ(Str(self[2], "result"), "reverted") << self[2].dump();
   EXPECT_EQ(Str(self[2], "release"), broken.id());
+  // The operator's view: which build runs and which one is proven.
+  const nlohmann::json status = HelperctlStatus();
+  EXPECT_EQ(status["daemon_build"]["build"], second.id()) << status.dump();
+  EXPECT_EQ(status["daemon_build"]["proven"], second.id()) << status.dump();
 }
 
 TEST_F(AnUpdaterUpdatingItself, RefusesAReleaseOfTheSuiteOnUpdateSelfAndKeepsRunning) {
