@@ -14,16 +14,13 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <string_view>
-#include <thread>
 #include <tuple>
 
 #include "daemon/api.h"
@@ -48,28 +45,6 @@ constexpr uint64_t kFormOverhead = 1 << 20;
 
 std::string Errno(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
-// HelperClient::healthy() takes the lock held across a whole helper call (a restart can take
-// the policy's restart timeout), so /health must not call it on an I/O thread: a poller keeps
-// an atomic copy, at most a second old.
-class HelperLiveness {
- public:
-  explicit HelperLiveness(HelperClient& helper)
-      : poller_([this, &helper](std::stop_token stop) {
-          std::mutex mu;
-          std::unique_lock lock(mu);
-          while (!stop.stop_requested()) {
-            up_.store(helper.healthy());
-            std::condition_variable_any().wait_for(lock, stop, std::chrono::seconds(1),
-                                                   [] { return false; });
-          }
-        }) {}
-  bool up() const { return up_.load(); }
-
- private:
-  std::atomic<bool> up_{true};
-  std::jthread poller_;  // last member: stopped and joined first
-};
-
 // Everything the daemon holds, destroyed in reverse: the server stops before the API, the
 // API's worker finishes before the pipeline goes.
 struct Daemon {
@@ -82,7 +57,6 @@ struct Daemon {
   std::string updater_unavailable;
   RecoveryReport recovery;
   std::unique_ptr<HelperClient> helper;
-  std::unique_ptr<HelperLiveness> liveness;
   std::unique_ptr<HealthGate> gate;
   std::unique_ptr<UpdatePipeline> pipeline;
   std::unique_ptr<UpdaterApi> api;
@@ -138,7 +112,6 @@ Result<void> OpenStorage(Daemon& d) {
 Result<std::uint16_t> StartServing(Daemon& d) {
   auto helper_timeout = std::chrono::milliseconds(d.policy.restart_timeout_ms) + std::chrono::seconds(15);
   d.helper = std::make_unique<HelperClient>(kHelperPairFd, helper_timeout);
-  d.liveness = std::make_unique<HelperLiveness>(*d.helper);
   d.gate = MakeHealthGate(d.config, *d.helper);
   d.pipeline = std::make_unique<UpdatePipeline>(d.config, d.policy, *d.store, *d.helper, *d.gate,
                                                 *d.audit);
@@ -155,7 +128,8 @@ Result<std::uint16_t> StartServing(Daemon& d) {
   options.update_deadline = std::chrono::milliseconds(d.config.update_deadline_ms);
   options.version = DECNET_VERSION;
   options.policy_digest = d.policy_digest;
-  options.helper_alive = [liveness = d.liveness.get()] { return liveness->up(); };
+  // An atomic read: never waits behind a helper call in progress.
+  options.helper_alive = [helper = d.helper.get()] { return helper->healthy(); };
   options.audit = &*d.audit;
   auto api = UpdaterApi::Create(*d.pipeline, std::move(options));
   if (!api) return tl::make_unexpected(api.error());
