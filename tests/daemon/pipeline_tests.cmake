@@ -12,3 +12,15 @@ if(DECNET_BUILD_HTTP)
     DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>")
   add_dependencies(daemon_update_pipeline_test decnet-updaterd)
 endif()
+
+# DECNET's contract and defects (shared/DECNET-REFERENCE.md §3, §4; docs/decnet-compat.md):
+# the real pipeline, store, extractor and helper serve loop; with the HTTP build, the digest
+# rules also through the real mTLS server and API, curl as the master.
+decnet_gtest(daemon_decnet_contract_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/decnet_contract_test.cc
+  LIBS decnet_daemon_pipeline decnet_helper_core
+  PROPERTIES TIMEOUT 300)
+if(DECNET_BUILD_HTTP)
+  target_link_libraries(daemon_decnet_contract_test PRIVATE decnet_daemon_api decnet_test_pki)
+  target_compile_definitions(daemon_decnet_contract_test PRIVATE DECNET_CONTRACT_HTTP=1)
+endif()
