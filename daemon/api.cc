@@ -201,6 +201,7 @@ void UpdaterApi::RunJob(Job& job) {
   job.upload.reset();  // closes the spool file: its space is freed now
   job.reply->Send(JsonResponse(answer.status, answer.body));
   Count(job.op, answer.status, Clock::now() - start);
+  ops_.AfterReply();
   RefreshSnapshot();
   {
     std::lock_guard lock(mu_);

@@ -263,10 +263,10 @@ ApiAnswer UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& ta
                        tarball.size, "", ReleaseState::kReady, 0};
   if (auto ok = store_.MarkComplete(*id, record); !ok) return fail_install(ok.error(), "");
   Step("complete");
-  ApiAnswer answer = Activate(a);
-  (void)store_.Prune();
-  return answer;
+  return Activate(a);  // old releases are pruned in AfterReply()
 }
+
+void UpdatePipeline::AfterReply() { (void)store_.Prune(); }
 
 // Flips to a.id, applies it, gates it; commits, or reverts to what was active and proves
 // that healthy again.

@@ -61,6 +61,9 @@ class Operations {
   virtual ApiAnswer Rollback(const Caller& caller) = 0;
   // The releases in DECNET's order (active, previous, then the others kept).
   virtual std::vector<nlohmann::json> Releases() = 0;
+  // Runs after each operation's reply was handed to the transport, still one at a time:
+  // work the caller need not wait for, such as deleting old releases.
+  virtual void AfterReply() {}
 };
 
 // What POST /update-self installs into: the daemon's own release store (config.updater_dir,
@@ -83,6 +86,9 @@ class UpdatePipeline : public Operations {
                        std::function<void()>* after_reply) override;
   ApiAnswer Rollback(const Caller& caller) override;
   std::vector<nlohmann::json> Releases() override;
+  // Prunes the store to keep_releases (deleting a large tree can take seconds on a
+  // discard-mounted disk: the master is not kept waiting for it).
+  void AfterReply() override;
   // At start-up, once the store has recovered: makes units and links match the active
   // release (removing units only other kept releases ship), restarting the services when
   // `reverted` (recovery undid an interrupted update) or when anything had to change.

@@ -100,6 +100,16 @@ class FakeOps : public Operations {
     std::lock_guard lock(mu_);
     return releases;
   }
+  void AfterReply() override {
+    ++after_replies;
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !hold_after_reply; });
+  }
+  void HoldAfterReply(bool on) {
+    std::lock_guard lock(mu_);
+    hold_after_reply = on;
+    cv_.notify_all();
+  }
 
   // Lets a held operation return.
   void Release() {
@@ -127,6 +137,7 @@ class FakeOps : public Operations {
   std::atomic<int> entered{0};
   std::atomic<int> finished{0};
   std::atomic<int> hooks{0};
+  std::atomic<int> after_replies{0};
   Clock::time_point hook_ran_at;
 
  private:
@@ -157,6 +168,7 @@ class FakeOps : public Operations {
   std::mutex mu_;
   std::condition_variable cv_;
   bool hold = false;
+  bool hold_after_reply = false;
   std::vector<json> releases;
   std::vector<Call> calls_;
 };
@@ -543,6 +555,19 @@ TEST_F(AnUpdaterApi, RecordsARefusedFormInTheAuditLogWithItsRule) {
   EXPECT_EQ(entries[0]["rule"], "sha256-required");
   EXPECT_EQ(entries[0]["client"]["cn"], "decnet-master");
   EXPECT_EQ(ops_.Calls().size(), 0u) << "nothing reached the pipeline";
+}
+
+TEST_F(AnUpdaterApi, AnswersBeforeItsHousekeepingAndStaysBusyUntilItEnds) {
+  Start();
+  ops_.HoldAfterReply(true);
+  Answer a = Push("/update", Form());
+  EXPECT_EQ(a.status, "200") << "answered while old releases are still being deleted";
+  ASSERT_TRUE(Eventually([&] { return ops_.after_replies.load() == 1; }));
+  EXPECT_TRUE(api_->busy());
+  EXPECT_EQ(Push("/update", Form()).status, "503") << "no update starts beside the pruning";
+  ops_.HoldAfterReply(false);
+  ASSERT_TRUE(Eventually([&] { return !api_->busy(); }));
+  EXPECT_EQ(Push("/update", Form()).status, "200");
 }
 
 TEST_F(AnUpdaterApi, FinishesTheOperationWhenTheClientDisconnects) {

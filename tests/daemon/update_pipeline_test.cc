@@ -244,6 +244,21 @@ TEST_F(AnUpdatePipeline, RefusesAnUpdaterBuildOnTheServicePath) {
   EXPECT_EQ(a.body["detail"]["rule"], "manifest-kind");
 }
 
+TEST_F(AnUpdatePipeline, PrunesToKeepReleasesOnlyAfterTheAnswer) {
+  std::vector<Tarball> pushed;  // the store keeps kDefaultKeepReleases (3)
+  for (const char* v : {"1.0", "2.0", "3.0", "4.0"}) {
+    pushed.push_back(Pack(v, {}));
+    ASSERT_EQ(Push(pushed.back()).status, 200u);
+  }
+  size_t dirs = 0;
+  for (const auto& e : fs::directory_iterator(install_ + "/releases")) dirs += e.is_directory();
+  EXPECT_EQ(dirs, 4u) << "the answer does not wait for the deletion";
+  pipeline_->AfterReply();
+  EXPECT_FALSE(fs::exists(install_ + "/releases/" + pushed[0].sha256.substr(0, 16)));
+  for (size_t i = 1; i < pushed.size(); ++i)
+    EXPECT_TRUE(fs::exists(install_ + "/releases/" + pushed[i].sha256.substr(0, 16))) << i;
+}
+
 TEST_F(AnUpdatePipeline, FailsWhenTheRequiredUnitDoesNotRestart) {
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
   EXPECT_CALL(systemd_, RestartUnit(_, _)).WillRepeatedly(Return(helper::JobOutcome{"done"}));
