@@ -174,8 +174,11 @@ class Session : public std::enable_shared_from_this<Session> {
     body.data = chunk_.data();
     body.size = chunk_.size();
     tcp_layer().expires_after(limits().body_read_timeout);
-    http::async_read_some(stream_, buffer_, *parser_,
-                          beast::bind_front_handler(&Session::OnBody, shared_from_this()));
+    // async_read, not async_read_some: it fills the whole chunk (returning need_buffer) from
+    // as many TLS records as that takes, so the consumer and the timer run once per chunk
+    // rather than once per 16 KiB record.
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::OnBody, shared_from_this()));
   }
 
   void OnBody(beast::error_code ec, std::size_t) {

@@ -102,7 +102,7 @@ struct Limits {
   std::size_t max_connections = 512;  // over it: accepted and closed at once
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds header_timeout{30'000};  // also the keep-alive idle time
-  std::chrono::milliseconds body_read_timeout{30'000};  // each read of the body
+  std::chrono::milliseconds body_read_timeout{30'000};  // each 64 KiB of the body
   std::chrono::milliseconds write_timeout{30'000};      // each write
   std::chrono::milliseconds linger_timeout{2'000};  // graceful close: drain for at most this
   std::size_t linger_bytes = 4 * 1024 * 1024;       // ... and at most this many bytes

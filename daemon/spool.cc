@@ -5,6 +5,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -133,7 +134,25 @@ Result<void> Spool::Write(std::string_view data) {
     return Fail(ErrorCode::kDenied, "upload-too-large",
                 "the upload exceeds " + std::to_string(max_bytes_) + " bytes");
   }
-  std::string_view rest = data;
+  if (EVP_DigestUpdate(digest_.get(), data.data(), data.size()) != 1) {
+    broken_ = true;
+    return Fail(ErrorCode::kFailed, "spool-write", "SHA-256 update failed");
+  }
+  size_ += data.size();
+  while (!data.empty()) {
+    if (pending_.capacity() < kSpoolWriteBatch) pending_.reserve(kSpoolWriteBatch);
+    const size_t take = std::min(data.size(), kSpoolWriteBatch - pending_.size());
+    pending_.append(data.substr(0, take));
+    data.remove_prefix(take);
+    if (pending_.size() == kSpoolWriteBatch) {
+      if (auto flushed = Flush(); !flushed) return flushed;
+    }
+  }
+  return {};
+}
+
+Result<void> Spool::Flush() {
+  std::string_view rest = pending_;
   while (!rest.empty()) {
     ssize_t n = write(fd_.get(), rest.data(), rest.size());
     if (n < 0 && errno == EINTR) continue;
@@ -144,17 +163,16 @@ Result<void> Spool::Write(std::string_view data) {
     }
     rest.remove_prefix(static_cast<size_t>(n));
   }
-  if (EVP_DigestUpdate(digest_.get(), data.data(), data.size()) != 1) {
-    broken_ = true;
-    return Fail(ErrorCode::kFailed, "spool-write", "SHA-256 update failed");
-  }
-  size_ += data.size();
+  pending_.clear();
   return {};
 }
 
 Result<SpoolResult> Spool::Finish() {
   if (broken_ || !digest_) {
     return Fail(ErrorCode::kFailed, "spool-finish", "the spool failed or was finished already");
+  }
+  if (auto flushed = Flush(); !flushed) {
+    return Fail(ErrorCode::kFailed, "spool-finish", flushed.error().message);
   }
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
@@ -179,7 +197,11 @@ Result<SpoolResult> Spool::Finish() {
   return SpoolResult{SpoolFd(ro), size_, Hex(md, md_len)};
 }
 
-Result<void> Spool::Link(int dir_fd, std::string_view name) const {
+Result<void> Spool::Link(int dir_fd, std::string_view name) {
+  // Everything accepted so far is in the file before it gets a name.
+  if (fd_.valid() && !broken_) {
+    if (auto flushed = Flush(); !flushed) return flushed;
+  }
   return LinkFd(fd_.get(), dir_fd, name);
 }
 

@@ -51,8 +51,12 @@ enum class SpoolFileKind {
   kUnlinked,   // a random name created with O_EXCL and unlinked at once (tests use this)
 };
 
-// Writes one upload to disk, hashing as it goes. Memory use is constant: nothing is
-// buffered beyond the bytes of the call in progress.
+// Writes one upload to disk, hashing as it goes. Memory use is constant: bytes are gathered
+// into one buffer of kSpoolWriteBatch and written when it fills (and by Finish and Link), so
+// a body arriving in TLS-record-sized pieces costs one write(2) per MiB, not per 16 KiB: each
+// write to a file also updates its times through the filesystem's journal.
+inline constexpr size_t kSpoolWriteBatch = 1 << 20;
+
 class Spool {
  public:
   // Creates an empty spool file in `spool_dir_fd`, mode 0600, close-on-exec, that will
@@ -80,7 +84,7 @@ class Spool {
   // "spool-link-name") a name that is empty, ".", "..", longer than 255 bytes or holds '/'
   // or NUL; fails (kFailed, "spool-link") when the name exists, the spool was made with
   // kUnlinked (a file whose last name is gone cannot be linked again) or after Finish.
-  [[nodiscard]] Result<void> Link(int dir_fd, std::string_view name) const;
+  [[nodiscard]] Result<void> Link(int dir_fd, std::string_view name);
 
   // Bytes written so far.
   uint64_t size() const { return size_; }
@@ -93,11 +97,15 @@ class Spool {
   Spool(SpoolFd fd, std::unique_ptr<EVP_MD_CTX, DigestFree> digest, uint64_t max_bytes)
       : fd_(std::move(fd)), digest_(std::move(digest)), max_bytes_(max_bytes) {}
 
+  // Writes what is gathered; marks the spool broken on failure.
+  Result<void> Flush();
+
   SpoolFd fd_;
   std::unique_ptr<EVP_MD_CTX, DigestFree> digest_;
   uint64_t max_bytes_ = 0;
   uint64_t size_ = 0;
   bool broken_ = false;
+  std::string pending_;  // accepted and hashed, not yet written; < kSpoolWriteBatch
 };
 
 // Removes, from `spool_dir_fd`, the files Spool::Create names while it makes an unlinked
