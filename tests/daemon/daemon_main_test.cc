@@ -163,6 +163,21 @@ TEST(TheDaemonBinary, InstallsItsOwnFirstBuildAsTheUnprivilegedUserWithUpdateSel
     return ran;
   };
 
+  // As root it refuses before reading anything: the store must stay the daemon's.
+  const std::string tarball = pack("build-as-root", true);
+  FILE* as_root = ::popen((std::string(DECNET_BINARY_DIR) + "/daemon/decnet-updaterd --config " +
+                           (root / "daemon.json").string() + " --install-build " + tarball +
+                           " 2>&1")
+                              .c_str(),
+                          "r");
+  std::string root_out;
+  char chunk[512];
+  for (size_t n; as_root && (n = fread(chunk, 1, sizeof chunk, as_root)) > 0;) root_out.append(chunk, n);
+  const int root_status = as_root ? ::pclose(as_root) : -1;
+  EXPECT_TRUE(WIFEXITED(root_status) && WEXITSTATUS(root_status) == 1) << root_out;
+  EXPECT_NE(root_out.find("daemon-root"), std::string::npos) << root_out;
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(store / "current")));
+
   Ran decnet_tree = install(pack("python-tree", false));
   EXPECT_EQ(decnet_tree.exit_code, 1);
   EXPECT_NE(decnet_tree.out.find("update-self-manifest"), std::string::npos) << decnet_tree.out;
