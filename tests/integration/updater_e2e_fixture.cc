@@ -229,6 +229,8 @@ void AnUpdaterOnARealSystemd::WriteConfigs() {
   p.hello_timeout_ms = 30'000;
   p.restart_timeout_ms = 20'000;
   WriteFile(root_ / "helper.json", helper::PolicyToJson(p), 0644);
+  p.restart_timeout_ms += 1;
+  WriteFile(root_ / "daemon-policy.json", helper::PolicyToJson(p), 0644);
 
   const std::string pki = pki_dir_.string();
   json config = {
@@ -243,7 +245,8 @@ void AnUpdaterOnARealSystemd::WriteConfigs() {
       {"keep_releases", 3},
       {"units", {kAgent, kExtra}},
       {"links", {{{"name", "decnet-test-agent"}, {"target", "bin/decnet-test-agent"}}}},
-      {"helper_policy", (root_ / "helper.json").string()},
+      {"helper_policy",
+       (root_ / (DaemonReadsAnotherPolicy() ? "daemon-policy.json" : "helper.json")).string()},
       {"probe",
        {{"url", "https://127.0.0.1:" + std::to_string(agent_port_) + "/health"},
         {"ca", pki + "/ca.crt"},

@@ -81,6 +81,9 @@ class AnUpdaterOnARealSystemd : public TestbedTest {
   // (root/updater/current/bin/decnet-updaterd), seeded before the helper starts with
   // `decnet-updaterd --install-build` as the decnet-updater user.
   virtual bool DaemonFromItsStore() const { return false; }
+  // A fixture that returns true gives the daemon a policy file that differs from the
+  // helper's (one timeout changed), as after a half-finished configuration change.
+  virtual bool DaemonReadsAnotherPolicy() const { return false; }
   // An updater build: a manifest of kind "updater" for this host and the daemon binary, or
   // (broken) a script that answers --version and exits 1 otherwise, never saying hello.
   BuiltRelease BuildUpdaterBuild(const std::string& version, bool broken = false);

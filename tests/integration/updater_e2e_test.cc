@@ -364,5 +364,25 @@ TEST_F(AnUpdaterUpdatingItself, RefusesAReleaseOfTheSuiteOnUpdateSelfAndKeepsRun
   EXPECT_EQ(fs::read_symlink(updater_dir() / "current").string(), "releases/" + first);
 }
 
+
+class AnUpdaterWithTwoPolicies : public AnUpdaterOnARealSystemd {
+ protected:
+  bool DaemonReadsAnotherPolicy() const override { return true; }
+};
+
+TEST_F(AnUpdaterWithTwoPolicies, SaysSoLoudlyAndInTheAuditLogButKeepsServing) {
+  const auto hello = AuditOf(AuditLog(), "hello");
+  ASSERT_EQ(hello.size(), 1u);
+  EXPECT_EQ(Str(hello[0], "result"), "policy-mismatch");
+  EXPECT_EQ(Str(hello[0], "rule"), "policy-digest-mismatch");
+  EXPECT_NE(Logs().find("POLICY MISMATCH"), std::string::npos) << Logs();
+  EXPECT_EQ(Get("/health").status, 200);
+  // The helper still enforces its own policy: an update goes through it as before.
+  Install(Spec("1.0.0"));
+  HttpReply agent = AgentHealth();
+  EXPECT_EQ(agent.status, 200) << agent.Describe();
+  EXPECT_EQ(Str(agent.json, "version"), "1.0.0") << agent.Describe();
+}
+
 }  // namespace
 }  // namespace decnet::test
