@@ -9,7 +9,7 @@
 #    `sha256sum F && tar -xzf F -C fresh_dir && sync` on the same file. Runs alternate which
 #    goes first; median of RUNS (default 5). Three tarballs that differ only in
 #    pyproject.toml's version rotate, so that every push is a new digest that is extracted
-#    (keep_releases 2: each timed push also prunes the release two back, before it answers).
+#    (keep_releases 2: each timed push also prunes the release two back, after it answers).
 #    The configured unit is a stand-in (`sleep infinity`) and the probed agent runs on the
 #    host, settle_ms 0: the restart and gate cost a few tens of ms, and are reported apart.
 # 2. Peak RSS (VmHWM of the daemon, fresh process) while it receives, verifies, extracts and
@@ -95,8 +95,8 @@ settle = 3.0
 mib = lambda kib: kib / 1024
 rng = lambda xs: f"{min(xs):.2f}–{max(xs):.2f} s"
 discard_note = ("\nWith `discard`, deleting a file waits for the disk to trim its extents (perf: `unlinkat` →\n"
-                "`ext4_free_blocks` → `blkdev_issue_discard`): what deleting a release costs, and so how\n"
-                "long the reply waits for the prune, depends on the disk of the moment."
+                "`ext4_free_blocks` → `blkdev_issue_discard`): deleting a release can take seconds, which\n"
+                "is why the daemon prunes after it has answered (still refusing a second update meanwhile)."
                 if "discard" in mount else "")
 section = f"""<!-- daemon-bench:start -->
 ## The daemon, end to end (bench/daemon_bench.sh)
@@ -114,7 +114,7 @@ in the page cache; floor and daemon alternate (which goes first alternates too),
 {len(floor)} runs each. Every push is a new digest, so every push uploads, hashes, extracts and
 `syncfs`es a full release, then activates it: the configured unit is a stand-in
 (`sleep infinity`), `settle_ms` 0, one mTLS probe of an agent on the host. The store keeps 2
-releases, so each push also deletes the release two back before it answers; each run starts
+releases, so each push also deletes the release two back, after it answers; each run starts
 {os.environ.get('QUIET_S', '35')} s after the last deletion (ext4 avoids reusing inodes freed
 moments ago).
 
@@ -123,7 +123,7 @@ moments ago).
 | floor: `sha256sum F && tar -xzf F -C fresh_dir && sync` | {mf:.2f} s | {rng(floor)} | 1.00× |
 | **daemon: curl's start to the release durable and live** (the audit line written) | {m_audit:.2f} s | {rng([r["audit"] for r in pipe])} | **{m_audit / mf:.2f}×** |
 | the same without the unit's restart and the gate (audit `apply` + `gate`) | {m_work:.2f} s | {rng([r["audit"] - rg(r) for r in pipe])} | **{m_work / mf:.2f}×** |
-| daemon: curl's whole `POST /update`, to the 200 (prune included) | {mw:.2f} s | {rng([r["wall"] for r in pipe])} | {mw / mf:.2f}× |
+| daemon: curl's whole `POST /update`, to the 200 | {mw:.2f} s | {rng([r["wall"] for r in pipe])} | {mw / mf:.2f}× |
 
 Where the daemon's time goes (medians):
 
@@ -134,7 +134,7 @@ Where the daemon's time goes (medians):
 | extraction to durable (audit `extract`: libarchive, our writes, one `syncfs`) | {mx:.2f} s |
 | manifest, completion record, flip, commit (rest of audit `total`) | {m_rest:.2f} s |
 | restart of the stand-in unit and the gate (audit `apply` + `gate`) | {m_rg:.2f} s |
-| after the audit line: deleting the release two back (10 001 files), the reply | {m_after:.2f} s (max {x_after:.2f} s) |
+| after the audit line to the 200 (the prune of the release two back follows the reply) | {m_after:.2f} s (max {x_after:.2f} s) |
 
 Target: ≤ 1.0× the floor, goal 0.8×. The store's filesystem here: {mount}.{discard_note}
 
