@@ -19,6 +19,7 @@
 #include "daemon/update_pipeline.h"
 #include "helper/serve.h"
 #include "proto/sha256.h"
+#include "tests/daemon/served_helper.h"
 #include "tests/daemon/test_tarball.h"
 #include "tests/helper/mock_systemd.h"
 #include "tests/helper/test_dirs.h"
@@ -53,36 +54,12 @@ class Gate : public HealthGate {
 
 // One run of "the unit": helper serve loop and daemon pipeline in one process.
 struct Unit_ {
-  explicit Unit_(test::TestDirs& dirs, const DaemonConfig& config) {
-    int pair[2];
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
-    helper_dirs = *helper::OpenHelperDirs(dirs.policy());
-    ON_CALL(systemd, Reload()).WillByDefault(Return(Result<void>{}));
-    ON_CALL(systemd, RestartUnit(_, _)).WillByDefault(Return(helper::JobOutcome{"done"}));
-    ON_CALL(systemd, StopUnit(_, _)).WillByDefault(Return(helper::JobOutcome{"done"}));
-    ON_CALL(systemd, GetUnitState(_)).WillByDefault(Return(proto::UnitState{"loaded", "active", "running", 7, 0}));
-    served = std::async(std::launch::async, [&, fd = pair[1]] {
-      helper::ServeOptions options;
-      options.notify = false;
-      helper::Serve(fd, dirs.policy(), helper_dirs, systemd, options);
-      ::close(fd);
-    });
-    client.emplace(pair[0], std::chrono::seconds(10));
-    EXPECT_TRUE(client->Hello("crash-matrix"));
+  explicit Unit_(test::TestDirs& dirs, const DaemonConfig& config) : helper(dirs, "crash-matrix") {
     store.emplace(std::move(*ReleaseStore::Open(config.install_dir)));
     audit.emplace(std::move(*AuditLog::Open(dirs.root() + "/audit.jsonl")));
-    pipeline.emplace(config, dirs.policy(), *store, *client, gate, *audit);
+    pipeline.emplace(config, dirs.policy(), *store, helper.client(), gate, *audit);
   }
-  ~Unit_() {
-    pipeline.reset();
-    client.reset();
-    served.wait();
-    for (int fd : {helper_dirs.unit_dir, helper_dirs.link_dir, helper_dirs.state_dir}) ::close(fd);
-  }
-  helper::HelperDirs helper_dirs{};
-  ::testing::NiceMock<test::MockSystemd> systemd;
-  std::future<void> served;
-  std::optional<HelperClient> client;
+  test::ServedHelper helper;  // before what borrows its client
   std::optional<ReleaseStore> store;
   std::optional<AuditLog> audit;
   Gate gate;

@@ -33,6 +33,7 @@
 #include "helper/serve.h"
 #include "proto/sha256.h"
 #include "tests/daemon/test_pki.h"
+#include "tests/daemon/served_helper.h"
 #include "tests/daemon/test_tarball.h"
 #include "tests/helper/mock_systemd.h"
 #include "tests/helper/test_dirs.h"
@@ -117,37 +118,12 @@ class PassingGate : public HealthGate {
 // One run of the unit: the helper's serve loop and the daemon's pipeline in one process, as
 // in crash_matrix_test.cc.
 struct HostUnit {
-  HostUnit(test::TestDirs& dirs, const DaemonConfig& config) {
-    int pair[2];
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
-    helper_dirs = *helper::OpenHelperDirs(dirs.policy());
-    ON_CALL(systemd, Reload()).WillByDefault(Return(Result<void>{}));
-    ON_CALL(systemd, RestartUnit(_, _)).WillByDefault(Return(helper::JobOutcome{"done"}));
-    ON_CALL(systemd, StopUnit(_, _)).WillByDefault(Return(helper::JobOutcome{"done"}));
-    ON_CALL(systemd, GetUnitState(_))
-        .WillByDefault(Return(proto::UnitState{"loaded", "active", "running", 7, 0}));
-    served = std::async(std::launch::async, [&, fd = pair[1]] {
-      helper::ServeOptions options;
-      options.notify = false;
-      helper::Serve(fd, dirs.policy(), helper_dirs, systemd, options);
-      ::close(fd);
-    });
-    client.emplace(pair[0], std::chrono::seconds(10));
-    EXPECT_TRUE(client->Hello("crash-upload"));
+  HostUnit(test::TestDirs& dirs, const DaemonConfig& config) : helper(dirs, "crash-upload") {
     store.emplace(std::move(*ReleaseStore::Open(config.install_dir)));
     audit.emplace(std::move(*AuditLog::Open(dirs.root() + "/audit.jsonl")));
-    pipeline.emplace(config, dirs.policy(), *store, *client, gate, *audit);
+    pipeline.emplace(config, dirs.policy(), *store, helper.client(), gate, *audit);
   }
-  ~HostUnit() {
-    pipeline.reset();
-    client.reset();
-    served.wait();
-    for (int fd : {helper_dirs.unit_dir, helper_dirs.link_dir, helper_dirs.state_dir}) ::close(fd);
-  }
-  helper::HelperDirs helper_dirs{};
-  ::testing::NiceMock<test::MockSystemd> systemd;
-  std::future<void> served;
-  std::optional<HelperClient> client;
+  test::ServedHelper helper;  // before what borrows its client
   std::optional<ReleaseStore> store;
   std::optional<AuditLog> audit;
   PassingGate gate;

@@ -25,6 +25,7 @@
 #include "helper/serve.h"
 #include "helper/unit_policy.h"
 #include "proto/sha256.h"
+#include "tests/daemon/served_helper.h"
 #include "tests/helper/mock_systemd.h"
 #include "tests/helper/test_dirs.h"
 
@@ -91,8 +92,8 @@ class ADecnetContract : public ::testing::Test {
     config_.units = {"decnet-agent.service", "decnet-forwarder.service"};
     config_.links = {{"decnet", "venv/bin/decnet"}};
     dirs_.policy().links = {{"decnet", install_ + "/current"}};
-    helper_dirs_ = *helper::OpenHelperDirs(dirs_.policy());
-    // systemd, scripted by the fields below; every call is recorded in `events_`.
+    helper_.emplace(dirs_, "contract");
+    auto& systemd_ = helper_->systemd();
     ON_CALL(systemd_, Reload()).WillByDefault([this]() -> Result<void> {
       Record("reload");
       if (fail_reload_once_.exchange(false)) return Fail(ErrorCode::kFailed, "dbus", "Reload: bus error");
@@ -116,14 +117,6 @@ class ADecnetContract : public ::testing::Test {
       if (not_installed_.contains(u.str())) return proto::UnitState{"not-found", "inactive", "dead", 0, 0};
       return proto::UnitState{"loaded", "active", "running", 42, 0};
     });
-    int pair[2];
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
-    served_ = std::async(std::launch::async, [this, fd = pair[1]] {
-      helper::Serve(fd, dirs_.policy(), helper_dirs_, systemd_, {.notify = false});
-      ::close(fd);
-    });
-    client_.emplace(pair[0], std::chrono::seconds(10));
-    ASSERT_TRUE(client_->Hello("contract"));
     auto store = ReleaseStore::Open(install_);
     ASSERT_TRUE(store) << store.error().message;
     store_.emplace(std::move(*store));
@@ -131,13 +124,11 @@ class ADecnetContract : public ::testing::Test {
     auto audit = AuditLog::Open(dirs_.root() + "/audit.jsonl");
     ASSERT_TRUE(audit);
     audit_.emplace(std::move(*audit));
-    pipeline_.emplace(config_, dirs_.policy(), *store_, *client_, gate_, *audit_);
+    pipeline_.emplace(config_, dirs_.policy(), *store_, helper_->client(), gate_, *audit_);
   }
   void TearDown() override {
     pipeline_.reset();
-    client_.reset();
-    if (served_.valid()) served_.wait();
-    for (int fd : {helper_dirs_.unit_dir, helper_dirs_.link_dir, helper_dirs_.state_dir}) ::close(fd);
+    helper_.reset();
   }
 
   void Record(const std::string& event) {
@@ -187,14 +178,11 @@ class ADecnetContract : public ::testing::Test {
   test::TestDirs dirs_;
   std::string install_;
   DaemonConfig config_;
-  helper::HelperDirs helper_dirs_{};
-  ::testing::NiceMock<test::MockSystemd> systemd_;
   std::mutex mu_;
   std::vector<std::string> events_;
   std::set<std::string> not_installed_, failed_jobs_;
   std::atomic<bool> fail_reload_once_{false}, fail_restart_once_{false};
-  std::future<void> served_;
-  std::optional<HelperClient> client_;
+  std::optional<test::ServedHelper> helper_;  // before what borrows its client
   std::optional<ReleaseStore> store_;
   std::optional<AuditLog> audit_;
   ScriptedGate gate_;

@@ -17,6 +17,7 @@
 #include "daemon/self_update.h"
 #include "helper/serve.h"
 #include "proto/sha256.h"
+#include "tests/daemon/served_helper.h"
 #include "tests/daemon/test_tarball.h"
 #include "tests/helper/mock_systemd.h"
 #include "tests/helper/test_dirs.h"
@@ -61,21 +62,7 @@ class AnUpdatePipeline : public ::testing::Test {
     config_.units = {"decnet-agent.service", "decnet-extra.service"};
     config_.links = {{"decnet", "venv/bin/decnet"}};
     dirs_.policy().links = {{"decnet", install_ + "/current"}};
-    int pair[2];
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
-    helper_dirs_ = *helper::OpenHelperDirs(dirs_.policy());
-    ON_CALL(systemd_, Reload()).WillByDefault(Return(Result<void>{}));
-    ON_CALL(systemd_, RestartUnit(_, _)).WillByDefault(Return(helper::JobOutcome{"done"}));
-    ON_CALL(systemd_, StopUnit(_, _)).WillByDefault(Return(helper::JobOutcome{"done"}));
-    ON_CALL(systemd_, GetUnitState(_))
-        .WillByDefault(Return(proto::UnitState{"loaded", "active", "running", 42, 0}));
-    served_ = std::async(std::launch::async, [this, fd = pair[1]] {
-      auto end = helper::Serve(fd, dirs_.policy(), helper_dirs_, systemd_, {.notify = false});
-      ::close(fd);
-      return end;
-    });
-    client_.emplace(pair[0], std::chrono::seconds(10));
-    ASSERT_TRUE(client_->Hello("test"));
+    helper_.emplace(dirs_, "test");
     auto store = ReleaseStore::Open(install_);
     ASSERT_TRUE(store) << store.error().message;
     store_.emplace(std::move(*store));
@@ -83,14 +70,13 @@ class AnUpdatePipeline : public ::testing::Test {
     auto audit = AuditLog::Open(dirs_.root() + "/audit.jsonl");
     ASSERT_TRUE(audit);
     audit_.emplace(std::move(*audit));
-    pipeline_.emplace(config_, dirs_.policy(), *store_, *client_, gate_, *audit_);
+    pipeline_.emplace(config_, dirs_.policy(), *store_, helper_->client(), gate_, *audit_);
   }
   void TearDown() override {
     pipeline_.reset();
-    client_.reset();
-    served_.wait();
-    for (int fd : {helper_dirs_.unit_dir, helper_dirs_.link_dir, helper_dirs_.state_dir}) ::close(fd);
+    helper_.reset();
   }
+  ::testing::NiceMock<test::MockSystemd>& systemd() { return helper_->systemd(); }
 
   // Packs a release tree: version marker, the link target, and the given unit files.
   Tarball Pack(const std::string& version, const std::map<std::string, std::string>& units,
@@ -122,10 +108,7 @@ class AnUpdatePipeline : public ::testing::Test {
   test::TestDirs dirs_;
   std::string install_;
   DaemonConfig config_;
-  helper::HelperDirs helper_dirs_{};
-  ::testing::NiceMock<test::MockSystemd> systemd_;
-  std::future<helper::ServeEnd> served_;
-  std::optional<HelperClient> client_;
+  std::optional<test::ServedHelper> helper_;  // before what borrows its client
   std::optional<ReleaseStore> store_;
   std::optional<AuditLog> audit_;
   ScriptedGate gate_;
@@ -261,8 +244,8 @@ TEST_F(AnUpdatePipeline, PrunesToKeepReleasesOnlyAfterTheAnswer) {
 
 TEST_F(AnUpdatePipeline, FailsWhenTheRequiredUnitDoesNotRestart) {
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
-  EXPECT_CALL(systemd_, RestartUnit(_, _)).WillRepeatedly(Return(helper::JobOutcome{"done"}));
-  EXPECT_CALL(systemd_, RestartUnit(*UnitName::Parse("decnet-agent.service"), _))
+  EXPECT_CALL(systemd(), RestartUnit(_, _)).WillRepeatedly(Return(helper::JobOutcome{"done"}));
+  EXPECT_CALL(systemd(), RestartUnit(*UnitName::Parse("decnet-agent.service"), _))
       .WillOnce(Return(helper::JobOutcome{"failed"}))
       .WillRepeatedly(Return(helper::JobOutcome{"done"}));
   auto a = Push(Pack("2.0", {}));
@@ -368,7 +351,7 @@ TEST_F(AnUpdateSelf, InstallsABuildFlipsItsCurrentAndRestartsTheUnitOnlyAfterThe
   const std::string service_current = Current();
   Tarball build = PackBuild(Manifest("2.0.0"));
   std::function<void()> after;
-  EXPECT_CALL(systemd_, RestartUnit(_, _)).Times(0);
+  EXPECT_CALL(systemd(), RestartUnit(_, _)).Times(0);
   ApiAnswer a = PushSelf(build, &after);
   ASSERT_EQ(a.status, 200u) << a.body.dump();
   EXPECT_EQ(a.body, (nlohmann::json{{"status", "self_update_queued"}, {"via", "systemd"}}));
@@ -377,10 +360,10 @@ TEST_F(AnUpdateSelf, InstallsABuildFlipsItsCurrentAndRestartsTheUnitOnlyAfterThe
   EXPECT_TRUE(fs::exists(updater_ + "/releases/" + id + "/.decnet-complete"));
   EXPECT_FALSE(updater_store_->Pending().has_value()) << "committed before the restart";
   EXPECT_EQ(Current(), service_current) << "the suite's release is not touched";
-  ::testing::Mock::VerifyAndClearExpectations(&systemd_);
+  ::testing::Mock::VerifyAndClearExpectations(&systemd());
 
   ASSERT_TRUE(after) << "the restart is handed to the API to run after the reply";
-  EXPECT_CALL(systemd_, RestartUnit(UnitName::Parse("decnet-updater.service").value(), _))
+  EXPECT_CALL(systemd(), RestartUnit(UnitName::Parse("decnet-updater.service").value(), _))
       .WillOnce(Return(helper::JobOutcome{"done"}));
   after();
   auto lines = audit_->Tail(10);
