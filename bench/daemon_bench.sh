@@ -34,6 +34,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
+# shellcheck source=../scripts/lib/pki.sh
+source "$repo/scripts/lib/pki.sh"
 write_doc=0
 [[ "${1:-}" == "--write-doc" ]] && write_doc=1
 build=${DAEMON_BENCH_BUILD:-build/release}
@@ -272,31 +274,8 @@ BUS="unix:path=$WORK/dbus/system_bus_socket"
 # Certificates for this run: a CA, the updater (server), decnet-master and a worker (clients),
 # the agent (server).
 install -d -m 0700 -o decnet-updater -g decnet-updater "$PKI"
-cat >"$PKI/openssl.cnf" <<'EOF'
-[req]
-distinguished_name = dn
-[dn]
-[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = CA:FALSE
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1,DNS:localhost
-[client]
-basicConstraints = CA:FALSE
-extendedKeyUsage = clientAuth
-EOF
-newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-openssl req -x509 -config "$PKI/openssl.cnf" -extensions ca "${newkey[@]}" -keyout "$PKI/ca.key" \
-  -subj /CN=decnet-bench-ca -days 2 -out "$PKI/ca.crt" 2>"$WORK/openssl.log"
-issue() {  # NAME CN server|client
-  openssl req -new -config "$PKI/openssl.cnf" "${newkey[@]}" -keyout "$PKI/$1.key" -subj "/CN=$2" \
-    -out "$PKI/$1.csr" 2>>"$WORK/openssl.log"
-  openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
-    -days 2 -extfile "$PKI/openssl.cnf" -extensions "$3" -out "$PKI/$1.crt" 2>>"$WORK/openssl.log"
-}
+pki_ca "$PKI" decnet-bench-ca "$WORK/openssl.log"
+issue() { pki_issue "$PKI" "$1" "$2" "$3" "$WORK/openssl.log"; }  # NAME CN server|client
 issue updater decnet-updater server
 issue master decnet-master client
 issue worker decnet-worker client

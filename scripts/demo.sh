@@ -17,6 +17,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/pki.sh
+source "$ROOT/scripts/lib/pki.sh"
 readonly ROOT
 readonly TESTBED="$ROOT/scripts/testbed/container.sh"
 readonly REPLY_TIMEOUT=45  # seconds; above the policy's restart_timeout_ms
@@ -236,31 +238,9 @@ readonly PKI="$WORK/pki" STORE="$WORK/opt-decnet" AGENT_CERTS="$WORK/agent"
 
 step "Certificates for this run (openssl): a CA, the updater, decnet-master, a worker, the agent"
 install -d -m 0700 -o decnet-updater -g decnet-updater "$PKI"
-cat >"$PKI/openssl.cnf" <<'EOF'
-[req]
-distinguished_name = dn
-[dn]
-[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = CA:FALSE
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1,DNS:localhost
-[client]
-basicConstraints = CA:FALSE
-extendedKeyUsage = clientAuth
-EOF
-newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-openssl req -x509 -config "$PKI/openssl.cnf" -extensions ca "${newkey[@]}" -keyout "$PKI/ca.key" \
-  -subj /CN=decnet-demo-ca -days 2 -out "$PKI/ca.crt" 2>"$WORK/openssl.log" || die "openssl: the CA"
+pki_ca "$PKI" decnet-demo-ca "$WORK/openssl.log" || die "openssl: the CA"
 issue() {  # NAME CN server|client
-  openssl req -new -config "$PKI/openssl.cnf" "${newkey[@]}" -keyout "$PKI/$1.key" -subj "/CN=$2" \
-    -out "$PKI/$1.csr" 2>>"$WORK/openssl.log" &&
-  openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
-    -days 2 -extfile "$PKI/openssl.cnf" -extensions "$3" -out "$PKI/$1.crt" 2>>"$WORK/openssl.log" ||
-    die "openssl: the certificate of $1"
+  pki_issue "$PKI" "$1" "$2" "$3" "$WORK/openssl.log" || die "openssl: the certificate of $1"
   say "$1: CN=$2 ($3)"
 }
 issue updater decnet-updater server
