@@ -101,10 +101,11 @@ class RealHealthGate : public HealthGate {
         why = body.error();
       }
       if (why.rule.empty()) return GateVerdict{true, *body, Attempt(n, attempts) + ": healthy", ""};
-      last = body ? *body : why.message;
       std::string detail = Attempt(n, attempts) + ": " + why.message;
+      // An attempt the deadline cut short says less than the last answer before it.
       if (cut_short && why.code == ErrorCode::kTimeout)
-        return DeadlineVerdict("at " + detail, last);
+        return DeadlineVerdict("at " + detail, last.empty() ? why.message : last);
+      last = body ? *body : why.message;
       if (n >= attempts) {
         return Unhealthy(why.rule == "gate-version" ? "gate-version" : "gate-probe",
                          std::move(detail), std::move(last));
