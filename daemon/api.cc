@@ -199,10 +199,11 @@ void UpdaterApi::RunJob(Job& job) {
     case Op::kRollback: answer = ops_.Rollback(job.caller); break;
   }
   job.upload.reset();  // closes the spool file: its space is freed now
+  RefreshSnapshot();   // first: a GET /releases right after the answer sees its outcome
   job.reply->Send(JsonResponse(answer.status, answer.body));
   Count(job.op, answer.status, Clock::now() - start);
   ops_.AfterReply();
-  RefreshSnapshot();
+  RefreshSnapshot();   // the releases the prune removed
   {
     std::lock_guard lock(mu_);
     running_.reset();

@@ -558,12 +558,15 @@ TEST_F(AnUpdaterApi, RecordsARefusedFormInTheAuditLogWithItsRule) {
 }
 
 TEST_F(AnUpdaterApi, AnswersBeforeItsHousekeepingAndStaysBusyUntilItEnds) {
+  ops_.releases_after = {ReleaseRow("active", "r2", "2.0")};
   Start();
   ops_.HoldAfterReply(true);
   Answer a = Push("/update", Form());
   EXPECT_EQ(a.status, "200") << "answered while old releases are still being deleted";
   ASSERT_TRUE(Eventually([&] { return ops_.after_replies.load() == 1; }));
   EXPECT_TRUE(api_->busy());
+  EXPECT_EQ(Curl(master_pem_, Url("/releases")).Json()["releases"][0]["id"], "r2")
+      << "the answer's outcome is visible before the housekeeping ends";
   EXPECT_EQ(Push("/update", Form()).status, "503") << "no update starts beside the pruning";
   ops_.HoldAfterReply(false);
   ASSERT_TRUE(Eventually([&] { return !api_->busy(); }));
