@@ -33,7 +33,7 @@
 #include "daemon/self_update.h"
 #include "daemon/tls.h"
 #include "daemon/update_pipeline.h"
-#include "helper/policy.h"
+#include "policy/policy.h"
 #include "proto/sha256.h"
 
 namespace decnet::daemon {

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "helper/unit_policy.h"
+#include "policy/unit_policy.h"
 #include "proto/helper_protocol.h"
 
 namespace decnet::daemon {

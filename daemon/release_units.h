@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "helper/policy.h"
+#include "policy/policy.h"
 #include "proto/result.h"
 #include "proto/values.h"
 

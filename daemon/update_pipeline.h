@@ -18,7 +18,7 @@
 #include "daemon/health_gate.h"
 #include "daemon/helper_client.h"
 #include "daemon/release_store.h"
-#include "helper/policy.h"
+#include "policy/policy.h"
 
 namespace decnet::daemon {
 

@@ -2,7 +2,7 @@
 // one of these with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), never through a path.
 #pragma once
 
-#include "helper/policy.h"
+#include "policy/policy.h"
 #include "proto/result.h"
 
 namespace decnet::helper {

@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "helper/dirs.h"
-#include "helper/policy.h"
+#include "policy/policy.h"
 #include "helper/record.h"
 #include "helper/systemd_manager.h"
 #include "proto/helper_protocol.h"

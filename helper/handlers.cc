@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "helper/fs_ops.h"
-#include "helper/unit_policy.h"
+#include "policy/unit_policy.h"
 #include "proto/sha256.h"
 
 namespace decnet::helper {

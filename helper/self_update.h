@@ -27,7 +27,7 @@
 #include <string>
 #include <string_view>
 
-#include "helper/policy.h"
+#include "policy/policy.h"
 #include "proto/result.h"
 
 namespace decnet::helper {

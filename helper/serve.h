@@ -7,7 +7,7 @@
 #include <string>
 
 #include "helper/dirs.h"
-#include "helper/policy.h"
+#include "policy/policy.h"
 #include "helper/systemd_manager.h"
 
 namespace decnet::helper {

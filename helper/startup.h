@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "helper/confine.h"
-#include "helper/policy.h"
+#include "policy/policy.h"
 #include "proto/result.h"
 
 namespace decnet::helper {

@@ -23,7 +23,7 @@
 #include "daemon/self_update.h"
 #include "daemon/update_pipeline.h"
 #include "helper/serve.h"
-#include "helper/unit_policy.h"
+#include "policy/unit_policy.h"
 #include "proto/sha256.h"
 #include "tests/daemon/served_helper.h"
 #include "tests/helper/mock_systemd.h"

@@ -18,6 +18,6 @@ function(decnet_fuzz_target name source lib)
   endif()
 endfunction()
 
-decnet_fuzz_target(unit_policy unit_policy_fuzz.cc decnet_helper_policy
+decnet_fuzz_target(unit_policy unit_policy_fuzz.cc decnet_policy
   ${PROJECT_SOURCE_DIR}/tests/fixtures/units)
 decnet_fuzz_target(request request_fuzz.cc decnet_proto_helper)

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "helper/unit_policy.h"
+#include "policy/unit_policy.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace decnet::helper;

@@ -12,8 +12,8 @@ decnet_gtest(confine_test
 
 decnet_gtest(startup_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/startup_test.cc
-          ${PROJECT_SOURCE_DIR}/helper/ctl_status.cc
-          ${PROJECT_SOURCE_DIR}/helper/ctl_selftest.cc
+          ${PROJECT_SOURCE_DIR}/ctl/ctl_status.cc
+          ${PROJECT_SOURCE_DIR}/ctl/ctl_selftest.cc
   LIBS decnet_helper_core
   LABELS confinement
   PROPERTIES TIMEOUT 120)

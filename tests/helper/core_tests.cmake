@@ -11,7 +11,7 @@ decnet_gtest(helper_core_test
 # The real helper binary driven by the stand-in daemon.
 add_library(decnet_helper_harness STATIC ${CMAKE_CURRENT_LIST_DIR}/helper_harness.cc)
 target_include_directories(decnet_helper_harness PUBLIC ${PROJECT_SOURCE_DIR})
-target_link_libraries(decnet_helper_harness PUBLIC decnet_helper_policy)
+target_link_libraries(decnet_helper_harness PUBLIC decnet_policy)
 target_compile_definitions(decnet_helper_harness PUBLIC
   DECNET_HELPER_BINARY_PATH="$<TARGET_FILE:decnet-update-helper>"
   DECNET_CLIENT_BINARY_PATH="$<TARGET_FILE:decnet-helper-client>")

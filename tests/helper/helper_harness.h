@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "helper/policy.h"
+#include "policy/policy.h"
 
 namespace decnet::test {
 

@@ -31,8 +31,8 @@
 #include <thread>
 #include <vector>
 
-#include "helper/ctl.h"
-#include "helper/policy.h"
+#include "ctl/ctl.h"
+#include "policy/policy.h"
 
 namespace decnet::helper {
 namespace {

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "helper/dirs.h"
-#include "helper/policy.h"
+#include "policy/policy.h"
 
 namespace decnet::test {
 

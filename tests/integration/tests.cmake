@@ -64,7 +64,7 @@ if(DECNET_BUILD_HTTP)
   decnet_gtest(updater_e2e_test
     SOURCES ${DECNET_INTEGRATION_DIR}/updater_e2e_test.cc
             ${DECNET_INTEGRATION_DIR}/updater_e2e_fixture.cc
-    LIBS decnet_testbed decnet_test_pki decnet_helper_policy decnet_proto_helper
+    LIBS decnet_testbed decnet_test_pki decnet_policy decnet_proto_helper
          nlohmann_json::nlohmann_json
     LABELS systemd
     PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 600)

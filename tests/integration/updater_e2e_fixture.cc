@@ -21,7 +21,7 @@
 #include <sstream>
 #include <thread>
 
-#include "helper/policy.h"
+#include "policy/policy.h"
 #include "proto/sha256.h"
 
 #ifndef DECNET_HELPER_BINARY

@@ -2,7 +2,7 @@
 // systemd's config_parse(): split lines (read_line), drop comment lines, join continuations,
 // then parse the joined line (parse_line). Any difference from systemd here is a hole in the
 // policy, because the policy may only rely on what systemd applies.
-#include "helper/unit_file.h"
+#include "policy/unit_file.h"
 
 #include <algorithm>
 #include <cstdint>

@@ -1,6 +1,6 @@
 // The unit policy of DESIGN.md §5. The unit text comes from the daemon, which the helper
 // does not trust: assume an attacker wrote every byte of it. Everything here works on what
-// systemd will apply (helper/unit_file.h), never on a looser reading of the text.
+// systemd will apply (policy/unit_file.h), never on a looser reading of the text.
 //
 // Two kinds of check run over a unit:
 //  * per assignment: every assignment of a checked directive is validated, even ones a later
@@ -9,12 +9,12 @@
 //
 // Specifiers: every value this policy checks is refused if it holds '%' at all (a specifier
 // such as %u or %h resolves to root's values in a system unit, and "%%" buys nothing).
-#include "helper/unit_policy.h"
+#include "policy/unit_policy.h"
 
 #include <algorithm>
 
-#include "helper/directive_table.h"
-#include "helper/unit_file.h"
+#include "policy/directive_table.h"
+#include "policy/unit_file.h"
 #include "proto/helper_protocol.h"
 
 namespace decnet::helper {

@@ -1,6 +1,6 @@
 // The unit policy over the fixture corpus, over hostile content built in code, and the
 // root-only path check over real directory trees.
-#include "helper/unit_policy.h"
+#include "policy/unit_policy.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 #include <string>
 
 #include "proto/helper_protocol.h"
-#include "tests/helper/unit_test_support.h"
+#include "tests/support/unit_test_support.h"
 
 namespace decnet::helper {
 namespace {

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "helper/unit_file.h"
-#include "helper/unit_policy.h"
-#include "tests/helper/unit_test_support.h"
+#include "policy/unit_file.h"
+#include "policy/unit_policy.h"
+#include "tests/support/unit_test_support.h"
 
 namespace decnet::helper {
 namespace {

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "helper/policy.h"
-#include "helper/unit_policy.h"
+#include "policy/policy.h"
+#include "policy/unit_policy.h"
 
 namespace decnet::helper {
 namespace {

@@ -1,5 +1,5 @@
 // The systemd-faithful reader: line ends, comments, continuations, sections.
-#include "helper/unit_file.h"
+#include "policy/unit_file.h"
 
 #include <gtest/gtest.h>
 

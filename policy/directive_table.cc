@@ -1,13 +1,13 @@
 // The curated directive table. A directive earns a row only when its whole effect is known:
 // either harmless for any value, or covered by a named check in unit_policy.cc. Everything
 // else (including directives systemd adds later) refuses the unit, so the table fails closed.
-#include "helper/directive_table.h"
+#include "policy/directive_table.h"
 
 #include <initializer_list>
 #include <string>
 #include <vector>
 
-#include "helper/unit_policy.h"
+#include "policy/unit_policy.h"
 
 namespace decnet::helper {
 namespace {

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <string>
 
-#include "helper/unit_policy.h"
+#include "policy/unit_policy.h"
 
 namespace decnet::helper {
 namespace {

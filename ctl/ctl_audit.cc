@@ -21,7 +21,7 @@
 
 #include "daemon/config.h"
 #include "daemon/daemon_main.h"
-#include "helper/ctl.h"
+#include "ctl/ctl.h"
 #include "helper/record.h"
 #include "proto/json_strict.h"
 #include "proto/values.h"

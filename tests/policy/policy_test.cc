@@ -1,5 +1,5 @@
 // The policy file: defaults, strict parsing, ownership of the file, canonical digest.
-#include "helper/policy.h"
+#include "policy/policy.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/helper/unit_test_support.h"
+#include "tests/support/unit_test_support.h"
 
 namespace decnet::helper {
 namespace {

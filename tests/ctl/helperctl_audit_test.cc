@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "daemon/audit_log.h"
-#include "helper/policy.h"
+#include "policy/policy.h"
 #include "helper/record.h"
 
 extern char** environ;

@@ -13,7 +13,7 @@
 #include <sstream>
 #include <string>
 
-#include "helper/ctl.h"
+#include "ctl/ctl.h"
 #include "helper/self_update.h"
 
 namespace decnet::helper::ctl {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "helper/policy.h"
+#include "policy/policy.h"
 
 namespace decnet::helper::ctl {
 

@@ -1,6 +1,6 @@
 // The curated directive table of the unit policy (DESIGN.md §5): every [Section] Key= a unit
 // may use, and which check its value goes through. Internal to the policy library; the
-// printable form for helperctl is DirectiveTable() in helper/unit_policy.h.
+// printable form for helperctl is DirectiveTable() in policy/unit_policy.h.
 #pragma once
 
 #include <string_view>

@@ -18,7 +18,7 @@
 #include <string>
 #include <thread>
 
-#include "helper/ctl.h"
+#include "ctl/ctl.h"
 
 namespace decnet::helper::ctl {
 namespace {

@@ -18,9 +18,9 @@
 #include <string>
 #include <vector>
 
-#include "helper/policy.h"
-#include "helper/unit_policy.h"
-#include "tests/helper/unit_test_support.h"
+#include "policy/policy.h"
+#include "policy/unit_policy.h"
+#include "tests/support/unit_test_support.h"
 
 extern char** environ;
 

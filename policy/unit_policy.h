@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "helper/policy.h"
+#include "policy/policy.h"
 #include "proto/result.h"
 #include "proto/values.h"
 

@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "helper/ctl.h"
-#include "helper/policy.h"
+#include "ctl/ctl.h"
+#include "policy/policy.h"
 
 namespace {
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "helper/policy.h"
+#include "policy/policy.h"
 
 namespace decnet::helper::testing_support {
 

@@ -8,9 +8,9 @@
 #include <sstream>
 
 #include "helper/confine.h"
-#include "helper/ctl.h"
+#include "ctl/ctl.h"
 #include "helper/dispatch.h"
-#include "helper/unit_policy.h"
+#include "policy/unit_policy.h"
 #include "proto/helper_protocol.h"
 
 namespace decnet::helper::ctl {

@@ -1,6 +1,6 @@
 // The helper's policy file: strict JSON read without exceptions, validated field by field,
 // and printed back canonically so that its digest identifies the policy in force.
-#include "helper/policy.h"
+#include "policy/policy.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
