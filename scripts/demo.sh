@@ -58,7 +58,7 @@ else
 fi
 readonly BUILD
 readonly HELPER="$BUILD/helper/decnet-update-helper"
-readonly CTL="$BUILD/helper/helperctl"
+readonly CTL="$BUILD/ctl/helperctl"
 readonly CLIENT="$BUILD/tests/decnet-helper-client"
 readonly UPDATERD="$BUILD/daemon/decnet-updaterd"
 readonly AGENT="$BUILD/tests/decnet-test-agent"
