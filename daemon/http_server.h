@@ -10,6 +10,12 @@
 //    reads the response instead of a reset; the body is never handed to anyone;
 //  * the body cap is enforced from Content-Length before reading (413) and while reading;
 //  * every handshake, header read, body read and write runs under its own timeout;
+//  * every byte held before parsing is bounded (Limits::read_buffer_bytes): the request head
+//    (431), a chunk-size line with its extensions and the trailer section (400);
+//  * heads with obs-fold lines, without exactly one Host, or with more than
+//    Limits::header_fields fields are refused (400, 400, 431);
+//  * an exception from the parser, the Application or a consumer ends its request (400/431
+//    from the parser, 500 otherwise) or its connection, never the process;
 //  * keep-alive is allowed for requests answered at once without a body; a consumer's
 //    request closes the connection after its reply.
 #pragma once
@@ -35,12 +41,12 @@ namespace decnet::daemon {
 
 // A request as far as its header: all the Application sees before deciding.
 struct RequestHead {
-  std::string verb;    // "GET", "POST", ... as sent
-  std::string target;  // origin-form target, e.g. "/update"
+  std::string verb;                                          // "GET", "POST", ... as sent
+  std::string target;                                        // origin-form target, e.g. "/update"
   std::vector<std::pair<std::string, std::string>> headers;  // bounded by Limits::header_bytes
-  std::optional<std::uint64_t> content_length;  // nullopt: no body, or chunked
-  bool chunked = false;                         // Transfer-Encoding: chunked
-  bool expect_continue = false;                 // Expect: 100-continue
+  std::optional<std::uint64_t> content_length;               // nullopt: no body, or chunked
+  bool chunked = false;                                      // Transfer-Encoding: chunked
+  bool expect_continue = false;                              // Expect: 100-continue
 
   // The first header of that name (case-insensitive), or nullopt.
   std::optional<std::string_view> Find(std::string_view name) const;
@@ -97,20 +103,24 @@ class Application {
 };
 
 struct Limits {
-  std::size_t header_bytes = 16 * 1024;                 // request line + headers -> 431
+  std::size_t header_bytes = 16 * 1024;  // request line + headers -> 431
+  std::size_t header_fields = 64;        // fields in the head, counted before parsing -> 431
+  // Raw bytes held before the parser takes them (at least header_bytes is used): a
+  // chunk-size line with its extensions, or the whole trailer section, must fit -> 400.
+  std::size_t read_buffer_bytes = 32 * 1024;
   std::uint64_t body_bytes = 2ull * 1024 * 1024 * 1024;  // -> 413, before and while reading
-  std::size_t max_connections = 512;  // over it: accepted and closed at once
+  std::size_t max_connections = 512;                     // over it: accepted and closed at once
   std::chrono::milliseconds handshake_timeout{10'000};
-  std::chrono::milliseconds header_timeout{30'000};  // also the keep-alive idle time
+  std::chrono::milliseconds header_timeout{30'000};     // also the keep-alive idle time
   std::chrono::milliseconds body_read_timeout{30'000};  // each 64 KiB of the body
   std::chrono::milliseconds write_timeout{30'000};      // each write
-  std::chrono::milliseconds linger_timeout{2'000};  // graceful close: drain for at most this
-  std::size_t linger_bytes = 4 * 1024 * 1024;       // ... and at most this many bytes
+  std::chrono::milliseconds linger_timeout{2'000};      // graceful close: drain for at most this
+  std::size_t linger_bytes = 4 * 1024 * 1024;           // ... and at most this many bytes
 };
 
 struct ServerConfig {
   Limits limits;
-  std::vector<std::string> master_pins;  // as configured; normalised by Create
+  std::vector<std::string> master_pins;                    // as configured; normalised by Create
   std::string fallback_cn = std::string(kDecnetMasterCn);  // used only when no pin is set
   unsigned io_threads = 2;                                 // 1 or 2
 };
@@ -118,12 +128,13 @@ struct ServerConfig {
 // Counters, for tests and /metrics.
 struct ServerStats {
   std::uint64_t accepted = 0;
-  std::uint64_t refused_over_cap = 0;     // connections closed because of max_connections
+  std::uint64_t refused_over_cap = 0;  // connections closed because of max_connections
   std::uint64_t handshake_failures = 0;
   std::uint64_t open_connections = 0;
   std::uint64_t peak_connections = 0;
-  std::uint64_t lingered_bytes = 0;       // raw bytes drained (and dropped) while closing
-  std::uint64_t dropped_replies = 0;      // replies whose connection was gone
+  std::uint64_t lingered_bytes = 0;      // raw bytes drained (and dropped) while closing
+  std::uint64_t dropped_replies = 0;     // replies whose connection was gone
+  std::uint64_t handler_exceptions = 0;  // exceptions caught in a connection or an I/O thread
 };
 
 class HttpServer {

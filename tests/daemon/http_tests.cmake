@@ -10,3 +10,10 @@ decnet_gtest(daemon_http_server_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/http_server_test.cc
   LIBS decnet_daemon_http decnet_test_pki
   PROPERTIES TIMEOUT 120)
+
+# The same server in front of the real API under abuse: oversized trailers, chunk extensions
+# and header fields, obs-fold, missing Host, throwing handlers; a raw TLS client.
+decnet_gtest(daemon_http_abuse_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/http_abuse_test.cc
+  LIBS decnet_daemon_api decnet_test_pki
+  PROPERTIES TIMEOUT 180)
