@@ -36,6 +36,7 @@ class Unreachable : public helper::SystemdManager {
     std::abort();
   }
   Result<proto::UnitState> GetUnitState(const UnitName&) override { std::abort(); }
+  Result<helper::LoadedView> GetLoadedView(const UnitName&) override { std::abort(); }
 };
 
 struct Pair {

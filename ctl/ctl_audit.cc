@@ -16,7 +16,9 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "daemon/config.h"
@@ -264,12 +266,17 @@ Result<void> ReadAudit(const std::string& path, size_t last, Timeline& t) {
   return read;
 }
 
-// Reads requests.jsonl.1 (rotated) then requests.jsonl and files each request under its
-// operation (see kMatchRule). Requests at or before a hidden first operation are dropped.
+// Reads requests.jsonl.1 (rotated), requests.jsonl and changes.jsonl (the never-rotated
+// record of state changes, which still holds changes whose requests.jsonl lines rotated
+// away), drops the second copy of a line both hold, and files each request under its
+// operation (see kMatchRule) in time order. Requests at or before a hidden first operation
+// are dropped.
 void ReadRecord(const Policy& policy, Timeline& t) {
-  const std::string base = policy.state_dir + "/" + kRequestRecordFile;
-  size_t i = 0;  // the operation the next request is compared with; records are in time order
-  for (const std::string& path : {base + ".1", base}) {
+  const std::string dir = policy.state_dir + "/";
+  std::vector<HelperRequest> all;
+  std::set<std::tuple<std::string, uint64_t, uint64_t, std::string>> seen;
+  for (const std::string& path : {dir + kChangeRecordFile, dir + kRequestRecordFile + ".1",
+                                  dir + kRequestRecordFile}) {
     auto read = ForEachLine(path, [&](size_t number, std::optional<std::string_view> text) {
       auto r = text && !text->empty() ? ParseRecordLine(*text) : Bad("", "");
       if (!r) {
@@ -279,14 +286,22 @@ void ReadRecord(const Policy& policy, Timeline& t) {
       r->file = path;
       r->line = number;
       if (t.first_hidden && r->ts_ms <= t.ops[0].ts_ms) return;
-      while (i < t.ops.size() && r->ts_ms > t.ops[i].ts_ms) ++i;
-      (i < t.ops.size() ? t.ops[i].requests : t.after_last).push_back(std::move(*r));
+      if (!seen.emplace(r->ts, r->pid, r->id, r->type).second) return;
+      all.push_back(std::move(*r));
     });
     if (read) {
       t.record_files.push_back(path);
     } else if (read.error().code != ErrorCode::kNotFound) {
       t.record_error = read.error().message;
     }
+  }
+  std::stable_sort(all.begin(), all.end(), [](const HelperRequest& a, const HelperRequest& b) {
+    return a.ts_ms < b.ts_ms;
+  });
+  size_t i = 0;  // the operation the next request is compared with
+  for (HelperRequest& r : all) {
+    while (i < t.ops.size() && r.ts_ms > t.ops[i].ts_ms) ++i;
+    (i < t.ops.size() ? t.ops[i].requests : t.after_last).push_back(std::move(r));
   }
 }
 

@@ -7,9 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "helper/confine.h"
 #include "ctl/ctl.h"
+#include "helper/confine.h"
 #include "helper/dispatch.h"
+#include "policy/rules.h"
 #include "policy/unit_policy.h"
 #include "proto/helper_protocol.h"
 
@@ -29,13 +30,42 @@ json RequestsJson() {
   return out;
 }
 
+void PrintRules(const std::vector<PolicyRule>& rules) {
+  for (const auto& r : rules) {
+    std::printf("    %-32.*s %-14.*s %.*s\n", static_cast<int>(r.id.size()), r.id.data(),
+                static_cast<int>(r.defends.size()), r.defends.data(),
+                static_cast<int>(r.summary.size()), r.summary.data());
+  }
+}
+
 json UnitsJson(const Policy& p) {
   json policy = json::parse(PolicyToJson(p));
   json directives = json::array();
   for (const auto& d : DirectiveTable()) {
     directives.push_back({{"section", d.section}, {"key", d.key}, {"check", d.check}});
   }
+  json rules = json::array();
+  for (const auto& r : UnitPolicyRules()) {
+    rules.push_back({{"id", r.id}, {"defends", r.defends}, {"summary", r.summary}});
+  }
+  json loaded_rules = json::array();
+  for (const auto& r : LoadedViewRules()) {
+    loaded_rules.push_back({{"id", r.id}, {"defends", r.defends}, {"summary", r.summary}});
+  }
+  json bounds = json::object();
+  for (const char* key :
+       {"max_start_timeout_sec", "max_stop_timeout_sec", "min_start_limit_interval_sec",
+        "max_start_limit_burst", "max_limit_nofile", "max_limit_nproc", "max_limit_core_bytes",
+        "max_tasks", "max_memory_bytes"}) {
+    bounds[key] = policy[key];
+  }
   return {{"name_pattern", p.unit_prefix + "[a-z0-9][a-z0-9-]*.service"},
+          {"reserved_directory_names", p.reserved_directory_names},
+          {"protected_paths", p.protected_paths},
+          {"condition_dirs", p.condition_dirs},
+          {"bounds", bounds},
+          {"rules", rules},
+          {"loaded_view_rules", loaded_rules},
           {"extra_units", p.extra_units},
           {"self_unit", p.self_unit},
           {"adoptable_units", p.adoptable_units},
@@ -87,6 +117,29 @@ void PrintText(const Policy& p) {
   for (const auto& d : DirectiveTable()) {
     std::printf("    [%s] %-32s %s\n", d.section.c_str(), d.key.c_str(), d.check.c_str());
   }
+  std::printf("  directory names never equal to or beginning with:");
+  for (const auto& n : p.reserved_directory_names) std::printf(" %s", n.c_str());
+  std::printf(" (and the daemon's user and group, the helper's state directory)\n");
+  std::printf("  files systemd opens for a unit never beneath:");
+  for (const auto& d : p.protected_paths) std::printf(" %s", d.c_str());
+  std::printf(" (and state_dir, daemon_store)\n  conditions only beneath:");
+  for (const auto& d : p.condition_dirs) std::printf(" %s", d.c_str());
+  std::printf(
+      "\n  bounds: start timeout <= %llds, stop timeout <= %llds, start limit interval >= "
+      "%llds, burst <= %lld, LimitNOFILE <= %lld, LimitNPROC <= %lld, LimitCORE <= %lld, "
+      "TasksMax <= %lld, MemoryMax/High <= %lld\n",
+      static_cast<long long>(p.max_start_timeout_sec),
+      static_cast<long long>(p.max_stop_timeout_sec),
+      static_cast<long long>(p.min_start_limit_interval_sec),
+      static_cast<long long>(p.max_start_limit_burst), static_cast<long long>(p.max_limit_nofile),
+      static_cast<long long>(p.max_limit_nproc), static_cast<long long>(p.max_limit_core_bytes),
+      static_cast<long long>(p.max_tasks), static_cast<long long>(p.max_memory_bytes));
+  std::printf("  refusal rules (each refusal names one):\n");
+  PrintRules(UnitPolicyRules());
+  std::printf(
+      "  loaded-view rules (what systemd loaded, checked before each restart and after each "
+      "reload):\n");
+  PrintRules(LoadedViewRules());
   std::printf("\nLINKS (in %s)\n", p.link_dir.c_str());
   for (const auto& l : p.links)
     std::printf("  %s -> beneath %s\n", l.name.c_str(), l.target_prefix.c_str());

@@ -2,6 +2,9 @@
 // helper's own claims where possible: /proc/PID/status for ids, capability sets, NoNewPrivs
 // and seccomp; /proc/PID/stat for uptime. Landlock is not visible in /proc, so it comes from
 // the helper's confinement.json; request counts come from its record (requests.jsonl).
+// The updater's own unit's loaded view (fragment and drop-ins, foreign ones marked) is read
+// live from systemd with the helper's own check, or from the helper's start-up record.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,7 +17,9 @@
 #include <string>
 
 #include "ctl/ctl.h"
+#include "helper/loaded_view_check.h"
 #include "helper/self_update.h"
+#include "helper/systemd_manager.h"
 
 namespace decnet::helper::ctl {
 namespace {
@@ -96,6 +101,83 @@ RequestCounts CountRequests(const std::string& record_path) {
   return counts;
 }
 
+// The loaded view of the updater's own unit: read live from systemd (the same check the
+// helper makes before update-self's restart), or, when the bus cannot be reached, the helper's
+// start-up record. {"source","fragment","drop_ins":[{"path","foreign","why"}],"refusals":[...]}
+nlohmann::json SelfUnitView(const Policy& policy) {
+  nlohmann::json out = {{"unit", policy.self_unit}};
+  auto name = UnitName::Parse(policy.self_unit);
+  auto systemd = ConnectSystemd();
+  const int unit_dir = ::open(policy.unit_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  std::string live_error;
+  if (name && systemd && unit_dir >= 0) {
+    auto verdict = CheckLoadedView(policy, unit_dir, nullptr, **systemd, *name);
+    if (verdict) {
+      out["source"] = "live";
+      out["load_state"] = verdict->view.load_state;
+      out["fragment"] = verdict->view.fragment_path;
+      out["drop_ins"] = nlohmann::json::array();
+      for (const auto& [path, why] :
+           JudgeDropIns(verdict->view, RootOwnedFileCheck(policy.unit_root))) {
+        out["drop_ins"].push_back({{"path", path}, {"foreign", !why.empty()}, {"why", why}});
+      }
+      out["refusals"] = nlohmann::json::array();
+      if (!NothingLoaded(verdict->view)) {
+        for (const auto& r : verdict->refusals)
+          out["refusals"].push_back({{"rule", r.rule}, {"message", r.message}});
+      }
+    } else {
+      live_error = verdict.error().message;
+    }
+  } else {
+    live_error = !name ? name.error().message
+                       : !systemd ? systemd.error().message : "cannot open " + policy.unit_dir;
+  }
+  if (unit_dir >= 0) ::close(unit_dir);
+  if (!live_error.empty()) {
+    out["source"] = "start-up record";
+    out["live_error"] = live_error;
+    if (const auto text = ReadFile(policy.state_dir + "/" + kSelfUnitViewFile)) {
+      const auto j = nlohmann::json::parse(*text, nullptr, false);
+      if (j.is_object()) {
+        for (const char* key : {"load_state", "fragment", "drop_ins", "refusals", "checked_at"}) {
+          if (j.contains(key)) out[key] = j[key];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+void PrintSelfUnitView(const nlohmann::json& v) {
+  const auto str = [&v](const char* key) {
+    return v.contains(key) && v[key].is_string() ? v[key].get<std::string>() : std::string();
+  };
+  std::printf("self unit: %s (%s", str("unit").c_str(), str("source").c_str());
+  if (!str("live_error").empty()) std::printf(": %s", str("live_error").c_str());
+  std::printf(")\n");
+  if (!v.contains("drop_ins")) {
+    std::printf("  loaded view: unknown\n");
+    return;
+  }
+  std::printf("  load state: %s, fragment: %s\n", str("load_state").c_str(),
+              str("fragment").empty() ? "(none)" : str("fragment").c_str());
+  for (const auto& d : v["drop_ins"]) {
+    const std::string path = d.value("path", ""), why = d.value("why", "");
+    if (d.value("foreign", true)) {
+      std::printf("  drop-in: %s FOREIGN: %s\n", path.c_str(), why.c_str());
+    } else {
+      std::printf("  drop-in: %s (operator's own)\n", path.c_str());
+    }
+  }
+  if (v["drop_ins"].empty()) std::printf("  drop-ins: none\n");
+  const bool clean = !v.contains("refusals") || v["refusals"].empty();
+  for (const auto& r : v.value("refusals", nlohmann::json::array())) {
+    std::printf("  REFUSED [%s] %s\n", r.value("rule", "").c_str(), r.value("message", "").c_str());
+  }
+  std::printf("  restart (update-self): %s\n", clean ? "allowed" : "refused until the unit is clean");
+}
+
 }  // namespace
 
 int RunStatus(const Policy& policy, bool json) {
@@ -136,6 +218,7 @@ int RunStatus(const Policy& policy, bool json) {
     }
   }
 
+  const nlohmann::json self_unit = SelfUnitView(policy);
   if (json) {
     nlohmann::json out = {{"pid", pid},
                           {"uid", std::atol(uid.c_str())},
@@ -149,6 +232,7 @@ int RunStatus(const Policy& policy, bool json) {
                             {"refused", counts.refused},
                             {"by_result", counts.by_result}}}};
     for (const char* key : kCapKeys) out["caps"][key] = status[key];
+    out["self_unit"] = self_unit;
     std::printf("%s\n", out.dump().c_str());
     return 0;
   }
@@ -179,6 +263,7 @@ int RunStatus(const Policy& policy, bool json) {
     sep = ", ";
   }
   std::printf("%s\n", std::string(sep) == ", " ? ")" : "");
+  PrintSelfUnitView(self_unit);
   return 0;
 }
 

@@ -2,10 +2,11 @@
 //
 // The root side keeps uid 0 because systemd authorises uid-0 D-Bus callers without any
 // capability (DESIGN.md §2); everything else that makes root powerful is taken away here,
-// in an order where each step still has the privilege it needs: descriptors for the Landlock
-// rules are opened first, capabilities and securebits next (dropping the bounding set needs
-// CAP_SETPCAP), then NoNewPrivs (which Landlock and unprivileged seccomp require), Landlock,
-// and last the seccomp filter, after which only the allow-listed system calls exist.
+// in an order where each step still has the privilege it needs: the Landlock rules are built from
+// the caller's checked directory descriptors, capabilities and securebits next (dropping the
+// bounding set needs CAP_SETPCAP), then NoNewPrivs (which Landlock and unprivileged seccomp
+// require), Landlock, and last the seccomp filter, after which only the allow-listed system calls
+// exist.
 #include "helper/confine.h"
 
 #include <cap-ng.h>
@@ -26,6 +27,8 @@
 #include <fstream>
 #include <string>
 
+#include "helper/fs_ops.h"
+
 // The build host's <linux/landlock.h> may predate the rights newer kernels offer; their
 // values are fixed by the kernel ABI.
 #ifndef LANDLOCK_ACCESS_FS_REFER
@@ -44,23 +47,6 @@ namespace {
 Error SysError(std::string rule, const std::string& what) {
   return Error{ErrorCode::kFailed, std::move(rule), what + ": " + std::strerror(errno)};
 }
-
-// RAII for a plain descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd(Fd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-  Fd& operator=(Fd&&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // Number of threads in this process, from /proc/self/status ("Threads:").
 int ThreadCount() {
@@ -164,11 +150,11 @@ uint64_t AllowedBeneathWritableDirs(int abi) {
   return HandledWriteRights(abi) & ~never;
 }
 
-// Builds the ruleset from descriptors opened while we still had every privilege.
-Result<Fd> BuildLandlockRuleset(int abi, const std::vector<int>& dir_fds) {
+// Builds the ruleset from the descriptors whose ownership was checked when they were opened.
+Result<UniqueFd> BuildLandlockRuleset(int abi, const std::vector<int>& dir_fds) {
   landlock_ruleset_attr attr{};
   attr.handled_access_fs = HandledWriteRights(abi);
-  Fd ruleset(static_cast<int>(::syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0)));
+  UniqueFd ruleset(static_cast<int>(::syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0)));
   if (ruleset.get() < 0)
     return tl::make_unexpected(SysError("landlock", "landlock_create_ruleset"));
   for (int dir_fd : dir_fds) {
@@ -239,7 +225,7 @@ Result<void> InstallSeccomp() {
 
 }  // namespace
 
-Result<ConfinementReport> ConfineHelper(const std::vector<std::string>& writable_dirs) {
+Result<ConfinementReport> ConfineHelper(const std::vector<int>& writable_dir_fds) {
   // SECURITY: capabilities, NoNewPrivs and Landlock are per thread; a second thread would
   // stay unconfined, so confinement refuses to run in a multi-threaded process.
   if (const int threads = ThreadCount(); threads != 1)
@@ -248,30 +234,21 @@ Result<ConfinementReport> ConfineHelper(const std::vector<std::string>& writable
 
   ConfinementReport report;
   report.landlock_abi = LandlockAbi();
-  std::vector<Fd> dir_holders;
-  std::vector<int> dir_fds;
-  if (report.landlock_abi > 0) {
-    for (const std::string& dir : writable_dirs) {
-      dir_holders.emplace_back(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-      if (dir_holders.back().get() < 0)
-        return tl::make_unexpected(SysError("landlock", "open " + dir));
-      dir_fds.push_back(dir_holders.back().get());
-    }
-  }
 
   if (auto r = DropAllCapabilities(); !r) return tl::make_unexpected(r.error());
   if (auto r = VerifyNoCapabilities(); !r) return tl::make_unexpected(r.error());
   if (auto r = SetNoNewPrivs(); !r) return tl::make_unexpected(r.error());
 
   if (report.landlock_abi > 0) {
-    auto ruleset = BuildLandlockRuleset(report.landlock_abi, dir_fds);
+    // SECURITY: the rules name the very directories whose owner and mode were checked;
+    // reopening their paths would let a rename in between grant another directory.
+    auto ruleset = BuildLandlockRuleset(report.landlock_abi, writable_dir_fds);
     if (!ruleset) return tl::make_unexpected(ruleset.error());
     // SECURITY: from here on the helper can write only beneath its own directories.
     if (::syscall(SYS_landlock_restrict_self, ruleset->get(), 0) != 0)
       return tl::make_unexpected(SysError("landlock", "landlock_restrict_self"));
     report.landlock_enforced = true;
   }
-  dir_holders.clear();
 
   if (auto r = InstallSeccomp(); !r) return tl::make_unexpected(r.error());
   return report;

@@ -19,11 +19,12 @@ struct ConfinementReport {
 };
 
 // Root side, in this order: clear all five capability sets (ambient, inheritable, permitted,
-// effective, bounding), PR_SET_NO_NEW_PRIVS, Landlock (writes only beneath `writable_dirs`),
-// seccomp (SeccompAllowList(), default SCMP_ACT_KILL_PROCESS). Any step failing is an error:
-// the helper never serves half-confined.
-[[nodiscard]] Result<ConfinementReport> ConfineHelper(
-    const std::vector<std::string>& writable_dirs);
+// effective, bounding), PR_SET_NO_NEW_PRIVS, Landlock (writes only beneath the directories
+// `writable_dir_fds` refer to: the descriptors whose ownership helper/dirs.cc checked, never
+// a path opened again), seccomp (SeccompAllowList(), default SCMP_ACT_KILL_PROCESS). Any step
+// failing is an error: the helper never serves half-confined. The descriptors stay the
+// caller's.
+[[nodiscard]] Result<ConfinementReport> ConfineHelper(const std::vector<int>& writable_dir_fds);
 
 // Daemon side (in the forked child, before exec): supplementary groups cleared, gid then uid
 // changed, all capability sets and the bounding set cleared, NoNewPrivs set. Refuses uid 0.

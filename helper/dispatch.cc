@@ -19,20 +19,31 @@ constexpr DispatchRow kTable[] = {
      "protocol version overlap"},
     {RequestType::kWriteUnit, Phase::kServing, false,
      Typed<proto::WriteUnitRequest, HandleWriteUnit>,
-     "name allow-list, not the updater's unit, unit policy, size cap, file is the helper's"},
+     "name allow-list, not the updater's unit, unit policy, size cap, unit-count cap, file is "
+     "the helper's",
+     Effect::kChangesState},
     {RequestType::kRemoveUnit, Phase::kServing, false,
      Typed<proto::RemoveUnitRequest, HandleRemoveUnit>,
-     "name allow-list, not the updater's unit, file is the helper's; stops the unit first"},
+     "name allow-list, not the updater's unit, file is the helper's; stops the unit first",
+     Effect::kChangesState},
     {RequestType::kDaemonReload, Phase::kServing, false,
-     Typed<proto::DaemonReloadRequest, HandleDaemonReload>, "none beyond the phase"},
+     Typed<proto::DaemonReloadRequest, HandleDaemonReload>,
+     "after the reload: systemd's loaded view of every unit the helper wrote and of the "
+     "updater's own unit (unit-loaded-*)",
+     Effect::kChangesState},
     {RequestType::kRestartUnit, Phase::kServing, false,
      Typed<proto::RestartUnitRequest, HandleRestartUnit>,
-     "name allow-list (updater's unit included); waits for the job"},
+     "name allow-list (updater's unit included); systemd's loaded view: the helper's own "
+     "fragment, operator drop-ins only, effective settings within policy (unit-loaded-*); "
+     "waits for the job",
+     Effect::kChangesState},
     {RequestType::kUnitStatus, Phase::kServing, false,
      Typed<proto::UnitStatusRequest, HandleUnitStatus>, "name allow-list"},
     {RequestType::kRepointLink, Phase::kServing, false,
      Typed<proto::RepointLinkRequest, HandleRepointLink>,
-     "link allow-list, target beneath its prefix and existing, entry is a symlink"},
+     "link allow-list, target resolved beneath its prefix's descriptor without a symlink, "
+     "entry is a symlink",
+     Effect::kChangesState},
 };
 
 }  // namespace
@@ -59,7 +70,8 @@ std::string SubjectOf(const proto::RequestBody& body) {
 }
 
 tl::expected<Dispatched, proto::ProtocolViolation> Dispatch(Session& session,
-                                                            std::string_view frame) {
+                                                            std::string_view frame,
+                                                            const AdmitChange& admit_change) {
   auto request = proto::DecodeRequest(frame);
   if (!request) return tl::make_unexpected(request.error());
   const DispatchRow* row = nullptr;
@@ -77,9 +89,14 @@ tl::expected<Dispatched, proto::ProtocolViolation> Dispatch(Session& session,
     return tl::make_unexpected(
         proto::ProtocolViolation{"request-repeated", type_name + " may be sent only once"});
   }
-  Dispatched out{std::move(*request), proto::ReplyBody{}, false};
+  Dispatched out{std::move(*request), proto::ReplyBody{}, false, row->effect};
+  Result<void> admitted = {};
+  // SECURITY: a change is made only while its never-rotated record has room for it.
+  if (row->effect == Effect::kChangesState && admit_change) admitted = admit_change();
   if (!out.request.body) {
     out.reply = tl::make_unexpected(out.request.body.error());
+  } else if (!admitted) {
+    out.reply = tl::make_unexpected(admitted.error());
   } else {
     out.reply = row->handler(session, *out.request.body);
   }

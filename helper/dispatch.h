@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <span>
 #include <string>
@@ -43,6 +44,7 @@ struct DispatchRow {
   bool once;    // answered at most once per session
   Handler handler;
   std::string_view checks;  // what the helper checks, in words (for helperctl policy)
+  Effect effect = Effect::kReadOnly;  // kChangesState: admitted only while its record has room
 };
 
 // The table, in request-type order.
@@ -53,13 +55,18 @@ struct Dispatched {
   proto::Request request;
   Result<proto::ReplyBody> reply;
   bool end_session = false;  // a refused hello: reply, then end
+  Effect effect = Effect::kReadOnly;  // the row's: where the request is recorded
 };
+
+// Asked before a state-changing request is handled; an error refuses the request with it.
+using AdmitChange = std::function<Result<void>()>;
 
 // Decodes `frame` and runs it through the table. Protocol violations (undecodable frame,
 // request out of phase, a once-only request repeated) come back as errors; the caller ends
-// the session. Value failures come back as error replies in `reply`.
-[[nodiscard]] tl::expected<Dispatched, proto::ProtocolViolation> Dispatch(Session& session,
-                                                                          std::string_view frame);
+// the session. Value failures come back as error replies in `reply`, as does a refusal by
+// `admit_change` (when given) of a row whose effect is kChangesState.
+[[nodiscard]] tl::expected<Dispatched, proto::ProtocolViolation> Dispatch(
+    Session& session, std::string_view frame, const AdmitChange& admit_change = nullptr);
 
 // The unit or link a request concerns, for logs ("" when none).
 std::string SubjectOf(const proto::RequestBody& body);

@@ -6,6 +6,8 @@
 #include <cstring>
 
 #include "helper/fs_ops.h"
+#include "helper/loaded_view_check.h"
+#include "helper/link_target.h"
 #include "policy/unit_policy.h"
 #include "proto/sha256.h"
 
@@ -94,6 +96,14 @@ Result<ReplyBody> HandleWriteUnit(Session& s, const proto::WriteUnitRequest& r) 
   }
   auto existing = ExistingOwnedUnit(s, r.name);
   if (!existing) return tl::make_unexpected(existing.error());
+  // SECURITY: root writes a bounded number of unit files: they eat the filesystem's root
+  // reserve and every reload loads them all.
+  if (!s.units.Knows(r.name.str()) &&
+      s.units.Count() >= static_cast<size_t>(s.policy.max_units)) {
+    return Fail(ErrorCode::kDenied, "unit-count-cap",
+                "the helper already keeps " + std::to_string(s.units.Count()) +
+                    " unit files, the policy's max_units");
+  }
   if (*existing && **existing == r.content) {
     // Unchanged content still becomes the helper's record (an adopted file, say).
     if (auto rec = s.units.CommitWrite(r.name.str(), Sha256Hex(r.content)); !rec) {
@@ -140,6 +150,28 @@ Result<ReplyBody> HandleRemoveUnit(Session& s, const proto::RemoveUnitRequest& r
 
 Result<ReplyBody> HandleDaemonReload(Session& s, const proto::DaemonReloadRequest&) {
   if (auto ok = s.systemd.Reload(); !ok) return tl::make_unexpected(ok.error());
+  // SECURITY: after the reload, what systemd now holds for every unit the helper wrote and for
+  // the updater's own unit must still be what the policy approved. The reload has happened
+  // and cannot be undone: a refused view is reported as a denial naming every refused unit
+  // (the daemon fails its update), and a restart of such a unit is refused on its own check.
+  std::vector<std::string> names = s.units.Names();
+  names.push_back(s.policy.self_unit);
+  std::string refused;
+  std::string first_rule;
+  for (const std::string& n : names) {
+    auto name = UnitName::Parse(n);
+    if (!name) continue;
+    auto verdict = CheckLoadedView(s.policy, s.dirs.unit_dir, &s.units, s.systemd, *name);
+    if (!verdict) return tl::make_unexpected(verdict.error());
+    if (verdict->refusals.empty() || NothingLoaded(verdict->view)) continue;
+    const Error e = LoadedViewError(*name, verdict->refusals);
+    if (first_rule.empty()) first_rule = e.rule;
+    refused += (refused.empty() ? "" : "; ") + n + ": [" + e.rule + "] " + e.message;
+  }
+  if (!refused.empty()) {
+    return Fail(ErrorCode::kDenied, first_rule,
+                "reloaded, but systemd's loaded view is refused: " + refused);
+  }
   return proto::DaemonReloadReply{};
 }
 
@@ -147,6 +179,14 @@ Result<ReplyBody> HandleRestartUnit(Session& s, const proto::RestartUnitRequest&
   // SECURITY: the allow-list is checked before anything reaches D-Bus.
   if (auto ok = CheckUnitName(s.policy, r.name, UnitUse::kRestart); !ok) {
     return tl::make_unexpected(ok.error());
+  }
+  // SECURITY: restart only what systemd loaded as the policy approved it: the helper's own
+  // file (or the operator's, for the updater's unit), operator drop-ins only, and effective
+  // settings inside the policy. Nothing is restarted otherwise.
+  auto verdict = CheckLoadedView(s.policy, s.dirs.unit_dir, &s.units, s.systemd, r.name);
+  if (!verdict) return tl::make_unexpected(verdict.error());
+  if (!verdict->refusals.empty()) {
+    return tl::make_unexpected(LoadedViewError(r.name, verdict->refusals));
   }
   auto job = s.systemd.RestartUnit(r.name, RestartTimeout(s));
   if (!job) return tl::make_unexpected(job.error());
@@ -173,10 +213,10 @@ Result<ReplyBody> HandleRepointLink(Session& s, const proto::RepointLinkRequest&
     return Fail(ErrorCode::kDenied, "link-target-prefix",
                 r.target.str() + " is not beneath " + (*rule)->target_prefix);
   }
-  struct stat st {};
-  if (::stat(r.target.str().c_str(), &st) != 0) {
-    return Fail(ErrorCode::kNotFound, "link-target-missing",
-                r.target.str() + ": " + std::strerror(errno));
+  // SECURITY: the target is resolved beneath a descriptor of the prefix, never through the
+  // daemon's symlinks: no existence oracle for root-only paths.
+  if (auto found = ResolveLinkTarget(*prefix, r.target); !found) {
+    return tl::make_unexpected(found.error());
   }
   auto current = ReadSymlink(s.dirs.link_dir, r.name.str());
   if (!current) return tl::make_unexpected(current.error());

@@ -40,6 +40,9 @@ const std::vector<std::string>& SeccompAllowList() {
       "unlinkat",
       "symlinkat",
       "fchmod",
+      // The unit policy reads the POSIX ACL of a file systemd would open for a unit, from an
+      // O_RDONLY descriptor of the object it checked (read-only; no path, no magic link).
+      "fgetxattr",
       // Memory (malloc; mmap never with PROT_EXEC, see confine.cc).
       "brk",
       "mmap",

@@ -1,16 +1,14 @@
 #include "helper/self_update.h"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 
-#include "helper/startup.h"
+#include "helper/fs_ops.h"
 #include "proto/json_strict.h"
 
 namespace decnet::helper {
@@ -18,7 +16,6 @@ namespace {
 
 constexpr size_t kMaxRecordBytes = 4096;
 constexpr char kCurrentLink[] = "current";
-constexpr char kRevertLink[] = ".current.helper-revert";
 constexpr char kReleasesPrefix[] = "releases/";
 constexpr char kCompletionRecord[] = ".decnet-complete";
 
@@ -32,41 +29,18 @@ Error RecordError(std::string message) {
   return Error{ErrorCode::kFailed, "start-record", std::move(message)};
 }
 
-// openat2 beneath `dir`, never through a symlink.
-int OpenBeneath(int dir, const std::string& name, uint64_t flags, mode_t mode = 0) {
-  open_how how{};
-  how.flags = flags | O_CLOEXEC | O_NOFOLLOW;
-  how.mode = mode;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
-  return static_cast<int>(::syscall(SYS_openat2, dir, name.c_str(), &how, sizeof how));
-}
-
 // The record, or nullopt when the file does not exist.
 Result<std::optional<StartRecord>> LoadRecord(int state_dir) {
-  const int fd = OpenBeneath(state_dir, kDaemonStartFile, O_RDONLY);
-  if (fd < 0) {
-    if (errno == ENOENT) return std::optional<StartRecord>();
-    return tl::make_unexpected(RecordError(std::string("open: ") + std::strerror(errno)));
-  }
-  std::string text(kMaxRecordBytes + 1, '\0');
-  size_t got = 0;
-  for (;;) {
-    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-    if (got == text.size()) break;
-  }
-  ::close(fd);
-  if (got > kMaxRecordBytes) return tl::make_unexpected(RecordError("larger than 4 KiB"));
-  text.resize(got);
-  auto record = ParseStartRecord(text);
+  auto text = ReadFileBeneath(state_dir, kDaemonStartFile, kMaxRecordBytes);
+  if (!text) return tl::make_unexpected(RecordError(text.error().message));
+  if (!*text) return std::optional<StartRecord>();
+  auto record = ParseStartRecord(**text);
   if (!record) return tl::make_unexpected(record.error());
   return std::optional<StartRecord>(std::move(*record));
 }
 
 Result<void> SaveRecord(int state_dir, const StartRecord& record) {
-  return WriteStateFileAtomically(state_dir, kDaemonStartFile, SerializeStartRecord(record));
+  return AtomicWriteFile(state_dir, kDaemonStartFile, SerializeStartRecord(record), 0644);
 }
 
 // "releases/<id>" -> id; empty for anything else.
@@ -79,37 +53,26 @@ std::string BuildOfTarget(std::string_view target) {
 // True when releases/<id> is a real directory holding its completion record, reached
 // without following any symlink.
 bool IsCompleteBuild(int store, const std::string& id) {
-  const int fd = OpenBeneath(store, std::string(kReleasesPrefix) + id + "/" + kCompletionRecord,
-                             O_PATH);
-  if (fd < 0) return false;
+  const UniqueFd fd =
+      OpenBeneath(store, std::string(kReleasesPrefix) + id + "/" + kCompletionRecord, O_PATH);
   struct stat st {};
-  const bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-  ::close(fd);
-  return ok;
+  return fd.valid() && ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 // SECURITY: the store belongs to the daemon. The helper (root, before it drops its
 // capabilities; CAP_DAC_OVERRIDE lets it write there) only creates one symlink beside
-// `current` and renames it over `current`; it follows nothing, and a `current` that is not a
-// symlink makes it stop rather than replace a directory. The link stays root's: a symlink's
-// owner grants nothing here, and the daemon may still rename its own link over it.
+// `current` under a fresh unique name (AtomicSymlink skips any name planted there, so a
+// plant can neither block the revert nor be followed) and renames it over `current`; a
+// `current` that is not a symlink makes it stop rather than replace a directory. The link
+// stays root's: a symlink's owner grants nothing here, and the daemon may still rename its
+// own link over it.
 Result<void> FlipCurrent(int store, const std::string& id) {
-  const std::string target = std::string(kReleasesPrefix) + id;
-  auto fail = [&](const std::string& what) {
-    const int err = errno;
-    ::unlinkat(store, kRevertLink, 0);
-    return Fail(ErrorCode::kFailed, "self-update-revert", what + ": " + std::strerror(err));
-  };
-  if (::unlinkat(store, kRevertLink, 0) != 0 && errno != ENOENT) return fail("unlink stale link");
-  if (::symlinkat(target.c_str(), store, kRevertLink) != 0) return fail("symlink");
-  struct stat current {};
-  if (::fstatat(store, kCurrentLink, &current, AT_SYMLINK_NOFOLLOW) != 0 ||
-      !S_ISLNK(current.st_mode)) {
-    errno = errno == 0 ? EINVAL : errno;
-    return fail("current is not a symlink");
-  }
-  if (::renameat(store, kRevertLink, store, kCurrentLink) != 0) return fail("rename over current");
-  if (::fsync(store) != 0) return fail("fsync store");
+  auto kind = InspectEntry(store, kCurrentLink);
+  if (!kind || *kind != EntryKind::kSymlink)
+    return Fail(ErrorCode::kFailed, "self-update-revert", "current is not a symlink");
+  if (auto flipped = AtomicSymlink(store, kCurrentLink, std::string(kReleasesPrefix) + id);
+      !flipped)
+    return Fail(ErrorCode::kFailed, "self-update-revert", flipped.error().message);
   return {};
 }
 
@@ -211,8 +174,8 @@ Result<SelfUpdateStart> ApplySelfUpdateRevertDecision(const Policy& policy, int 
   const std::string prefix = policy.daemon_store + "/" + kCurrentLink + "/";
   if (policy.daemon_store.empty() || !policy.daemon_binary.starts_with(prefix)) return out;
   out.active = true;
-  const int store = ::open(policy.daemon_store.c_str(),
-                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  const int store =
+      ::open(policy.daemon_store.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (store < 0) {
     out.message = "update-self: daemon store " + policy.daemon_store + " cannot be opened (" +
                   std::strerror(errno) + "); nothing to decide";
@@ -236,20 +199,23 @@ Result<SelfUpdateStart> ApplySelfUpdateRevertDecision(const Policy& policy, int 
                   "); starting a fresh one";
   StartRecord record = loaded ? loaded->value_or(StartRecord{}) : StartRecord{};
   const bool good_complete = !record.good.empty() && IsCompleteBuild(store, record.good);
-  StartDecision decision = DecideStart(std::move(record), current, policy.self_update_probation_ms,
-                                       good_complete);
+  StartDecision decision =
+      DecideStart(std::move(record), current, policy.self_update_probation_ms, good_complete);
   out.build = current;
   if (decision.action == StartAction::kRevert) {
+    // A revert that cannot be made must not keep the unit from starting (it would loop):
+    // the current build starts again and the log says why.
     if (auto flipped = FlipCurrent(store, decision.record.good); !flipped) {
-      ::close(store);
-      return tl::make_unexpected(flipped.error());
+      decision.why +=
+          "; the revert failed (" + flipped.error().message + "), starting " + current + " again";
+    } else {
+      out.build = decision.record.good;
     }
-    out.build = decision.record.good;
   }
   ::close(store);
-  out.message = record_note.empty() ? decision.why
-                                    : decision.why.empty() ? record_note
-                                                           : record_note + "; " + decision.why;
+  out.message = record_note.empty()    ? decision.why
+                : decision.why.empty() ? record_note
+                                       : record_note + "; " + decision.why;
   StartRecord next = decision.record;
   next.build = out.build;
   next.started_ms = NowMs();
@@ -261,7 +227,8 @@ Result<SelfUpdateStart> ApplySelfUpdateRevertDecision(const Policy& policy, int 
 }
 
 Result<void> RecordDaemonHello(int state_dir) {
-  return UpdateRecord(state_dir, [](StartRecord& r, bool) { r.hello_ms = NowMs(); }, false);
+  return UpdateRecord(
+      state_dir, [](StartRecord& r, bool) { r.hello_ms = NowMs(); }, false);
 }
 
 Result<void> RecordDaemonEnd(int state_dir, bool clean) {

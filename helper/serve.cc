@@ -1,12 +1,14 @@
 #include "helper/serve.h"
 
+#include <poll.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 
 #include "helper/dispatch.h"
-#include "helper/record.h"
+#include "helper/log.h"
 #include "proto/framing.h"
 
 namespace decnet::helper {
@@ -18,18 +20,6 @@ struct Counters {
   uint64_t refused = 0;
 };
 
-// One write(2) per line: no stdio under the seccomp filter, and lines never interleave.
-void Log(const std::string& line) {
-  std::string out = "decnet-update-helper: " + line + "\n";
-  std::string_view rest = out;
-  while (!rest.empty()) {
-    ssize_t n = ::write(STDERR_FILENO, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    rest.remove_prefix(static_cast<size_t>(n));
-  }
-}
-
 void Notify(const ServeOptions& options, const std::string& state) {
   if (options.notify) ::sd_notify(0, state.c_str());
 }
@@ -39,7 +29,8 @@ std::string StatusLine(const Counters& c, Phase phase) {
          ", refused " + std::to_string(c.refused);
 }
 
-// Records and logs one answered request.
+// Records and logs one answered request. Every string in the line may come from the daemon;
+// LogLine escapes them all.
 void Account(RequestRecord& record, Counters& counters, const Dispatched& d) {
   RequestEntry e;
   e.id = d.request.id;
@@ -59,47 +50,82 @@ void Account(RequestRecord& record, Counters& counters, const Dispatched& d) {
     e.rule = d.reply.error().rule;
     e.detail = d.reply.error().message;
   }
-  Log("id=" + std::to_string(e.id) + " " + e.type + (e.subject.empty() ? "" : " " + e.subject) +
-      ": " + e.result + (e.rule.empty() ? "" : " [" + e.rule + "]") +
-      (e.detail.empty() ? "" : " " + e.detail));
-  if (auto ok = record.Append(e); !ok)
-    Log("cannot append to the request record: " + ok.error().message);
+  LogLine("id=" + std::to_string(e.id) + " " + e.type + (e.subject.empty() ? "" : " " + e.subject) +
+          ": " + e.result + (e.rule.empty() ? "" : " [" + e.rule + "]") +
+          (e.detail.empty() ? "" : " " + e.detail));
+  if (auto ok = record.Append(e, d.effect); !ok)
+    LogLine("cannot append to the request record: " + ok.error().message);
 }
 
 ServeEnd EndWithViolation(RequestRecord& record, const std::string& rule,
                           const std::string& message) {
-  Log("protocol violation [" + rule + "]: " + message + "; ending the session");
+  LogLine("protocol violation [" + rule + "]: " + message + "; ending the session");
   RequestEntry e{0, "-", "", "violation", rule, message};
   (void)record.Append(e);
   return ServeEnd::kProtocolViolation;
+}
+
+// Waits for the pair to become readable (or hang up), relaying the daemon's output while it
+// waits. False when `timeout_ms` (-1: none) passed first.
+bool AwaitPair(int fd, int timeout_ms, std::vector<LineRelay>* relays) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    std::vector<pollfd> fds = {{fd, POLLIN, 0}};
+    for (LineRelay& r : *relays) fds.push_back({r.fd(), POLLIN, 0});
+    int wait = -1;
+    if (timeout_ms >= 0) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      wait = left > 0 ? static_cast<int>(left) : 0;
+    }
+    const int n = ::poll(fds.data(), fds.size(), wait);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (fds[i].revents != 0) (*relays)[i - 1].Pump();
+    }
+    // A relay whose writer closed stays readable (EOF): stop polling it.
+    std::erase_if(*relays, [](LineRelay& r) { return !r.Pump(); });
+    if (fds[0].revents != 0) return true;
+  }
 }
 
 }  // namespace
 
 ServeEnd Serve(int fd, const Policy& policy, const HelperDirs& dirs, SystemdManager& systemd,
                const ServeOptions& options) {
-  auto record = RequestRecord::Open(dirs.state_dir);
+  auto record = RequestRecord::Open(dirs.state_dir, options.record_limits);
   auto units = UnitRecord::Load(dirs.state_dir);
   if (!record || !units) {
-    Log("cannot open the helper's records: " +
-        (!record ? record.error().message : units.error().message));
+    LogLine("cannot open the helper's records: " +
+            (!record ? record.error().message : units.error().message));
     return ServeEnd::kProtocolViolation;
   }
   Session session{policy, dirs, systemd, *units, PolicyDigest(policy), Phase::kAwaitHello, {}};
+  const AdmitChange admit = [&record] { return record->AdmitChange(); };
+  std::vector<LineRelay> no_relays;
+  std::vector<LineRelay>* relays = options.relays != nullptr ? options.relays : &no_relays;
   Counters counters;
   Notify(options, StatusLine(counters, session.phase));
   for (;;) {
     int timeout = session.phase == Phase::kAwaitHello ? policy.hello_timeout_ms : -1;
+    if (!relays->empty()) {
+      // The pair is ready (or the wait is over): RecvFrame need not wait again.
+      (void)AwaitPair(fd, timeout, relays);
+      timeout = 0;
+    }
     auto frame = RecvFrame(fd, timeout);
     if (!frame) {
       if (frame.error() == FrameError::kEof) return ServeEnd::kPeerClosed;
       if (frame.error() == FrameError::kTimeout) {
-        Log("the daemon did not say hello within " + std::to_string(timeout) + " ms");
+        LogLine("the daemon did not say hello within " + std::to_string(policy.hello_timeout_ms) +
+                " ms");
         return ServeEnd::kHelloTimeout;
       }
       return EndWithViolation(*record, std::string(FrameErrorRule(frame.error())), "bad frame");
     }
-    auto dispatched = Dispatch(session, *frame);
+    auto dispatched = Dispatch(session, *frame, admit);
     if (!dispatched) {
       return EndWithViolation(*record, dispatched.error().rule, dispatched.error().message);
     }

@@ -5,16 +5,22 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
+#include "helper/daemon_log.h"
 #include "helper/dirs.h"
-#include "policy/policy.h"
+#include "helper/record.h"
 #include "helper/systemd_manager.h"
+#include "policy/policy.h"
 
 namespace decnet::helper {
 
 struct ServeOptions {
   bool notify = true;  // send READY=1 / STATUS= to $NOTIFY_SOCKET (sd_notify)
   std::function<void()> on_hello = nullptr;  // called once the daemon's hello was answered
+  RecordLimits record_limits = {};            // sizes of the request and change records
+  // The daemon's output pipes (helper/daemon_log.h), relayed while serving; may be null.
+  std::vector<LineRelay>* relays = nullptr;
 };
 
 // Why serving ended.
@@ -25,7 +31,8 @@ enum class ServeEnd {
 };
 
 // Serves until the pair closes or the daemon violates the protocol. Logs every request once
-// to stderr (the journal) and appends it to the record in the state directory.
+// (helper/log.h) and appends it to the records in the state directory (helper/record.h);
+// refuses state-changing requests once the change record is full.
 ServeEnd Serve(int fd, const Policy& policy, const HelperDirs& dirs, SystemdManager& systemd,
                const ServeOptions& options);
 

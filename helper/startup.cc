@@ -7,7 +7,6 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/openat2.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -19,12 +18,18 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 
+#include "helper/daemon_log.h"
 #include "helper/dirs.h"
+#include "helper/fs_ops.h"
+#include "helper/loaded_view_check.h"
+#include "helper/log.h"
 #include "helper/self_update.h"
 #include "helper/serve.h"
 #include "helper/systemd_manager.h"
@@ -39,21 +44,59 @@ constexpr int kChildExitGraceMs = 3'000;  // wait this long for the daemon to ex
 constexpr const char* kPidFile = "helper.pid";
 constexpr const char* kConfinementFile = "confinement.json";
 
-void WriteAll(int fd, std::string_view text) {
-  while (!text.empty()) {
-    const ssize_t n = ::write(fd, text.data(), text.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    text.remove_prefix(static_cast<size_t>(n));
-  }
-}
+void Log(std::string_view message) { LogLine(message); }
 
-void Log(std::string_view message) {
-  WriteAll(STDERR_FILENO, "decnet-update-helper: " + std::string(message) + "\n");
-}
+// Self-test output on stdout; a failed write has nowhere to be reported.
+void Say(std::string_view text) { (void)WriteAll(STDOUT_FILENO, text); }
 
 void LogError(std::string_view context, const Error& e) {
   Log(std::string(context) + ": " + e.rule + ": " + e.message);
+}
+
+// The start-up check of the updater's own unit (policy/loaded_view.h): what systemd loaded
+// for it is logged loudly when refused and recorded in STATE_DIR/self-unit-view.json, which
+// `helperctl status` shows. The helper goes on serving either way: the unit has already
+// started with what systemd loaded, refusing to serve would only stop the updates that an
+// operator may need, and every restart_unit of the updater's own unit (update-self) is
+// checked again live and refused until the unit is clean.
+void CheckSelfUnitAtStart(const Policy& policy, const HelperDirs& dirs, SystemdManager& systemd,
+                          const std::string& started_at) {
+  nlohmann::json record = {{"unit", policy.self_unit}, {"checked_at", started_at}};
+  auto name = UnitName::Parse(policy.self_unit);
+  auto verdict = name ? CheckLoadedView(policy, dirs.unit_dir, nullptr, systemd, *name)
+                      : Result<LoadedViewVerdict>(tl::make_unexpected(name.error()));
+  if (!verdict) {
+    Log("the updater's own unit " + policy.self_unit + ": loaded view unavailable: " +
+        verdict.error().rule + ": " + verdict.error().message);
+    record["readable"] = false;
+    record["error"] = verdict.error().message;
+  } else {
+    record["readable"] = true;
+    record["load_state"] = verdict->view.load_state;
+    record["fragment"] = verdict->view.fragment_path;
+    nlohmann::json drop_ins = nlohmann::json::array();
+    for (const auto& [path, why] :
+         JudgeDropIns(verdict->view, RootOwnedFileCheck(policy.unit_root))) {
+      drop_ins.push_back({{"path", path}, {"foreign", !why.empty()}, {"why", why}});
+    }
+    record["drop_ins"] = drop_ins;
+    nlohmann::json refusals = nlohmann::json::array();
+    // Nothing loaded (no such unit, as in tests) is no foreign view.
+    if (!NothingLoaded(verdict->view)) {
+      for (const auto& r : verdict->refusals) {
+        refusals.push_back({{"rule", r.rule}, {"message", r.message}});
+        Log("SECURITY: the updater's own unit " + policy.self_unit +
+            " is not as the operator installed it: [" + r.rule + "] " + r.message +
+            "; its restart (update-self) is refused until it is clean");
+      }
+    }
+    record["refusals"] = refusals;
+  }
+  const std::string text =
+      record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (auto r = AtomicWriteFile(dirs.state_dir, kSelfUnitViewFile, text, 0644); !r) {
+    LogError("self-unit record", r.error());
+  }
 }
 
 int Exit(HelperExit code) { return static_cast<int>(code); }
@@ -87,6 +130,8 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 // What the child needs, prepared before the fork so the child only makes system calls.
 struct ChildPlan {
   int pair_fd = -1;
+  int stdout_fd = -1;  // the daemon's own output streams (helper/daemon_log.h)
+  int stderr_fd = -1;
   DaemonIdentity identity;
   pid_t parent = 0;
   std::vector<std::string> argv_storage;
@@ -109,6 +154,9 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
 [[noreturn]] void RunDaemonChild(ChildPlan& plan) {
   std::vector<char*> argv = CStrings(plan.argv_storage);
   std::vector<char*> envp = CStrings(plan.env_storage);
+  // SECURITY: the daemon writes to streams of its own, never the helper's stdout or stderr.
+  if (::dup2(plan.stdout_fd, STDOUT_FILENO) < 0 || ::dup2(plan.stderr_fd, STDERR_FILENO) < 0)
+    ChildFail(std::string("dup2 of the daemon's output: ") + std::strerror(errno));
   if (plan.pair_fd != kDaemonFd) {
     if (::dup2(plan.pair_fd, kDaemonFd) < 0)
       ChildFail(std::string("dup2: ") + std::strerror(errno));
@@ -184,6 +232,11 @@ std::vector<std::string> WritableDirs(const Policy& policy) {
   return {policy.unit_dir, policy.link_dir, policy.state_dir};
 }
 
+// The descriptors dirs.cc opened and checked: Landlock's rules are built from these.
+std::vector<int> WritableDirFds(const HelperDirs& dirs) {
+  return {dirs.unit_dir, dirs.link_dir, dirs.state_dir};
+}
+
 }  // namespace
 
 Result<DaemonIdentity> ResolveDaemonIdentity(const Policy& policy) {
@@ -231,39 +284,6 @@ std::vector<std::string> DaemonEnvironment(const char* const* envp) {
   return env;
 }
 
-Result<void> WriteStateFileAtomically(int state_dir, const std::string& name,
-                                      std::string_view content) {
-  const std::string tmp = "." + name + ".tmp";
-  open_how how{};
-  how.flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
-  how.mode = 0644;
-  // SECURITY: beneath the state directory's descriptor only, and no symlink followed.
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
-  const int fd = static_cast<int>(::syscall(SYS_openat2, state_dir, tmp.c_str(), &how, sizeof how));
-  if (fd < 0)
-    return Fail(ErrorCode::kFailed, "state-write", "open " + tmp + ": " + std::strerror(errno));
-  std::string_view rest = content;
-  bool ok = true;
-  while (ok && !rest.empty()) {
-    const ssize_t n = ::write(fd, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) rest.remove_prefix(static_cast<size_t>(n));
-  }
-  ok = ok && ::fsync(fd) == 0;
-  const int saved = errno;
-  ::close(fd);
-  if (!ok || ::renameat(state_dir, tmp.c_str(), state_dir, name.c_str()) != 0) {
-    const int err = ok ? errno : saved;
-    ::unlinkat(state_dir, tmp.c_str(), 0);
-    return Fail(ErrorCode::kFailed, "state-write", "write " + name + ": " + std::strerror(err));
-  }
-  if (::fsync(state_dir) != 0)
-    return Fail(ErrorCode::kFailed, "state-write",
-                "fsync state dir: " + std::string(std::strerror(errno)));
-  return {};
-}
-
 std::string ConfinementJson(pid_t pid, const ConfinementReport& report,
                             const std::string& started_at) {
   return "{\"pid\":" + std::to_string(pid) +
@@ -299,14 +319,22 @@ int RunHelper(const std::string& config_path) {
     Log(std::string("socketpair: ") + std::strerror(errno));
     return Exit(HelperExit::kStartupFailed);
   }
+  auto output = OpenDaemonOutput(StderrIsJournal(std::getenv("JOURNAL_STREAM")));
+  if (!output) {
+    LogError("daemon output", output.error());
+    return Exit(HelperExit::kStartupFailed);
+  }
   ChildPlan plan;
   plan.pair_fd = pair[1];
+  plan.stdout_fd = output->daemon_stdout.get();
+  plan.stderr_fd = output->daemon_stderr.get();
   plan.identity = *identity;
   plan.parent = ::getpid();
   plan.argv_storage.push_back(policy.daemon_binary);
   plan.argv_storage.insert(plan.argv_storage.end(), policy.daemon_args.begin(),
                            policy.daemon_args.end());
   plan.env_storage = DaemonEnvironment(environ);
+  SetDaemonJournalStream(plan.env_storage, *output);
 
   const pid_t child = ::fork();
   if (child < 0) {
@@ -316,6 +344,8 @@ int RunHelper(const std::string& config_path) {
   if (child == 0) RunDaemonChild(plan);
 
   ::close(pair[1]);
+  output->daemon_stdout.reset();
+  output->daemon_stderr.reset();
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));
   auto abort_start = [&](const std::string& context, const Error& e) {
     LogError(context, e);
@@ -334,20 +364,24 @@ int RunHelper(const std::string& config_path) {
   auto systemd = ConnectSystemd();
   if (!systemd) return abort_start("system bus", systemd.error());
   const std::string pid_text = std::to_string(::getpid()) + "\n";
-  if (auto r = WriteStateFileAtomically(dirs->state_dir, kPidFile, pid_text); !r)
+  if (auto r = AtomicWriteFile(dirs->state_dir, kPidFile, pid_text, 0644); !r)
     return abort_start("pid file", r.error());
+  // Only reads (D-Bus and O_PATH walks): it could run confined, but runs before so that the
+  // record is written with the same descriptors as the pid file.
+  CheckSelfUnitAtStart(policy, *dirs, **systemd, started_at);
 
-  auto report = ConfineHelper(WritableDirs(policy));
+  auto report = ConfineHelper(WritableDirFds(*dirs));
   if (!report) return abort_start("confinement", report.error());
   Log("confined: capabilities none, NoNewPrivs, seccomp " +
       std::to_string(SeccompAllowList().size()) + " calls, landlock abi " +
       std::to_string(report->landlock_abi) + (report->landlock_enforced ? " enforced" : " absent"));
-  if (auto r = WriteStateFileAtomically(dirs->state_dir, kConfinementFile,
-                                        ConfinementJson(::getpid(), *report, started_at));
+  if (auto r = AtomicWriteFile(dirs->state_dir, kConfinementFile,
+                               ConfinementJson(::getpid(), *report, started_at), 0644);
       !r)
     return abort_start("confinement record", r.error());
 
   ServeOptions serve_options;
+  serve_options.relays = &output->relays;
   if (self_update->active) {
     serve_options.on_hello = [state = dirs->state_dir] {
       if (auto r = RecordDaemonHello(state); !r) LogError("start record", r.error());
@@ -356,6 +390,7 @@ int RunHelper(const std::string& config_path) {
   const ServeEnd end = Serve(pair[0], policy, *dirs, **systemd, serve_options);
   ::close(pair[0]);
   const std::optional<siginfo_t> child_end = ReapChild(child, pidfd);
+  for (LineRelay& relay : output->relays) relay.Flush();
   Log("daemon " + DescribeChildEnd(child_end));
   if (self_update->active) {
     const bool daemon_clean = end == ServeEnd::kPeerClosed && child_end &&
@@ -384,11 +419,11 @@ void Report(bool ok, std::string_view check, std::string_view detail = {}) {
   std::string line = ok ? "ok: " : "FAIL: ";
   line += check;
   if (!detail.empty()) line += (ok ? " (" : ": ") + std::string(detail) + (ok ? ")" : "");
-  WriteAll(STDOUT_FILENO, line + "\n");
+  Say(line + "\n");
 }
 
 void Skip(std::string_view check, std::string_view why) {
-  WriteAll(STDOUT_FILENO, "skip: " + std::string(check) + ": " + std::string(why) + "\n");
+  Say("skip: " + std::string(check) + ": " + std::string(why) + "\n");
 }
 
 // The value of "Key:" in /proc/self/status, trimmed; empty when absent.
@@ -432,16 +467,12 @@ void CheckProcStatus() {
   Report(uid == "0\t0\t0\t0", "uid 0 kept (for D-Bus authorisation)", "Uid=" + uid);
 }
 
-// Creates and removes `name` in the directory `dir_fd` (openat2: Landlock is what we test,
-// not the path walk). Returns 0 or the errno of the create.
-int TryCreate(int dir_fd, const std::string& name, unsigned long long resolve) {
-  open_how how{};
-  how.flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
-  how.mode = 0600;
-  how.resolve = resolve;
-  const int fd = static_cast<int>(::syscall(SYS_openat2, dir_fd, name.c_str(), &how, sizeof how));
-  if (fd < 0) return errno;
-  ::close(fd);
+// Creates and removes `name` in the directory `dir_fd` (through the one openat2 wrapper:
+// Landlock is what we test, not the path walk). Returns 0 or the errno of the create.
+int TryCreate(int dir_fd, const std::string& name) {
+  UniqueFd fd = OpenBeneath(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (!fd.valid()) return errno;
+  fd.reset();
   ::unlinkat(dir_fd, name.c_str(), 0);
   return 0;
 }
@@ -486,9 +517,9 @@ int RunSelftestMode(const std::string& config_path) {
       outside.empty() ? -1 : ::open(outside.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   // The control: before confinement the same create succeeds, so a refusal later is
   // Landlock's doing and not the directory's permissions.
-  const int control = outside_fd < 0 ? ENOENT : TryCreate(outside_fd, probe, RESOLVE_NO_SYMLINKS);
+  const int control = outside_fd < 0 ? ENOENT : TryCreate(outside_fd, probe);
 
-  auto report = ConfineHelper(writable);
+  auto report = ConfineHelper(WritableDirFds(*dirs));
   if (!report) {
     Report(false, "confinement", report.error().rule + ": " + report.error().message);
     return Exit(HelperExit::kSelftestFailed);
@@ -506,22 +537,22 @@ int RunSelftestMode(const std::string& config_path) {
            "no usable control directory (" + (outside.empty() ? std::string("none") : outside) +
                ": " + std::strerror(control) + ")");
   } else {
-    const int outside_rc = TryCreate(outside_fd, probe, RESOLVE_NO_SYMLINKS);
+    const int outside_rc = TryCreate(outside_fd, probe);
     Report(
         report->landlock_enforced && outside_rc == EACCES, "landlock refuses writes outside",
         outside + "/" + probe + ": " + (outside_rc == 0 ? "created" : std::strerror(outside_rc)));
   }
-  const int inside_rc = TryCreate(dirs->state_dir, probe, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
+  const int inside_rc = TryCreate(dirs->state_dir, probe);
   Report(inside_rc == 0, "writes inside the state directory",
          policy.state_dir + ": " +
              (inside_rc == 0 ? "created and removed" : std::strerror(inside_rc)));
 
   const long nr = SYS_mount;
-  WriteAll(STDOUT_FILENO, "calling forbidden system call: " + std::string(kSelftestForbiddenCall) +
-                              " (" + std::to_string(nr) + ")\n");
+  Say("calling forbidden system call: " + std::string(kSelftestForbiddenCall) + " (" +
+      std::to_string(nr) + ")\n");
   const long rc = ::syscall(nr, nullptr, nullptr, nullptr, 0, nullptr);
-  WriteAll(STDOUT_FILENO, "FAIL: forbidden system call returned " + std::to_string(rc) + " (" +
-                              std::strerror(errno) + ")\n");
+  Say("FAIL: forbidden system call returned " + std::to_string(rc) + " (" +
+      std::strerror(errno) + ")\n");
   return Exit(HelperExit::kSelftestFailed);
 }
 

@@ -50,11 +50,6 @@ struct DaemonIdentity {
 // reach systemd in the helper's name.
 std::vector<std::string> DaemonEnvironment(const char* const* envp);
 
-// Writes `content` to STATE_DIR/name atomically (temp file, fsync, renameat, fsync of the
-// directory) through the state directory's descriptor, never following a symlink.
-[[nodiscard]] Result<void> WriteStateFileAtomically(int state_dir, const std::string& name,
-                                                    std::string_view content);
-
 // {"pid":N,"landlock_abi":N,"landlock_enforced":bool,"started_at":"RFC 3339 UTC"}
 std::string ConfinementJson(pid_t pid, const ConfinementReport& report,
                             const std::string& started_at);

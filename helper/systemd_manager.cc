@@ -22,8 +22,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -151,7 +153,115 @@ class DbusSystemdManager final : public SystemdManager {
     }
   }
 
+  Result<LoadedView> GetLoadedView(const UnitName& name) override {
+    const std::string what = "loaded view of " + name.str();
+    try {
+      auto call = manager_->createMethodCall(kManagerInterface, "LoadUnit");
+      call << name.str();
+      auto reply = manager_->callMethod(call, Usec(kCallTimeout));
+      sdbus::ObjectPath path;
+      reply >> path;
+      auto unit = sdbus::createProxy(*connection_, kDestination, path);
+
+      const Properties u = GetAll(*unit, kUnitInterface);
+      LoadedView view;
+      view.load_state = Take<std::string>(u, "LoadState");
+      view.fragment_path = Take<std::string>(u, "FragmentPath");
+      view.source_path = Take<std::string>(u, "SourcePath");
+      view.drop_in_paths = Take<std::vector<std::string>>(u, "DropInPaths");
+      view.transient = Take<bool>(u, "Transient");
+      view.start_limit_interval_usec = Take<uint64_t>(u, "StartLimitIntervalUSec");
+      view.is_service = name.is_service();
+      if (!view.is_service || view.load_state != "loaded") return view;
+
+      const Properties p = GetAll(*unit, kServiceInterface);
+      view.user = Take<std::string>(p, "User");
+      view.group = Take<std::string>(p, "Group");
+      view.dynamic_user = Take<bool>(p, "DynamicUser");
+      view.supplementary_groups = Take<std::vector<std::string>>(p, "SupplementaryGroups");
+      for (const char* directive : {"ExecConditionEx", "ExecStartPreEx", "ExecStartEx",
+                                    "ExecStartPostEx", "ExecReloadEx", "ExecStopEx",
+                                    "ExecStopPostEx"}) {
+        const std::string shown(directive, std::strlen(directive) - 2);  // without "Ex"
+        for (const auto& command : Take<std::vector<ExecEx>>(p, directive)) {
+          view.exec.push_back(LoadedExec{shown, command.get<0>(), command.get<2>()});
+        }
+      }
+      for (const char* directive : {"StateDirectory", "CacheDirectory", "LogsDirectory",
+                                    "RuntimeDirectory", "ConfigurationDirectory"}) {
+        view.directories.emplace_back(directive, Take<std::vector<std::string>>(p, directive));
+      }
+      view.kill_mode = Take<std::string>(p, "KillMode");
+      view.send_sigkill = Take<bool>(p, "SendSIGKILL");
+      view.timeout_stop_usec = Take<uint64_t>(p, "TimeoutStopUSec");
+      view.limit_nproc = Take<uint64_t>(p, "LimitNPROC");
+      view.limit_nofile = Take<uint64_t>(p, "LimitNOFILE");
+      view.tasks_max = Take<uint64_t>(p, "TasksMax");
+      view.ambient_capabilities = Take<uint64_t>(p, "AmbientCapabilities");
+      view.capability_bounding_set = Take<uint64_t>(p, "CapabilityBoundingSet");
+      view.no_new_privileges = Take<bool>(p, "NoNewPrivileges");
+      view.root_directory = Take<std::string>(p, "RootDirectory");
+      view.root_image = Take<std::string>(p, "RootImage");
+      view.pam_name = Take<std::string>(p, "PAMName");
+      view.standard_input = Take<std::string>(p, "StandardInput");
+      view.standard_output = Take<std::string>(p, "StandardOutput");
+      view.standard_error = Take<std::string>(p, "StandardError");
+      for (const auto& file : Take<std::vector<sdbus::Struct<std::string, bool>>>(
+               p, "EnvironmentFiles")) {
+        view.environment_files.push_back(file.get<0>());
+      }
+      for (const char* key : {"LoadCredential", "LoadCredentialEncrypted"}) {
+        for (const auto& c : Take<std::vector<sdbus::Struct<std::string, std::string>>>(p, key))
+          view.credentials.push_back(c.get<0>());
+      }
+      for (const char* key : {"SetCredential", "SetCredentialEncrypted"}) {
+        for (const auto& c :
+             Take<std::vector<sdbus::Struct<std::string, std::vector<uint8_t>>>>(p, key))
+          view.credentials.push_back(c.get<0>());
+      }
+      return view;
+    } catch (const sdbus::Error& e) {
+      return tl::make_unexpected(ErrorFromBus(e, what));
+    } catch (const MissingProperty& e) {
+      return Fail(ErrorCode::kFailed, "systemd-loaded-view", what + ": " + e.what());
+    } catch (const std::exception& e) {
+      return tl::make_unexpected(ErrorFromException(e, what));
+    }
+  }
+
  private:
+  // Exec*Ex: path, argv, flags, start/stop timestamps (realtime, monotonic), pid, code, status.
+  using ExecEx = sdbus::Struct<std::string, std::vector<std::string>, std::vector<std::string>,
+                               uint64_t, uint64_t, uint64_t, uint64_t, uint32_t, int32_t, int32_t>;
+  using Properties = std::map<std::string, sdbus::Variant>;
+
+  struct MissingProperty : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+
+  Properties GetAll(sdbus::IProxy& proxy, const char* interface) {
+    auto call = proxy.createMethodCall("org.freedesktop.DBus.Properties", "GetAll");
+    call << std::string(interface);
+    auto reply = proxy.callMethod(call, Usec(kCallTimeout));
+    Properties all;
+    reply >> all;
+    return all;
+  }
+
+  // The property `key` of type T; a missing one or one of another type throws
+  // MissingProperty (a view read in part is never judged).
+  template <typename T>
+  static T Take(const Properties& all, const char* key) {
+    const auto it = all.find(key);
+    if (it == all.end()) throw MissingProperty(std::string("no property ") + key);
+    if (!it->second.containsValueOfType<T>()) {
+      throw MissingProperty(std::string("property ") + key + " has type " +
+                            it->second.peekValueType() + ", expected " +
+                            sdbus::signature_of<T>::str());
+    }
+    return it->second.get<T>();
+  }
+
   template <typename T>
   T GetProperty(sdbus::IProxy& proxy, const char* interface, const char* property) {
     auto call = proxy.createMethodCall("org.freedesktop.DBus.Properties", "Get");

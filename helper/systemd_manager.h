@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "policy/loaded_view.h"
 #include "proto/helper_protocol.h"
 #include "proto/result.h"
 #include "proto/values.h"
@@ -35,6 +36,12 @@ class SystemdManager {
   // LoadState, ActiveState, SubState, and for services MainPID and NRestarts (0 otherwise).
   // Uses Manager.LoadUnit so an unknown name reports load_state "not-found".
   [[nodiscard]] virtual Result<proto::UnitState> GetUnitState(const UnitName& name) = 0;
+  // What systemd loaded for `name` (Manager.LoadUnit, then Properties.GetAll on the Unit
+  // interface and, for a loaded service, the Service interface): fragment, drop-ins, source,
+  // transient, and the resolved settings that loaded_view.h judges. A property missing or of
+  // an unexpected type fails the read (kFailed, "systemd-loaded-view"): a view that cannot be
+  // read in full is never taken for a clean one.
+  [[nodiscard]] virtual Result<LoadedView> GetLoadedView(const UnitName& name) = 0;
 };
 
 // Connects to the system bus (honouring DBUS_SYSTEM_BUS_ADDRESS) and registers the

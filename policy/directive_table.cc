@@ -21,16 +21,25 @@ const std::vector<Directive>& Directives() {
       for (const char* k : keys) t.push_back({section, k, check, why});
     };
     add("Unit",
-        {"Description", "Documentation", "After", "Before", "StartLimitIntervalSec",
-         "StartLimitBurst", "JobTimeoutSec", "DefaultDependencies", "StopWhenUnneeded",
-         "RefuseManualStart", "RefuseManualStop", "IgnoreOnIsolate", "CollectMode",
-         "ConditionPathExists", "ConditionPathIsDirectory", "ConditionFileNotEmpty",
-         "AssertPathExists"},
+        {"Description", "Documentation", "JobTimeoutSec", "DefaultDependencies", "StopWhenUnneeded",
+         "RefuseManualStart", "IgnoreOnIsolate", "CollectMode"},
         Check::kAllowed);
+    add("Unit", {"StartLimitIntervalSec"}, Check::kStartLimitInterval);
+    add("Unit", {"StartLimitBurst"}, Check::kStartLimitBurst);
+    add("Unit", {"RefuseManualStop"}, Check::kManualStop);
     add("Unit",
-        {"Wants", "Requires", "Requisite", "BindsTo", "PartOf", "Upholds", "Conflicts", "OnFailure",
-         "OnSuccess", "PropagatesReloadTo", "ReloadPropagatedFrom", "JoinsNamespaceOf"},
-        Check::kDependency);
+        {"ConditionPathExists", "ConditionPathIsDirectory", "ConditionFileNotEmpty",
+         "AssertPathExists"},
+        Check::kConditionPath);
+    // What a directive does to the OTHER unit decides its check: these only order, pull in or
+    // tie this unit to others ...
+    add("Unit",
+        {"After", "Wants", "Requires", "Requisite", "BindsTo", "PartOf", "ReloadPropagatedFrom"},
+        Check::kDependsOn);
+    // ... these stop, start, delay or reload the other unit, or join its namespaces.
+    add("Unit", {"Before", "Conflicts", "Upholds", "PropagatesReloadTo", "JoinsNamespaceOf"},
+        Check::kActsOnOther);
+    add("Unit", {"OnFailure", "OnSuccess"}, Check::kTrigger);
     add("Unit", {"FailureAction", "SuccessAction", "StartLimitAction", "JobTimeoutAction"},
         Check::kHostAction);
     add("Unit", {"RebootArgument"}, Check::kRefused, "arguments to a host reboot");
@@ -51,42 +60,41 @@ const std::vector<Directive>& Directives() {
          "RuntimeDirectory"},
         Check::kDirectoryName);
     add("Service",
+        {"StateDirectoryMode", "CacheDirectoryMode", "LogsDirectoryMode",
+         "ConfigurationDirectoryMode", "RuntimeDirectoryMode"},
+        Check::kDirectoryMode);
+    add("Service", {"KillMode"}, Check::kKillMode);
+    add("Service", {"SendSIGKILL", "FinalKillSignal"}, Check::kKillSignal);
+    add("Service", {"TimeoutStartSec"}, Check::kStartTimeout);
+    add("Service", {"TimeoutStopSec", "TimeoutAbortSec"}, Check::kStopTimeout);
+    add("Service", {"TimeoutSec"}, Check::kBothTimeouts);
+    add("Service", {"LimitNOFILE"}, Check::kLimitNofile);
+    add("Service", {"LimitNPROC"}, Check::kLimitNproc);
+    add("Service", {"LimitCORE"}, Check::kLimitSize);
+    add("Service", {"TasksMax"}, Check::kTasksMax);
+    add("Service", {"MemoryMax", "MemoryHigh"}, Check::kMemory);
+    add("Service", {"SyslogIdentifier"}, Check::kSyslogIdentifier);
+    add("Service", {"SyslogFacility"}, Check::kSyslogFacility);
+    add("Service",
         {"Type",
          "Restart",
          "RestartSec",
          "RestartPreventExitStatus",
          "RestartForceExitStatus",
          "SuccessExitStatus",
-         "TimeoutSec",
-         "TimeoutStartSec",
-         "TimeoutStopSec",
-         "TimeoutAbortSec",
          "RuntimeMaxSec",
          "WatchdogSec",
          "NotifyAccess",
          "RemainAfterExit",
-         "KillMode",
          "KillSignal",
-         "SendSIGKILL",
          "SendSIGHUP",
-         "FinalKillSignal",
-         "LimitNOFILE",
-         "LimitNPROC",
-         "LimitCORE",
          "UMask",
          "WorkingDirectory",
          "Environment",
          "PassEnvironment",
          "UnsetEnvironment",
-         "SyslogIdentifier",
-         "SyslogFacility",
          "SyslogLevel",
          "LogLevelMax",
-         "StateDirectoryMode",
-         "CacheDirectoryMode",
-         "LogsDirectoryMode",
-         "ConfigurationDirectoryMode",
-         "RuntimeDirectoryMode",
          "RuntimeDirectoryPreserve",
          "ProtectSystem",
          "ProtectHome",
@@ -125,10 +133,7 @@ const std::vector<Directive>& Directives() {
          "DeviceAllow",
          "IPAddressAllow",
          "IPAddressDeny",
-         "MemoryMax",
-         "MemoryHigh",
-         "CPUQuota",
-         "TasksMax"},
+         "CPUQuota"},
         Check::kAllowed);
     add("Service", {"DynamicUser"}, Check::kRefused, "a user allocated outside the policy");
     add("Service", {"PermissionsStartOnly"}, Check::kRefused, "exec commands run as root");
@@ -146,8 +151,8 @@ const std::vector<Directive>& Directives() {
         {"SecureBits", "TTYPath", "PIDFile", "Sockets", "Slice", "Delegate", "NetworkNamespacePath",
          "OOMScoreAdjust", "Nice", "CPUSchedulingPolicy"},
         Check::kRefused, "privileges or root actions the policy does not grant");
-    add("Install", {"WantedBy", "RequiredBy"}, Check::kDependency);
-    add("Install", {"Also"}, Check::kInstallAlso);
+    add("Install", {"WantedBy"}, Check::kDependsOn);
+    add("Install", {"RequiredBy", "Also"}, Check::kActsOnOther);
     add("Install", {"Alias"}, Check::kAlias);
     add("Install", {"DefaultInstance"}, Check::kRefused, "templates");
     return t;
@@ -181,21 +186,57 @@ std::string_view CheckName(Check c) {
     case Check::kNoNewPrivileges:
       return "must-be-yes";
     case Check::kStdInput:
-      return "null-or-root-owned-file";
+      return "null-or-file-the-unit-could-read";
     case Check::kStdOutput:
-      return "journal-or-root-owned-output-dir";
+      return "journal-or-file-the-unit-could-write";
     case Check::kEnvironmentFile:
-      return "root-owned-environment-dir";
+      return "file-the-unit-could-read";
     case Check::kDirectoryName:
-      return "name-under-prefix";
-    case Check::kDependency:
+      return "one-component-under-prefix-not-reserved";
+    case Check::kDirectoryMode:
+      return "octal-no-setid-sticky-or-other-write";
+    case Check::kDependsOn:
       return "allowlisted-or-system-unit";
-    case Check::kInstallAlso:
+    case Check::kActsOnOther:
       return "allowlisted-unit";
+    case Check::kTrigger:
+      return "allowlisted-service";
     case Check::kAlias:
       return "unit-name-policy";
     case Check::kHostAction:
       return "none-only";
+    case Check::kKillMode:
+      return "control-group-or-mixed";
+    case Check::kKillSignal:
+      return "final-sigkill-kept";
+    case Check::kManualStop:
+      return "must-be-no";
+    case Check::kStartTimeout:
+      return "span-within-max_start_timeout_sec";
+    case Check::kStopTimeout:
+      return "span-within-max_stop_timeout_sec";
+    case Check::kBothTimeouts:
+      return "span-within-start-and-stop-caps";
+    case Check::kStartLimitInterval:
+      return "span-at-least-min_start_limit_interval_sec";
+    case Check::kStartLimitBurst:
+      return "count-within-max_start_limit_burst";
+    case Check::kLimitNofile:
+      return "rlimit-within-max_limit_nofile";
+    case Check::kLimitNproc:
+      return "rlimit-within-max_limit_nproc";
+    case Check::kLimitSize:
+      return "rlimit-within-max_limit_core_bytes";
+    case Check::kTasksMax:
+      return "count-within-max_tasks";
+    case Check::kMemory:
+      return "size-within-max_memory_bytes";
+    case Check::kConditionPath:
+      return "path-beneath-condition_dirs";
+    case Check::kSyslogIdentifier:
+      return "own-name-or-prefix";
+    case Check::kSyslogFacility:
+      return "daemon-user-or-local";
     case Check::kRefused:
       return "refused";
   }

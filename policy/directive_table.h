@@ -9,22 +9,40 @@ namespace decnet::helper {
 
 // What is checked of a directive's value (the Checker in unit_policy.cc dispatches on it).
 enum class Check {
-  kAllowed,          // any value
-  kUser,             // User=
-  kGroup,            // Group=
-  kSupplementary,    // SupplementaryGroups=
-  kCapabilities,     // AmbientCapabilities=, CapabilityBoundingSet=
-  kExec,             // Exec*=
-  kNoNewPrivileges,  // NoNewPrivileges=
-  kStdInput,         // StandardInput=
-  kStdOutput,        // StandardOutput=, StandardError=
-  kEnvironmentFile,  // EnvironmentFile=
-  kDirectoryName,    // StateDirectory= and friends
-  kDependency,       // names allow-listed or system units
-  kInstallAlso,      // Also=: allow-listed units only
-  kAlias,            // Alias=: names the unit policy allows
-  kHostAction,       // FailureAction= and friends: "none" only
-  kRefused,          // known and refused outright
+  kAllowed,             // any value
+  kUser,                // User=
+  kGroup,               // Group=
+  kSupplementary,       // SupplementaryGroups=
+  kCapabilities,        // AmbientCapabilities=, CapabilityBoundingSet=
+  kExec,                // Exec*=
+  kNoNewPrivileges,     // NoNewPrivileges=
+  kStdInput,            // StandardInput=
+  kStdOutput,           // StandardOutput=, StandardError=
+  kEnvironmentFile,     // EnvironmentFile=
+  kDirectoryName,       // StateDirectory= and friends
+  kDirectoryMode,       // StateDirectoryMode= and friends
+  kDependsOn,           // acts on this unit only: allow-listed or system units
+  kActsOnOther,         // stops, starts, delays or reloads another unit: allow-listed units only
+  kTrigger,             // OnFailure=, OnSuccess=: allow-listed services only
+  kAlias,               // Alias=: names the unit policy allows
+  kHostAction,          // FailureAction= and friends: "none" only
+  kKillMode,            // KillMode=: control-group or mixed
+  kKillSignal,          // SendSIGKILL=, FinalKillSignal=: the final SIGKILL stays
+  kManualStop,          // RefuseManualStop=: never yes
+  kStartTimeout,        // TimeoutStartSec=
+  kStopTimeout,         // TimeoutStopSec=, TimeoutAbortSec=
+  kBothTimeouts,        // TimeoutSec=: sets start and stop
+  kStartLimitInterval,  // StartLimitIntervalSec=
+  kStartLimitBurst,     // StartLimitBurst=
+  kLimitNofile,         // LimitNOFILE=
+  kLimitNproc,          // LimitNPROC=
+  kLimitSize,           // LimitCORE=
+  kTasksMax,            // TasksMax=
+  kMemory,              // MemoryMax=, MemoryHigh=
+  kConditionPath,       // ConditionPath*=, AssertPath*=, ConditionFileNotEmpty=
+  kSyslogIdentifier,    // SyslogIdentifier=
+  kSyslogFacility,      // SyslogFacility=
+  kRefused,             // known and refused outright
 };
 
 struct Directive {

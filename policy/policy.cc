@@ -227,6 +227,28 @@ FieldParser MillisField(int Policy::*field) {
   };
 }
 
+// A bound: an integer in min..max.
+FieldParser BoundField(int64_t Policy::*field, int64_t min, int64_t max) {
+  return [=](const json& v, const std::string& key, Policy& p) -> Result<void> {
+    if (!v.is_number_integer())
+      return tl::make_unexpected(Bad("policy-type", key, "must be an integer"));
+    const auto n = v.get<int64_t>();
+    if (n < min || n > max) {
+      return tl::make_unexpected(
+          Bad("policy-value", key, "must be " + std::to_string(min) + ".." + std::to_string(max)));
+    }
+    p.*field = n;
+    return {};
+  };
+}
+
+// A directory name as *Directory= takes one: [a-z0-9._-]+, not "." or "..".
+bool IsDirectoryName(const std::string& s) {
+  return !s.empty() && s.size() <= 255 && s != "." && s != ".." &&
+         s.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-") == std::string::npos;
+}
+constexpr StringRule kDirectoryNameRule{IsDirectoryName, "a one-component name of [a-z0-9._-]"};
+
 const std::map<std::string, FieldParser>& FieldParsers() {
   static const std::map<std::string, FieldParser> parsers = {
       {"unit_prefix", Field(&Policy::unit_prefix, GetString, kUnitPrefixRule)},
@@ -239,6 +261,19 @@ const std::map<std::string, FieldParser>& FieldParsers() {
       {"allowances", ParseAllowances},
       {"output_dirs", Field(&Policy::output_dirs, GetStrings, kAbsPathRule)},
       {"environment_dirs", Field(&Policy::environment_dirs, GetStrings, kAbsPathRule)},
+      {"reserved_directory_names",
+       Field(&Policy::reserved_directory_names, GetNameSet, kDirectoryNameRule)},
+      {"protected_paths", Field(&Policy::protected_paths, GetStrings, kAbsPathRule)},
+      {"condition_dirs", Field(&Policy::condition_dirs, GetStrings, kAbsPathRule)},
+      {"max_start_timeout_sec", BoundField(&Policy::max_start_timeout_sec, 1, 3600)},
+      {"max_stop_timeout_sec", BoundField(&Policy::max_stop_timeout_sec, 1, 3600)},
+      {"min_start_limit_interval_sec", BoundField(&Policy::min_start_limit_interval_sec, 1, 86400)},
+      {"max_start_limit_burst", BoundField(&Policy::max_start_limit_burst, 1, 1000)},
+      {"max_limit_nofile", BoundField(&Policy::max_limit_nofile, 1, 1LL << 30)},
+      {"max_limit_nproc", BoundField(&Policy::max_limit_nproc, 1, 1LL << 22)},
+      {"max_limit_core_bytes", BoundField(&Policy::max_limit_core_bytes, 0, 1LL << 50)},
+      {"max_tasks", BoundField(&Policy::max_tasks, 1, 1LL << 22)},
+      {"max_memory_bytes", BoundField(&Policy::max_memory_bytes, 1LL << 20, 1LL << 50)},
       {"links", ParseLinks},
       {"daemon_user", Field(&Policy::daemon_user, GetString, kUserRule)},
       {"daemon_group", Field(&Policy::daemon_group, GetString, kGroupRule)},
@@ -252,6 +287,7 @@ const std::map<std::string, FieldParser>& FieldParsers() {
       {"restart_timeout_ms", MillisField(&Policy::restart_timeout_ms)},
       {"hello_timeout_ms", MillisField(&Policy::hello_timeout_ms)},
       {"self_update_probation_ms", MillisField(&Policy::self_update_probation_ms)},
+      {"max_units", BoundField(&Policy::max_units, 1, 4096)},
   };
   return parsers;
 }
@@ -369,6 +405,18 @@ std::string PolicyToJson(const Policy& p) {
                     {"allowances", allowances},
                     {"output_dirs", p.output_dirs},
                     {"environment_dirs", p.environment_dirs},
+                    {"reserved_directory_names", p.reserved_directory_names},
+                    {"protected_paths", p.protected_paths},
+                    {"condition_dirs", p.condition_dirs},
+                    {"max_start_timeout_sec", p.max_start_timeout_sec},
+                    {"max_stop_timeout_sec", p.max_stop_timeout_sec},
+                    {"min_start_limit_interval_sec", p.min_start_limit_interval_sec},
+                    {"max_start_limit_burst", p.max_start_limit_burst},
+                    {"max_limit_nofile", p.max_limit_nofile},
+                    {"max_limit_nproc", p.max_limit_nproc},
+                    {"max_limit_core_bytes", p.max_limit_core_bytes},
+                    {"max_tasks", p.max_tasks},
+                    {"max_memory_bytes", p.max_memory_bytes},
                     {"links", links},
                     {"daemon_user", p.daemon_user},
                     {"daemon_group", p.daemon_group},
@@ -381,7 +429,8 @@ std::string PolicyToJson(const Policy& p) {
                     {"unit_root", p.unit_root},
                     {"restart_timeout_ms", p.restart_timeout_ms},
                     {"hello_timeout_ms", p.hello_timeout_ms},
-                    {"self_update_probation_ms", p.self_update_probation_ms}};
+                    {"self_update_probation_ms", p.self_update_probation_ms},
+                    {"max_units", p.max_units}};
   return doc.dump();
 }
 

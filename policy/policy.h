@@ -3,6 +3,7 @@
 // at start-up from a root-owned JSON file; the daemon and helperctl load the same file.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
@@ -44,6 +45,30 @@ struct Policy {
   // Directories beneath which EnvironmentFile= and StandardInput=file: paths may lie
   // (systemd reads them as root and hands their content to the unit).
   std::vector<std::string> environment_dirs = {"/etc/decnet"};
+  // Directory names StateDirectory= and friends may neither equal nor begin with (systemd
+  // creates and chowns them for the unit as root). The daemon's user and group, the basename
+  // of state_dir and the stem of self_unit are reserved as well without being listed.
+  std::set<std::string> reserved_directory_names = {"decnet-updater", "decnet-update-helper"};
+  // Paths beneath which nothing systemd opens for a unit may lie: the updater's keys,
+  // configuration and state (state_dir and daemon_store are protected without being listed).
+  std::vector<std::string> protected_paths = {
+      "/etc/decnet-updater", "/etc/decnet/updater", "/var/lib/decnet-updater",
+      "/var/lib/decnet-update-helper", "/opt/decnet-updater"};
+  // Directories beneath which ConditionPath*=/Assert*= paths may lie (tested as root, their
+  // result shows in unit_status). Only root's own configuration by default: the release
+  // tree is written by the daemon, which could plant a symlink to a root-only path there.
+  std::vector<std::string> condition_dirs = {"/etc/decnet"};
+  // --- unit bounds: a unit stays stoppable, rate-limited and capped. Values a unit sets
+  // explicitly must lie within these; what it leaves unset keeps the manager's defaults.
+  int64_t max_start_timeout_sec = 60;         // TimeoutStartSec=, TimeoutSec=
+  int64_t max_stop_timeout_sec = 60;          // TimeoutStopSec=, TimeoutAbortSec=, TimeoutSec=
+  int64_t min_start_limit_interval_sec = 10;  // StartLimitIntervalSec=
+  int64_t max_start_limit_burst = 10;         // StartLimitBurst=
+  int64_t max_limit_nofile = 524'288;         // LimitNOFILE= (hard limit)
+  int64_t max_limit_nproc = 4'096;            // LimitNPROC= (hard limit)
+  int64_t max_limit_core_bytes = 1LL << 30;   // LimitCORE= (hard limit)
+  int64_t max_tasks = 4'096;                  // TasksMax=
+  int64_t max_memory_bytes = 16LL << 30;      // MemoryMax=, MemoryHigh=
   // --- links
   std::vector<LinkRule> links;
   // --- processes
@@ -66,6 +91,10 @@ struct Policy {
   int hello_timeout_ms = 30'000;    // the daemon must say hello within this
   // A freshly self-updated daemon that fails within this long after its hello is reverted.
   int self_update_probation_ms = 60'000;
+  // --- the helper's own resources
+  // How many unit files the helper keeps written at once (its record's entries); a write of
+  // a further unit is refused ("unit-count-cap"). 1..4096.
+  int64_t max_units = 64;
 
   // The built-in DECNET defaults (decnet-agent and decnet-sniffer may hold CAP_NET_ADMIN and
   // CAP_NET_RAW; link "decnet" -> /opt/decnet/current/).

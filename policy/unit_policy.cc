@@ -15,6 +15,7 @@
 
 #include "policy/directive_table.h"
 #include "policy/unit_file.h"
+#include "policy/value_checks.h"
 #include "proto/helper_protocol.h"
 
 namespace decnet::helper {
@@ -30,6 +31,7 @@ struct Checker {
   const UnitName& name;
   const PathChainCheck& path_check;
   UnitAllowance allowance;
+  OpenedFile identity;  // User=, Group=, SupplementaryGroups= in force (path unset)
   std::vector<UnitRefusal> refusals;
 
   void Refuse(int line, std::string rule, std::string message) {
@@ -41,9 +43,13 @@ struct Checker {
   void Capabilities(const UnitAssignment& a);
   void Exec(const UnitAssignment& a);
   void RootOpenedPath(const UnitAssignment& a, std::string_view path,
-                      const std::vector<std::string>& dirs, std::string_view dirs_name);
+                      const std::vector<std::string>& dirs, std::string_view dirs_name,
+                      OpenFor access);
   void StdStream(const UnitAssignment& a, bool input);
   void DirectoryNames(const UnitAssignment& a);
+  // The path systemd would create for `word` under `key` when it is, or holds, a directory
+  // the policy trusts as root's; "" otherwise.
+  std::string TrustedDirectoryHandedOver(std::string_view key, const std::string& word) const;
   void UnitNames(const UnitAssignment& a, Check check);
   void Assignment(const UnitAssignment& a);
   void Effective(const ParsedUnitFile& unit);
@@ -140,29 +146,53 @@ void Checker::Exec(const UnitAssignment& a) {
   }
 }
 
-// A path systemd opens as root for the unit: beneath a configured directory, and with a
-// directory chain nobody but root can redirect.
+// The paths nothing systemd opens for a unit may lie beneath.
+std::vector<std::string> ProtectedPaths(const Policy& policy) {
+  std::vector<std::string> out = policy.protected_paths;
+  out.push_back(policy.state_dir);
+  if (!policy.daemon_store.empty()) out.push_back(policy.daemon_store);
+  return out;
+}
+
+bool IsBeneathAny(const AbsPath& path, const std::vector<std::string>& dirs) {
+  return std::any_of(dirs.begin(), dirs.end(), [&path](const std::string& d) {
+    auto dir = AbsPath::Parse(d);
+    return dir && path.IsBeneath(*dir);
+  });
+}
+
+// A path systemd opens as root for the unit: beneath a configured directory, never beneath
+// the updater's own files, on a directory chain nobody but root can redirect, and a file the
+// unit's own user could open itself.
 void Checker::RootOpenedPath(const UnitAssignment& a, std::string_view path,
-                             const std::vector<std::string>& dirs, std::string_view dirs_name) {
+                             const std::vector<std::string>& dirs, std::string_view dirs_name,
+                             OpenFor access) {
   auto parsed = AbsPath::Parse(path);
   if (!parsed) {
     Refuse(a.line, "unit-root-opened-path", Describe(a) + ": " + parsed.error().message);
     return;
   }
-  const bool beneath = std::any_of(dirs.begin(), dirs.end(), [&parsed](const std::string& d) {
-    auto dir = AbsPath::Parse(d);
-    return dir && parsed->IsBeneath(*dir);
-  });
   // SECURITY: systemd opens these as root; outside the configured directories a unit could
   // append to /etc/shadow or read a secret.
-  if (!beneath) {
+  if (!IsBeneathAny(*parsed, dirs)) {
     Refuse(a.line, "unit-root-opened-path",
            Describe(a) + ": path is not beneath the policy's " + std::string(dirs_name));
     return;
   }
-  // SECURITY: a directory writable by anyone but root lets them plant a symlink or socket.
-  if (std::string why = path_check(parsed->str()); !why.empty()) {
-    Refuse(a.line, "unit-root-opened-path", Describe(a) + ": " + why);
+  // SECURITY: the updater's keys, configuration and state are never handed to a unit, even
+  // where they lie beneath a configured directory (the TLS key under /etc/decnet).
+  if (IsBeneathAny(*parsed, ProtectedPaths(policy))) {
+    Refuse(a.line, "unit-opened-file-protected",
+           Describe(a) + ": path is beneath the updater's own files (protected_paths)");
+    return;
+  }
+  OpenedFile file = identity;
+  file.path = parsed->str();
+  file.access = access;
+  // SECURITY: root opens the file, the unit gets the descriptor: only what the unit's own
+  // user could open, on a chain no one else can redirect.
+  if (auto refused = path_check(file)) {
+    Refuse(a.line, refused->rule, Describe(a) + ": " + refused->message);
   }
 }
 
@@ -174,9 +204,9 @@ void Checker::StdStream(const UnitAssignment& a, bool input) {
     if (input && prefix != "file:") break;
     const std::string_view path = std::string_view(a.value).substr(prefix.size());
     if (input)
-      RootOpenedPath(a, path, policy.environment_dirs, "environment_dirs");
+      RootOpenedPath(a, path, policy.environment_dirs, "environment_dirs", OpenFor::kRead);
     else
-      RootOpenedPath(a, path, policy.output_dirs, "output_dirs");
+      RootOpenedPath(a, path, policy.output_dirs, "output_dirs", OpenFor::kWrite);
     return;
   }
   static const std::vector<std::string_view> kOutputs = {
@@ -189,40 +219,86 @@ void Checker::StdStream(const UnitAssignment& a, bool input) {
   }
 }
 
+// StateDirectory= and friends: systemd creates, chmods, chowns (recursively) and, for
+// RuntimeDirectory=, removes these as root, following symlinks in every component but the
+// last. One component beneath a root-owned base leaves the unit nothing to swap.
 void Checker::DirectoryNames(const UnitAssignment& a) {
   if (RefuseSpecifier(a)) return;
   std::string bare_prefix = policy.unit_prefix;
   if (!bare_prefix.empty() && bare_prefix.back() == '-') bare_prefix.pop_back();
+  const std::vector<std::string> reserved = ReservedNames(policy);
   for (const std::string& word : SplitWords(a.value)) {
-    bool ok =
-        word.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-/") == std::string::npos;
-    const std::string first = word.substr(0, word.find('/'));
-    ok = ok && (first == bare_prefix || first.starts_with(policy.unit_prefix));
-    size_t pos = 0;
-    while (ok && pos <= word.size()) {
-      size_t end = word.find('/', pos);
-      if (end == std::string::npos) end = word.size();
-      const std::string part = word.substr(pos, end - pos);
-      ok = !part.empty() && part != "." && part != "..";
-      pos = end + 1;
-    }
-    // SECURITY: systemd creates and chowns these trees to the unit's user as root.
-    if (!ok) {
+    // SECURITY: no '/' (a middle component the unit owns could become a symlink), no ':'
+    // (systemd 250+ reads SOURCE:DEST and links DEST to SOURCE), no quotes or escapes.
+    const bool one_component =
+        word.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-") == std::string::npos;
+    if (!one_component || (word != bare_prefix && !word.starts_with(policy.unit_prefix))) {
       Refuse(a.line, "unit-directory-name",
-             Describe(a) + ": '" + word + "' must be a relative name under '" + bare_prefix + "'");
+             Describe(a) + ": '" + word + "' must be one name of [a-z0-9._-] that is '" +
+                 bare_prefix + "' or begins with '" + policy.unit_prefix + "'");
+      continue;
+    }
+    const bool is_reserved = std::any_of(reserved.begin(), reserved.end(), [&](const auto& r) {
+      return word.starts_with(r);
+    });
+    // SECURITY: the updater's own directories would be chowned to the unit's user.
+    if (is_reserved) {
+      Refuse(a.line, "unit-directory-reserved",
+             Describe(a) + ": '" + word + "' is or begins with one of the updater's own names");
+      continue;
+    }
+    // SECURITY: a directory the policy trusts as root-only (where systemd opens files as
+    // root, evaluates conditions, or keeps the updater's own files) would be handed over.
+    if (auto trusted = TrustedDirectoryHandedOver(a.key, word); !trusted.empty()) {
+      Refuse(a.line, "unit-directory-handover",
+             Describe(a) + ": systemd would chown " + trusted +
+                 " to the unit's user, and the policy trusts it as root's");
     }
   }
 }
 
+// The base directory systemd puts each kind of per-unit directory under (system manager).
+std::string_view DirectoryBase(std::string_view key) {
+  if (key == "StateDirectory") return "/var/lib";
+  if (key == "CacheDirectory") return "/var/cache";
+  if (key == "LogsDirectory") return "/var/log";
+  if (key == "RuntimeDirectory") return "/run";
+  return "/etc";  // ConfigurationDirectory
+}
+
+std::string Checker::TrustedDirectoryHandedOver(std::string_view key,
+                                                const std::string& word) const {
+  auto created = AbsPath::Parse(std::string(DirectoryBase(key)) + "/" + word);
+  if (!created) return "";
+  std::vector<std::string> trusted = ProtectedPaths(policy);
+  for (const auto* list : {&policy.output_dirs, &policy.environment_dirs, &policy.condition_dirs}) {
+    trusted.insert(trusted.end(), list->begin(), list->end());
+  }
+  trusted.insert(trusted.end(), {policy.unit_dir, policy.link_dir});
+  for (const std::string& t : trusted) {
+    auto path = AbsPath::Parse(t);
+    if (path && path->IsBeneath(*created)) return created->str();
+  }
+  return "";
+}
+
 void Checker::UnitNames(const UnitAssignment& a, Check check) {
   if (RefuseSpecifier(a)) return;
-  const std::string rule = check == Check::kAlias ? "unit-alias" : "unit-dependency";
+  std::string rule = "unit-dependency";
+  if (check == Check::kAlias) rule = "unit-alias";
+  if (check == Check::kActsOnOther) rule = "unit-dependency-other";
+  if (check == Check::kTrigger) rule = "unit-dependency-trigger";
   for (const std::string& word : SplitWords(a.value)) {
     auto parsed = UnitName::Parse(word);
-    bool ok = parsed.has_value() && CheckUnitName(policy, *parsed, UnitUse::kWrite).has_value();
-    if (check == Check::kDependency) ok = ok || policy.system_units.count(word) > 0;
+    const bool listed =
+        parsed.has_value() && CheckUnitName(policy, *parsed, UnitUse::kWrite).has_value();
+    bool ok = listed;
+    // SECURITY: only directives that act on this unit alone may name system units; ordering
+    // before, conflicting with, upholding, reloading or joining a system unit acts on it.
+    if (check == Check::kDependsOn) ok = ok || policy.system_units.count(word) > 0;
+    // SECURITY: a failure trigger starting a target can pull in any of its dependencies.
+    if (check == Check::kTrigger) ok = ok && parsed->is_service();
     if (check == Check::kAlias && parsed) ok = ok && parsed->is_service() == name.is_service();
-    // SECURITY: pulling in poweroff.target or conflicting with ssh.service acts on the host.
     if (!ok) {
       Refuse(a.line, rule, Describe(a) + ": '" + word + "' is not a unit this policy allows here");
     }
@@ -262,12 +338,13 @@ void Checker::Assignment(const UnitAssignment& a) {
       if (a.value.empty() || RefuseSpecifier(a)) return;
       std::string_view path = a.value;
       if (path.starts_with("-")) path.remove_prefix(1);
-      return RootOpenedPath(a, path, policy.environment_dirs, "environment_dirs");
+      return RootOpenedPath(a, path, policy.environment_dirs, "environment_dirs", OpenFor::kRead);
     }
     case Check::kDirectoryName:
       return DirectoryNames(a);
-    case Check::kDependency:
-    case Check::kInstallAlso:
+    case Check::kDependsOn:
+    case Check::kActsOnOther:
+    case Check::kTrigger:
     case Check::kAlias:
       return UnitNames(a, d->check);
     case Check::kHostAction:
@@ -279,6 +356,18 @@ void Checker::Assignment(const UnitAssignment& a) {
     case Check::kRefused:
       Refuse(a.line, "unit-directive-refused", Describe(a) + ": refused (" + d->why + ")");
       return;
+    default:
+      break;
+  }
+  // The remaining checks judge one value each (policy/value_checks.cc); an empty assignment
+  // resets to the manager's default and is always allowed.
+  if (a.value.empty()) return;
+  // SECURITY: paths and identifiers are expanded by systemd; the numeric values are not, and
+  // their '%' is a percentage the value check refuses by its own rule.
+  const bool expanded = d->check == Check::kConditionPath || d->check == Check::kSyslogIdentifier;
+  if (expanded && RefuseSpecifier(a)) return;
+  if (auto refused = CheckValue(policy, name, d->check, a.value)) {
+    Refuse(a.line, refused->rule, Describe(a) + ": " + refused->why);
   }
 }
 
@@ -292,6 +381,11 @@ void Checker::Effective(const ParsedUnitFile& unit) {
   }
   if (!EffectiveValue(unit, "Service", "Group")) {
     Refuse(0, "unit-group-missing", "[Service] has no Group= in force");
+  }
+  // systemd refuses to load a service with no command in force (a trailing empty ExecStart=
+  // resets the list): the policy must not judge a unit systemd reads differently.
+  if (EffectiveAssignments(unit, "Service", "ExecStart").empty()) {
+    Refuse(0, "unit-exec-missing", "[Service] has no ExecStart= in force");
   }
   const auto nnp = EffectiveValue(unit, "Service", "NoNewPrivileges");
   const bool nnp_on = nnp && ParseSystemdBool(*nnp).value_or(false);
@@ -340,11 +434,17 @@ std::vector<UnitRefusal> CheckUnitContent(const Policy& policy, const UnitName& 
              "unit content is " + std::to_string(content.size()) + " bytes, over the cap of " +
                  std::to_string(proto::kMaxUnitContent)}};
   }
-  Checker checker{policy, name, path_check, {}, {}};
+  Checker checker{policy, name, path_check, {}, {}, {}};
   if (auto it = policy.allowances.find(name.str()); it != policy.allowances.end()) {
     checker.allowance = it->second;
   }
   const ParsedUnitFile unit = ReadUnitFile(content, SystemdSectionsFor(name.str()));
+  // Files are judged against the credentials in force at the end, whichever line opens them.
+  checker.identity.user = EffectiveValue(unit, "Service", "User").value_or("");
+  checker.identity.group = EffectiveValue(unit, "Service", "Group").value_or("");
+  for (const UnitAssignment& a : EffectiveAssignments(unit, "Service", "SupplementaryGroups")) {
+    for (std::string& g : SplitWords(a.value)) checker.identity.supplementary_groups.push_back(g);
+  }
   for (const UnitProblem& p : unit.problems) checker.Refuse(p.line, p.rule, p.message);
   for (const std::string& section : unit.sections_seen) {
     // SECURITY: targets run nothing; a [Target] or any other section is refused outright.
@@ -357,15 +457,6 @@ std::vector<UnitRefusal> CheckUnitContent(const Policy& policy, const UnitName& 
   std::stable_sort(checker.refusals.begin(), checker.refusals.end(),
                    [](const UnitRefusal& x, const UnitRefusal& y) { return x.line < y.line; });
   return std::move(checker.refusals);
-}
-
-bool UnitRunsAsRoot(std::string_view unit_name, std::string_view content) {
-  if (!unit_name.ends_with(".service")) return false;
-  const ParsedUnitFile unit = ReadUnitFile(content, SystemdSectionsFor(unit_name));
-  const auto dynamic = EffectiveValue(unit, "Service", "DynamicUser");
-  if (dynamic && ParseSystemdBool(*dynamic).value_or(false)) return false;
-  const auto user = EffectiveValue(unit, "Service", "User");
-  return !user || *user == "root" || *user == "0" || user->find('%') != std::string::npos;
 }
 
 }  // namespace decnet::helper

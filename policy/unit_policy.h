@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,13 +32,37 @@ struct UnitRefusal {
   std::string message;  // human sentence naming the directive and value
 };
 
-// Checks that a path which systemd opens as root for the unit (StandardOutput=file:...,
-// EnvironmentFile=...) cannot be redirected: every directory on it owned by root and
-// writable by root alone, no symlinks. Returns an error sentence, or "" when safe.
-using PathChainCheck = std::function<std::string(std::string_view abs_path)>;
+// A file systemd opens as root on a unit's behalf (StandardInput=file:, StandardOutput=
+// append:, EnvironmentFile=, ...) and the credentials the unit will run with.
+enum class OpenFor { kRead, kWrite };
+struct OpenedFile {
+  std::string path;  // absolute, as the unit names it (beneath the unit root)
+  OpenFor access = OpenFor::kRead;
+  std::string user;                               // User= in force ("" when none)
+  std::string group;                              // Group= in force ("" when none)
+  std::vector<std::string> supplementary_groups;  // SupplementaryGroups= in force
+};
 
-// The real PathChainCheck: resolves `abs_path` beneath the directory `root` (the unit's
-// filesystem root, "/" on a host) component by component with O_NOFOLLOW.
+// Why an opened file is refused: a rule of policy/rules.h and a sentence.
+struct PathRefusal {
+  std::string rule;
+  std::string message;
+};
+
+// Judges a file systemd would open as root for a unit. Returns nullopt when it may be
+// opened, else the refusal.
+using PathChainCheck = std::function<std::optional<PathRefusal>(const OpenedFile& file)>;
+
+// The real PathChainCheck. Resolves the path beneath the directory `root` (the unit's
+// filesystem root, "/" on a host) one component at a time with O_NOFOLLOW and refuses:
+//  * "unit-root-opened-path": a symlink, a missing or non-directory component, a directory
+//    not owned by root or writable by anyone but root (someone else could redirect it);
+//  * "unit-opened-file-access": the unit's user or groups unknown (read from ROOT/etc/passwd
+//    and ROOT/etc/group, never through NSS), a directory on the path they cannot search, a
+//    missing final file, not a regular file, more than one link, owned by neither root nor
+//    the unit's user, or not readable (kRead) / writable (kWrite) by the unit's uid and
+//    groups per mode bits and POSIX ACL (an ACL it cannot read or parse refuses).
+// Needs only openat (O_PATH and O_RDONLY), fstat, read and fgetxattr.
 PathChainCheck RootOnlyPathCheck(std::string root);
 
 // Checks a unit file's content as systemd would read it. Returns every refusal (empty when
@@ -45,12 +70,6 @@ PathChainCheck RootOnlyPathCheck(std::string root);
 std::vector<UnitRefusal> CheckUnitContent(const Policy& policy, const UnitName& name,
                                           std::string_view content,
                                           const PathChainCheck& path_check);
-
-// The reader's conclusion about who a service runs as, for the differential test against
-// `systemd-analyze security`: true when [Service] has no effective User= (or it is "root",
-// "0", or holds a specifier) and DynamicUser= is not effectively true. Targets run nothing
-// and give false.
-bool UnitRunsAsRoot(std::string_view unit_name, std::string_view content);
 
 // One row of the curated directive table, for `helperctl policy`.
 struct DirectiveRow {

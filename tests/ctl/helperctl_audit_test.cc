@@ -101,6 +101,7 @@ class AHelperctlAudit : public ::testing::Test {
   std::string DaemonState() const { return root_ + "/daemon-state"; }
   std::string AuditPath() const { return DaemonState() + "/audit.jsonl"; }
   std::string RecordPath() const { return HelperState() + "/" + kRequestRecordFile; }
+  std::string ChangesPath() const { return HelperState() + "/" + kChangeRecordFile; }
 
   void WritePolicy() {
     config_ = root_ + "/helper.json";
@@ -246,7 +247,7 @@ TEST_F(AHelperctlAudit, PrintsOneJsonObjectWithEveryFieldTheDaemonWrote) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j["audit_log"], AuditPath());
-  EXPECT_EQ(j["helper_record"]["files"], json::array({RecordPath()}));
+  EXPECT_EQ(j["helper_record"]["files"], json::array({ChangesPath(), RecordPath()}));
   EXPECT_TRUE(j["helper_record"]["error"].is_null());
   ASSERT_EQ(j["operations"].size(), 1u);
   const json& op = j["operations"][0];
@@ -413,7 +414,30 @@ TEST_F(AHelperctlAudit, ReadsTheRotatedRecordBeforeTheCurrentOne) {
   Audit(Op("update", "1111111111111111"));
   const json j = AuditJson();
   EXPECT_EQ(Ids(j["operations"][0]["helper_requests"]), (std::vector<uint64_t>{1, 2, 3}));
-  EXPECT_EQ(j["helper_record"]["files"], json::array({RecordPath() + ".1", RecordPath()}));
+  EXPECT_EQ(j["helper_record"]["files"],
+            json::array({ChangesPath(), RecordPath() + ".1", RecordPath()}));
+}
+
+TEST_F(AHelperctlAudit, ListsAChangeWhoseRequestLineRotatedAwayAndNoChangeTwice) {
+  Request(1, "hello", "");
+  Tick();
+  ASSERT_TRUE(record_->Append({2, "repoint_link", "decnet", "ok", "", "changed"},
+                              Effect::kChangesState));
+  Tick();
+  ASSERT_TRUE(record_->Append({3, "write_unit", "decnet-agent.service", "ok", "", "changed"},
+                              Effect::kChangesState));
+  Request(4, "restart_unit", "ssh.service", "denied");
+  Audit(Op("update", "1111111111111111"));
+  // Both copies present: each change is listed once, in time order.
+  EXPECT_EQ(Ids(AuditJson()["operations"][0]["helper_requests"]),
+            (std::vector<uint64_t>{1, 2, 3, 4}));
+  // A flood of refusals rotated the request record twice: the changes are still there.
+  fs::remove(RecordPath() + ".1");
+  fs::remove(RecordPath());
+  const json j = AuditJson();
+  ASSERT_EQ(j["operations"].size(), 1u);
+  EXPECT_EQ(Ids(j["operations"][0]["helper_requests"]), (std::vector<uint64_t>{2, 3}));
+  EXPECT_EQ(j["operations"][0]["helper_requests"][0]["file"], ChangesPath());
 }
 
 TEST_F(AHelperctlAudit, FindsTheAuditLogThroughTheDaemonConfigurationThePolicyStartsItWith) {

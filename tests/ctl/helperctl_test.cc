@@ -264,6 +264,29 @@ TEST_F(AHelperctl, PrintsThePolicyAsOneJsonObjectOfTheHelpersTables) {
   EXPECT_EQ(syscalls.count("ptrace"), 0u);
 }
 
+TEST_F(AHelperctl, ListsEveryRuleARefusedFixtureNamesInThePolicyJson) {
+  const CtlRun run = Helperctl({"policy", "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json doc = json::parse(run.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(doc.is_object()) << run.out;
+  ASSERT_TRUE(doc["units"]["rules"].is_array()) << run.out;
+  std::set<std::string> listed;
+  for (const json& r : doc["units"]["rules"]) {
+    ASSERT_TRUE(r.contains("id") && r["id"].is_string()) << r.dump();
+    EXPECT_FALSE(r.value("summary", "").empty()) << r.dump();
+    EXPECT_FALSE(r.value("defends", "").empty()) << r.dump();
+    listed.insert(r["id"].get<std::string>());
+  }
+  const auto fixtures = LoadUnitFixtures(true);
+  ASSERT_GE(fixtures.size(), 150u);
+  for (const auto& f : fixtures) {
+    EXPECT_EQ(listed.count(f.expected_rule), 1u) << f.file << " names an unlisted rule";
+  }
+  EXPECT_EQ(doc["units"]["bounds"]["max_stop_timeout_sec"], policy_.max_stop_timeout_sec);
+  const CtlRun text = Helperctl({"policy"});
+  EXPECT_NE(text.out.find("unit-directory-reserved"), std::string::npos);
+}
+
 TEST_F(AHelperctl, PrintsEveryRequestTypeInThePolicyText) {
   const CtlRun run = Helperctl({"policy"});
   ASSERT_EQ(run.exit_code, 0) << run.err;

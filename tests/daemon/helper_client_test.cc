@@ -32,6 +32,7 @@ class AHelperClient : public ::testing::Test {
     auto opened = helper::OpenHelperDirs(dirs_.policy());
     ASSERT_TRUE(opened);
     helper_dirs_ = *opened;
+    test::AnswerCleanLoadedViews(systemd_, dirs_.policy());
     served_ = std::async(std::launch::async, [this, fd = pair[1]] {
       auto end = helper::Serve(fd, dirs_.policy(), helper_dirs_, systemd_, {.notify = false});
       ::close(fd);

@@ -20,7 +20,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -28,6 +30,7 @@ namespace decnet::helper {
 namespace {
 
 struct ChildResult {
+  pid_t pid = -1;
   int status = 0;      // waitpid status
   std::string output;  // what the child wrote to its pipe
   bool Exited(int code) const { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
@@ -47,6 +50,7 @@ ChildResult InChild(const std::function<int(int)>& body) {
   }
   ::close(p[1]);
   ChildResult r;
+  r.pid = pid;
   char buf[4096];
   ssize_t n = 0;
   while ((n = ::read(p[0], buf, sizeof buf)) > 0) r.output.append(buf, static_cast<size_t>(n));
@@ -86,6 +90,13 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// Confines the calling (child) process with `dir` as its one writable directory, passing
+// the directory's descriptor as start-up does.
+Result<ConfinementReport> ConfineWith(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return ConfineHelper({fd});
+}
 
 int CreateIn(const std::string& path) {
   open_how how{};
@@ -185,7 +196,7 @@ TEST(SeccompAllowList, LeavesOutEveryCallThatWouldWidenPrivilege) {
 TEST(ConfineHelper, LeavesUid0WithEmptySetsNoNewPrivsAndAFilter) {
   TempDir dir;
   auto r = InChild([&](int out) {
-    auto report = ConfineHelper({dir.path()});
+    auto report = ConfineWith(dir.path());
     if (!report) {
       Put(out, "error " + report.error().rule + ": " + report.error().message);
       return 1;
@@ -205,7 +216,7 @@ TEST(ConfineHelper, LeavesUid0WithEmptySetsNoNewPrivsAndAFilter) {
 TEST(ConfineHelper, KillsAForbiddenCallWithSigsys) {
   TempDir dir;
   auto r = InChild([&](int out) {
-    if (!ConfineHelper({dir.path()})) return 1;
+    if (!ConfineWith(dir.path())) return 1;
     Put(out, "confined\n");
     ::syscall(SYS_mount, nullptr, nullptr, nullptr, 0, nullptr);
     return 2;
@@ -220,7 +231,7 @@ TEST(ConfineHelper, RefusesWritesOutsideItsDirectoriesButAllowsThemInside) {
   ::chmod(outside.path().c_str(), 01777);
   auto r = InChild([&](int out) {
     const int before = CreateIn(outside.path() + "/control");
-    auto report = ConfineHelper({inside.path()});
+    auto report = ConfineWith(inside.path());
     if (!report) return 1;
     if (report->landlock_abi == 0) {
       Put(out, "no-landlock");
@@ -241,7 +252,7 @@ TEST(ConfineHelper, RefusesAMultiThreadedProcess) {
   TempDir dir;
   auto r = InChild([&](int out) {
     std::thread t([] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); });
-    auto report = ConfineHelper({dir.path()});
+    auto report = ConfineWith(dir.path());
     t.join();
     Put(out, report ? "confined" : report.error().rule);
     return 0;
@@ -253,7 +264,7 @@ TEST(ConfineHelper, RefusesAMultiThreadedProcess) {
 TEST(ConfineHelper, AllowsUnixSocketsForNotifyButKillsInetSockets) {
   TempDir dir;
   auto r = InChild([&](int out) {
-    if (!ConfineHelper({dir.path()})) return 1;
+    if (!ConfineWith(dir.path())) return 1;
     const int unix_fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     Put(out, unix_fd >= 0 ? "unix-ok\n" : "unix-failed\n");
     ::socket(AF_INET, SOCK_STREAM, 0);
@@ -266,7 +277,7 @@ TEST(ConfineHelper, AllowsUnixSocketsForNotifyButKillsInetSockets) {
 TEST(ConfineHelper, KillsAnExecutableMapping) {
   TempDir dir;
   auto r = InChild([&](int out) {
-    if (!ConfineHelper({dir.path()})) return 1;
+    if (!ConfineWith(dir.path())) return 1;
     void* rw = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     Put(out, rw != MAP_FAILED ? "rw-ok\n" : "rw-failed\n");
     ::mmap(nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -279,7 +290,7 @@ TEST(ConfineHelper, KillsAnExecutableMapping) {
 TEST(ConfineHelper, KillsExec) {
   TempDir dir;
   auto r = InChild([&](int) {
-    if (!ConfineHelper({dir.path()})) return 1;
+    if (!ConfineWith(dir.path())) return 1;
     const char* argv[] = {"/bin/true", nullptr};
     ::execv(argv[0], const_cast<char* const*>(argv));
     return 2;
@@ -290,11 +301,104 @@ TEST(ConfineHelper, KillsExec) {
 TEST(ConfineHelper, KillsSignalsToOtherProcesses) {
   TempDir dir;
   auto r = InChild([&](int) {
-    if (!ConfineHelper({dir.path()})) return 1;
+    if (!ConfineWith(dir.path())) return 1;
     ::kill(1, 0);
     return 2;
   });
   EXPECT_TRUE(r.KilledBy(SIGSYS));
+}
+
+// --- argument filters: each allowed call is killed with the arguments it must never take.
+// The child announces each call on its pipe just before making it; the last announcement
+// before the SIGSYS names the call the filter killed (and the allowed variant before it
+// proves the call itself is in the table). With the argument check removed the forbidden
+// variant returns, the child reports it and exits 2: the test fails.
+
+// The kernel's seccomp record (type=1326) for `pid` in /dev/kmsg, if readable: its syscall.
+std::optional<long> AuditedSyscall(pid_t pid) {
+  const int fd = ::open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::optional<long> found;
+  char buf[8192];
+  ssize_t n = 0;
+  while ((n = ::read(fd, buf, sizeof buf)) != 0) {
+    if (n < 0 && errno == EPIPE) continue;
+    if (n < 0) break;
+    const std::string rec(buf, static_cast<size_t>(n));
+    if (rec.find("type=1326") == std::string::npos ||
+        rec.find(" pid=" + std::to_string(pid) + " ") == std::string::npos)
+      continue;
+    const size_t at = rec.find(" syscall=");
+    if (at != std::string::npos) found = std::atol(rec.c_str() + at + 9);
+  }
+  ::close(fd);
+  return found;
+}
+
+// Checks that the child was killed by SIGSYS right after announcing `call`, and (when the
+// kernel's audit record is readable and not rate-limited) that seccomp names `nr`.
+void ExpectKilledAt(const ChildResult& r, const std::string& allowed, const std::string& call,
+                    long nr) {
+  EXPECT_TRUE(r.KilledBy(SIGSYS)) << "status " << r.status << "\n" << r.output;
+  EXPECT_EQ(r.output, allowed + "calling " + call + "\n");
+  std::optional<long> audited;
+  for (int i = 0; i < 20 && !(audited = AuditedSyscall(r.pid)); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (audited) {
+    EXPECT_EQ(*audited, nr) << call;
+  }
+}
+
+TEST(ConfineHelper, KillsOpenatWithWriteFlagsButLetsItRead) {
+  TempDir dir;
+  const std::string target = dir.path() + "/written";
+  for (const int flags : {O_WRONLY, O_RDWR, O_RDONLY | O_CREAT, O_RDONLY | O_TRUNC}) {
+    auto r = InChild([&](int out) {
+      if (!ConfineWith(dir.path())) return 1;
+      const long rd = ::syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC);
+      Put(out, rd >= 0 ? "read-ok\n" : "read-failed\n");
+      Put(out, "calling openat\n");
+      ::syscall(SYS_openat, AT_FDCWD, target.c_str(), flags | O_CLOEXEC, 0600);
+      Put(out, "returned\n");
+      return 2;
+    });
+    ExpectKilledAt(r, "read-ok\n", "openat", SYS_openat);
+    EXPECT_FALSE(std::filesystem::exists(target)) << flags;
+  }
+}
+
+TEST(ConfineHelper, KillsTgkillTowardsAnotherProcessButLetsItSignalItself) {
+  TempDir dir;
+  const pid_t other = ::getpid();  // the test process: another thread group for the child
+  auto r = InChild([&](int out) {
+    if (!ConfineWith(dir.path())) return 1;
+    const long self = ::syscall(SYS_tgkill, ::getpid(), ::getpid(), 0);
+    Put(out, self == 0 ? "self-ok\n" : "self-failed\n");
+    Put(out, "calling tgkill\n");
+    ::syscall(SYS_tgkill, other, other, 0);
+    Put(out, "returned\n");
+    return 2;
+  });
+  ExpectKilledAt(r, "self-ok\n", "tgkill", SYS_tgkill);
+}
+
+TEST(ConfineHelper, KillsMprotectThatAddsExec) {
+  TempDir dir;
+  auto r = InChild([&](int out) {
+    void* page = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED || !ConfineWith(dir.path())) return 1;
+#ifdef DECNET_SANITIZER_BUILD
+    // Only sanitizer builds allow mprotect at all; without PROT_EXEC it must pass.
+    Put(out, ::mprotect(page, 4096, PROT_READ) == 0 ? "rw-ok\n" : "rw-failed\n");
+#else
+    Put(out, "rw-ok\n");
+#endif
+    Put(out, "calling mprotect\n");
+    ::mprotect(page, 4096, PROT_READ | PROT_EXEC);
+    Put(out, "returned\n");
+    return 2;
+  });
+  ExpectKilledAt(r, "rw-ok\n", "mprotect", SYS_mprotect);
 }
 
 // --- the daemon side ---------------------------------------------------------------------

@@ -4,6 +4,9 @@ target_link_libraries(decnet-helper-client PRIVATE decnet_proto_helper)
 decnet_gtest(helper_core_test
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/fs_ops_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/record_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/log_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/link_target_test.cc
     ${CMAKE_CURRENT_LIST_DIR}/handlers_test.cc
     ${CMAKE_CURRENT_LIST_DIR}/serve_test.cc
   LIBS decnet_helper_core)

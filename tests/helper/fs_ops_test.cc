@@ -5,8 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "tests/helper/test_dirs.h"
 
@@ -99,6 +102,60 @@ TEST_F(AUnitDirectory, ReportsARegularFileWhereALinkIsExpected) {
   auto r = ReadSymlink(fd_, "decnet");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().rule, "link-not-symlink");
+}
+
+TEST(AUniqueFd, ClosesItsDescriptorOnceAndHandsItOnWhenMoved) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  ::close(p[1]);
+  {
+    UniqueFd a(p[0]);
+    UniqueFd b(std::move(a));
+    EXPECT_FALSE(a.valid());
+    EXPECT_EQ(b.get(), p[0]);
+    UniqueFd c;
+    c = std::move(b);
+    EXPECT_EQ(c.get(), p[0]);
+    EXPECT_GE(::fcntl(p[0], F_GETFD), 0) << "still open while owned";
+  }
+  EXPECT_EQ(::fcntl(p[0], F_GETFD), -1) << "closed when its last owner went";
+  EXPECT_EQ(errno, EBADF);
+}
+
+TEST_F(AUnitDirectory, OpensNothingThroughASymlinkAMagicLinkOrAnotherMount) {
+  std::filesystem::create_directories(dirs_.units() + "/sub");
+  { std::ofstream(dirs_.units() + "/sub/file") << "x"; }
+  ASSERT_EQ(::symlink("sub", (dirs_.units() + "/inner").c_str()), 0);
+  EXPECT_TRUE(OpenBeneath(fd_, "sub/file", O_RDONLY).valid()) << "the control opens";
+  struct Case {
+    int dir;
+    std::string path;
+  };
+  const int proc_self = ::open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  const int root = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(proc_self, 0);
+  for (const Case& c : std::vector<Case>{{fd_, "inner/file"},         // a symlink on the way
+                                         {fd_, "inner"},              // a symlink at the end
+                                         {fd_, "../units/sub/file"},  // climbing out
+                                         {fd_, "/etc/passwd"},        // absolute
+                                         {proc_self, "root"},         // a magic link
+                                         {proc_self, "cwd"},
+                                         {root, "proc/self"}}) {  // another mount
+    UniqueFd fd = OpenBeneath(c.dir, c.path, O_RDONLY);
+    EXPECT_FALSE(fd.valid()) << c.path;
+    EXPECT_TRUE(RefusedByResolve(errno)) << c.path << ": " << std::strerror(errno);
+  }
+  ::close(proc_self);
+  ::close(root);
+}
+
+TEST_F(AUnitDirectory, RepointsALinkEvenWithTemporaryNamesPlantedBesideIt) {
+  for (int i = 0; i < 4; ++i) {
+    std::filesystem::create_directories(dirs_.units() + "/.#decnet.plant" + std::to_string(i));
+  }
+  ASSERT_TRUE(AtomicSymlink(fd_, "decnet", "/opt/a"));
+  EXPECT_EQ(**ReadSymlink(fd_, "decnet"), "/opt/a");
+  EXPECT_TRUE(std::filesystem::is_directory(dirs_.units() + "/.#decnet.plant0"));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 
 #include "tests/helper/mock_systemd.h"
@@ -43,6 +44,7 @@ class AServingSession : public ::testing::Test {
     return HandleWriteUnit(*session_, proto::WriteUnitRequest{Unit(name), std::move(content)});
   }
   std::string UnitPath(const char* name) { return dirs_.units() + "/" + name; }
+  LoadedView CleanView(const char* name) { return test::CleanLoadedView(dirs_.policy(), Unit(name)); }
 
   test::TestDirs dirs_;
   HelperDirs helper_dirs_;
@@ -143,21 +145,31 @@ TEST_F(AServingSession, RefusesARestartOutsideTheAllowListWithoutReachingSystemd
 }
 
 TEST_F(AServingSession, RestartsAnAllowedUnitAndReportsTheJobAndState) {
+  ASSERT_TRUE(Write("decnet-agent.service", kGoodUnit));
   proto::UnitState st{"loaded", "active", "running", 99, 0};
-  EXPECT_CALL(systemd_, RestartUnit(Unit("decnet-agent.service"), _))
-      .WillOnce(Return(JobOutcome{"done"}));
-  EXPECT_CALL(systemd_, GetUnitState(Unit("decnet-agent.service"))).WillOnce(Return(st));
+  {
+    ::testing::InSequence in_order;  // the loaded view is read before the restart
+    EXPECT_CALL(systemd_, GetLoadedView(Unit("decnet-agent.service")))
+        .WillOnce(Return(CleanView("decnet-agent.service")));
+    EXPECT_CALL(systemd_, RestartUnit(Unit("decnet-agent.service"), _))
+        .WillOnce(Return(JobOutcome{"done"}));
+    EXPECT_CALL(systemd_, GetUnitState(Unit("decnet-agent.service"))).WillOnce(Return(st));
+  }
   auto r = HandleRestartUnit(*session_, {Unit("decnet-agent.service")});
-  ASSERT_TRUE(r);
+  ASSERT_TRUE(r) << r.error().rule << ": " << r.error().message;
   EXPECT_EQ(std::get<proto::RestartUnitReply>(*r).job_result, "done");
   EXPECT_EQ(std::get<proto::RestartUnitReply>(*r).unit, st);
 }
 
 TEST_F(AServingSession, MayRestartTheUpdatersOwnUnit) {
+  { std::ofstream(UnitPath("decnet-updater.service")) << "[Service]\nExecStart=/bin/true\n"; }
+  EXPECT_CALL(systemd_, GetLoadedView(Unit("decnet-updater.service")))
+      .WillOnce(Return(CleanView("decnet-updater.service")));
   EXPECT_CALL(systemd_, RestartUnit(Unit("decnet-updater.service"), _))
       .WillOnce(Return(JobOutcome{"done"}));
   EXPECT_CALL(systemd_, GetUnitState(_)).WillOnce(Return(proto::UnitState{}));
-  EXPECT_TRUE(HandleRestartUnit(*session_, {Unit("decnet-updater.service")}));
+  auto r = HandleRestartUnit(*session_, {Unit("decnet-updater.service")});
+  EXPECT_TRUE(r) << r.error().rule << ": " << r.error().message;
 }
 
 TEST_F(AServingSession, RepointsAnAllowedLinkBeneathItsPrefix) {
@@ -202,6 +214,120 @@ TEST_F(AServingSession, AnswersHelloOnlyForAnOverlappingVersion) {
   auto r = HandleHello(*session_, {2, 3, "x"});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().rule, "protocol-version");
+}
+
+// The loaded-view check in restart_unit: each row alters what systemd loaded for a unit the
+// helper wrote; the restart is refused with the row's rule and never reaches systemd
+// (StrictMock: a RestartUnit call fails the test).
+struct ForeignViewRow {
+  const char* what;
+  std::function<void(LoadedView&, const std::string& unit_dir)> alter;
+  const char* rule;
+};
+
+class AServingSessionRefusingForeignViews
+    : public AServingSession,
+      public ::testing::WithParamInterface<ForeignViewRow> {};
+
+TEST_P(AServingSessionRefusingForeignViews, RefusesTheRestartWithTheRuleAndNeverRestarts) {
+  ASSERT_TRUE(Write("decnet-demo.service", kGoodUnit));
+  LoadedView view = CleanView("decnet-demo.service");
+  GetParam().alter(view, dirs_.units());
+  EXPECT_CALL(systemd_, GetLoadedView(Unit("decnet-demo.service"))).WillOnce(Return(view));
+  auto r = HandleRestartUnit(*session_, {Unit("decnet-demo.service")});
+  ASSERT_FALSE(r) << GetParam().what;
+  EXPECT_EQ(r.error().code, ErrorCode::kDenied);
+  EXPECT_EQ(r.error().rule, GetParam().rule) << r.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rows, AServingSessionRefusingForeignViews,
+    ::testing::Values(
+        ForeignViewRow{"a drop-in next to the helper's file",
+                       [](LoadedView& v, const std::string& dir) {
+                         v.drop_in_paths = {dir + "/decnet-demo.service.d/evil.conf"};
+                       },
+                       "unit-loaded-dropin"},
+        ForeignViewRow{"a drop-in in the runtime directory that does not exist",
+                       [](LoadedView& v, const std::string&) {
+                         v.drop_in_paths = {"/run/systemd/system/decnet-demo.service.d/x.conf"};
+                       },
+                       "unit-loaded-dropin"},
+        ForeignViewRow{"a shadowing fragment in /run",
+                       [](LoadedView& v, const std::string&) {
+                         v.fragment_path = "/run/systemd/system/decnet-demo.service";
+                       },
+                       "unit-loaded-fragment"},
+        ForeignViewRow{"a transient unit",
+                       [](LoadedView& v, const std::string&) { v.transient = true; },
+                       "unit-loaded-transient"},
+        ForeignViewRow{"not loaded", [](LoadedView& v,
+                                        const std::string&) { v.load_state = "not-found"; },
+                       "unit-loaded-state"},
+        ForeignViewRow{"User=root in effect",
+                       [](LoadedView& v, const std::string&) { v.user = "root"; },
+                       "unit-loaded-user"},
+        ForeignViewRow{"ExecStartPre=+",
+                       [](LoadedView& v, const std::string&) {
+                         v.exec.push_back({"ExecStartPre", "/bin/touch", {"privileged"}});
+                       },
+                       "unit-loaded-exec-flags"},
+        ForeignViewRow{"KillMode=none",
+                       [](LoadedView& v, const std::string&) { v.kill_mode = "none"; },
+                       "unit-loaded-kill-mode"}));
+
+TEST_F(AServingSession, RefusesTheRestartOfAUnitChangedOnDiskSinceItWasWritten) {
+  ASSERT_TRUE(Write("decnet-demo.service", kGoodUnit));
+  { std::ofstream(UnitPath("decnet-demo.service"), std::ios::app) << "ExecStartPre=+/bin/true\n"; }
+  EXPECT_CALL(systemd_, GetLoadedView(_)).WillOnce(Return(CleanView("decnet-demo.service")));
+  auto r = HandleRestartUnit(*session_, {Unit("decnet-demo.service")});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().rule, "unit-loaded-fragment-changed") << r.error().message;
+}
+
+TEST_F(AServingSession, RefusesTheRestartWhenTheLoadedViewCannotBeRead) {
+  ASSERT_TRUE(Write("decnet-demo.service", kGoodUnit));
+  EXPECT_CALL(systemd_, GetLoadedView(_))
+      .WillOnce(Return(tl::make_unexpected(
+          Error{ErrorCode::kFailed, "systemd-loaded-view", "no property DropInPaths"})));
+  auto r = HandleRestartUnit(*session_, {Unit("decnet-demo.service")});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().rule, "systemd-loaded-view");
+}
+
+TEST_F(AServingSession, ChecksEveryWrittenUnitAfterAReloadAndNamesTheRefusedOnes) {
+  ASSERT_TRUE(Write("decnet-demo.service", kGoodUnit));
+  ASSERT_TRUE(Write("decnet-other.service", kGoodUnit));
+  LoadedView foreign = CleanView("decnet-demo.service");
+  foreign.drop_in_paths = {dirs_.units() + "/decnet-demo.service.d/evil.conf"};
+  LoadedView absent;
+  absent.load_state = "not-found";
+  {
+    ::testing::InSequence in_order;  // the views are read after the reload
+    EXPECT_CALL(systemd_, Reload()).WillOnce(Return(Result<void>{}));
+    EXPECT_CALL(systemd_, GetLoadedView(Unit("decnet-demo.service"))).WillOnce(Return(foreign));
+    EXPECT_CALL(systemd_, GetLoadedView(Unit("decnet-other.service")))
+        .WillOnce(Return(CleanView("decnet-other.service")));
+    EXPECT_CALL(systemd_, GetLoadedView(Unit("decnet-updater.service"))).WillOnce(Return(absent));
+  }
+  auto r = HandleDaemonReload(*session_, {});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kDenied);
+  EXPECT_EQ(r.error().rule, "unit-loaded-dropin");
+  EXPECT_NE(r.error().message.find("decnet-demo.service"), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().message.find("decnet-other.service"), std::string::npos) << r.error().message;
+}
+
+TEST_F(AServingSession, ReloadsCleanlyWhenEveryLoadedViewIsApproved) {
+  ASSERT_TRUE(Write("decnet-demo.service", kGoodUnit));
+  LoadedView absent;
+  absent.load_state = "not-found";
+  EXPECT_CALL(systemd_, Reload()).WillOnce(Return(Result<void>{}));
+  EXPECT_CALL(systemd_, GetLoadedView(Unit("decnet-demo.service")))
+      .WillOnce(Return(CleanView("decnet-demo.service")));
+  EXPECT_CALL(systemd_, GetLoadedView(Unit("decnet-updater.service"))).WillOnce(Return(absent));
+  auto r = HandleDaemonReload(*session_, {});
+  EXPECT_TRUE(r) << r.error().rule << ": " << r.error().message;
 }
 
 }  // namespace

@@ -135,8 +135,11 @@ HelperRun HelperHarness::Run(const std::string& script, std::chrono::seconds tim
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // The stand-in daemon's stdout reaches the helper's relayed under the daemon's name.
   std::istringstream replies(Slurp(out_path));
-  for (std::string line; std::getline(replies, line);) run.replies.push_back(line);
+  constexpr std::string_view kRelayed = "decnet-updaterd: ";
+  for (std::string line; std::getline(replies, line);)
+    run.replies.push_back(line.starts_with(kRelayed) ? line.substr(kRelayed.size()) : line);
   run.log = Slurp(log_path);
   return run;
 }
@@ -155,7 +158,8 @@ std::map<std::string, std::string> SnapshotTree(const std::string& root) {
     } else if (S_ISREG(st.st_mode)) {
       desc += Sha256Hex(Slurp(it->path()));
     }
-    snap[fs::relative(it->path(), root).string()] = desc;
+    // Lexically: fs::relative would resolve a symlink and file it under its target's name.
+    snap[it->path().lexically_relative(root).string()] = desc;
   }
   return snap;
 }

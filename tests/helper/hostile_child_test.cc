@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 
+#include "policy/unit_policy.h"
 #include "tests/helper/helper_harness.h"
 
 namespace decnet::test {
@@ -18,6 +20,11 @@ namespace fs = std::filesystem;
 constexpr char kGood[] =
     "[Unit]\nDescription=x\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\n"
     "NoNewPrivileges=yes\nExecStart=/bin/sleep infinity\n";
+
+// `User=root` behind a lone CR and behind a NUL, on an Environment= line that is otherwise
+// accepted: with either byte read as a space the unit is valid (checked below).
+constexpr char kBehindCr[] = "Environment=A=1\rUser=root\n";
+constexpr char kBehindNul[] = "Environment=A=1\0User=root\n";
 
 std::string With(const std::string& extra) { return std::string(kGood) + extra; }
 std::string Replace(std::string s, const std::string& from, const std::string& to) {
@@ -151,17 +158,41 @@ std::vector<Sequence> Sequences() {
                           Replace(kGood, "User=decnet\n", "Environment=A=1 \\\nUser=decnet\n"));
        },
        {"unit-user-missing"}},
+      // A valid unit but for what hides behind the line end (see LineEndSequences...):
+      // only systemd's reading of a lone CR or a NUL as a line end refuses it.
       {"user-behind-lone-cr",
-       [=](HelperHarness& h) {
-         return hello + WriteUnit(h, "decnet-x.service", With("Description=x\rUser=root\n"));
-       },
-       {"denied"}},
+       [=](HelperHarness& h) { return hello + WriteUnit(h, "decnet-x.service", With(kBehindCr)); },
+       {"unit-user-root"}},
       {"user-behind-nul",
        [=](HelperHarness& h) {
-         return hello + WriteUnit(h, "decnet-x.service",
-                                  With(std::string("Description=x\0User=root\n", 25)));
+         return hello + WriteUnit(h, "decnet-x.service", With(std::string(kBehindNul, 26)));
        },
        {"denied"}},
+      {"link-through-daemon-symlink",
+       [=](HelperHarness& h) {
+         return hello + "repoint_link decnet " + h.root() + "/opt/current/escape/victim\n";
+       },
+       {"link-target-symlink"}},
+      {"link-into-private-directory",
+       [=](HelperHarness& h) {
+         return hello + "repoint_link decnet " + h.root() + "/opt/current/private/secret\n";
+       },
+       {"link-target-private"}},
+      {"key-name-forging-a-log-line",
+       [=](HelperHarness&) {
+         return hello +
+                R"(raw {"v":1,"id":5,"type":"unit_status","name":"decnet-a.service","k\ndecnet-update-helper: FORGED":1})" +
+                "\n";
+       },
+       {"closed"},
+       true},
+      {"unit-name-forging-a-log-line",
+       [=](HelperHarness&) {
+         return hello +
+                R"(raw {"v":1,"id":5,"type":"restart_unit","name":"x\ndecnet-update-helper: FORGED.service"})" +
+                "\n";
+       },
+       {"malformed"}},
       {"restart-ssh",
        [=](HelperHarness&) { return hello + "restart_unit ssh.service\n"; },
        {"unit-name-allowlist"}},
@@ -251,6 +282,10 @@ class AHostileDaemon : public ::testing::TestWithParam<Sequence> {
  protected:
   void SetUp() override {
     const std::string& r = h_.root();
+    fs::create_directories(r + "/opt/current/private");
+    { std::ofstream(r + "/opt/current/private/secret") << "secret\n"; }
+    fs::permissions(r + "/opt/current/private", fs::perms::owner_all);
+    fs::create_directory_symlink(r, r + "/opt/current/escape");
     { std::ofstream(r + "/victim") << "victim\n"; }
     { std::ofstream(r + "/victim-unit") << "[Service]\nUser=decnet\n"; }
     fs::create_symlink(r + "/victim-unit", r + "/units/decnet-agent.service");
@@ -258,21 +293,27 @@ class AHostileDaemon : public ::testing::TestWithParam<Sequence> {
     { std::ofstream(r + "/units/decnet-collector.service") << "operator's unit\n"; }
     fs::create_symlink(r + "/victim", r + "/bin/decnet-evil");
   }
-  // Everything outside units/, bin/ and state/ (and the harness's own files), plus the
-  // planted entries inside them.
+  // Everything in the tree but the harness's own files and the helper's records of this
+  // run (its request record; pid, confinement and own-unit files written at start-up): the
+  // unit, link and state
+  // directories included, so a unit written, a link repointed or a record the helper
+  // should not have made shows up.
   std::map<std::string, std::string> Watched() {
     auto snap = SnapshotTree(h_.root());
     std::map<std::string, std::string> out;
     for (const auto& [path, desc] : snap) {
-      bool inside = path.starts_with("units/") || path.starts_with("bin/") ||
-                    path.starts_with("state") || path == "replies.txt" || path == "helper.log" ||
-                    path == "script.txt" || path == "helper.json" || path.starts_with("payloads") ||
-                    path.starts_with("bus");
-      if (!inside) out[path] = desc;
+      const bool harness = path == "replies.txt" || path == "helper.log" || path == "script.txt" ||
+                           path == "helper.json" || path.starts_with("payloads") ||
+                           path.starts_with("bus");
+      const bool this_run = path == "state" || path == "state/requests.jsonl" ||
+                            path == "state/requests.jsonl.1" || path == "state/helper.pid" ||
+                            path == "state/confinement.json" || path == "state/self-unit-view.json";
+      if (!harness && !this_run) out[path] = desc;
     }
-    for (const char* planted : {"units/decnet-agent.service", "units/decnet-prober.service",
-                                "units/decnet-collector.service", "bin/decnet-evil"}) {
-      out[planted] = snap[planted];
+    // The change record is opened (empty) at every start; nothing may be in it.
+    if (out.contains("state/changes.jsonl")) {
+      EXPECT_EQ(fs::file_size(h_.root() + "/state/changes.jsonl"), 0u) << "a change was made";
+      out.erase("state/changes.jsonl");
     }
     return out;
   }
@@ -302,7 +343,15 @@ TEST_P(AHostileDaemon, IsRefusedAndChangesNothingOutsideItsDirectories) {
     EXPECT_EQ(replies.find("\"result\":\"ok\""), replies.rfind("\"result\":\"ok\""))
         << "only hello (and the final status) may succeed";
   }
-  EXPECT_EQ(Watched(), before) << "something outside the allowed directories changed\n" << run.log;
+  EXPECT_EQ(Watched(), before) << "something in the tree changed\n" << run.log;
+  // Every line of the helper's log is its own (the daemon's are relayed under its name), and
+  // nothing the daemon sent forged one.
+  std::istringstream log(run.log);
+  for (std::string line; std::getline(log, line);) {
+    EXPECT_TRUE(line.starts_with("decnet-update-helper: ") || line.starts_with("decnet-updaterd: "))
+        << line;
+    EXPECT_FALSE(line.starts_with("decnet-update-helper: FORGED")) << line;
+  }
   std::ifstream victim(h_.root() + "/victim");
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(victim), {}), "victim\n");
   // The helper's own record names every request it answered.
@@ -327,6 +376,23 @@ INSTANTIATE_TEST_SUITE_P(Sequences, AHostileDaemon, ::testing::ValuesIn(Sequence
                          });
 
 TEST(HostileSequences, AreAtLeastForty) { EXPECT_GE(Sequences().size(), 40u); }
+
+// The line-end sequences are refused only because a lone CR or a NUL ends a line: with the
+// byte read as a space the very same unit is accepted, so removing that reading from the
+// policy would let them through.
+TEST(HostileSequences, LineEndSequencesAreOtherwiseValidUnits) {
+  const helper::Policy policy = helper::Policy::Defaults();
+  const auto name = *UnitName::Parse("decnet-x.service");
+  for (std::string unit : {With(kBehindCr), With(std::string(kBehindNul, 26))}) {
+    ASSERT_FALSE(
+        helper::CheckUnitContent(policy, name, unit, helper::RootOnlyPathCheck("/")).empty());
+    for (char& c : unit)
+      if (c == '\r' || c == '\0') c = ' ';
+    const auto refusals =
+        helper::CheckUnitContent(policy, name, unit, helper::RootOnlyPathCheck("/"));
+    EXPECT_TRUE(refusals.empty()) << refusals.front().rule << ": " << refusals.front().message;
+  }
+}
 
 }  // namespace
 }  // namespace decnet::test

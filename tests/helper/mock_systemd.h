@@ -4,6 +4,8 @@
 
 #include <gmock/gmock.h>
 
+#include <filesystem>
+
 #include "helper/systemd_manager.h"
 
 namespace decnet::test {
@@ -16,6 +18,51 @@ class MockSystemd : public helper::SystemdManager {
   MOCK_METHOD(Result<helper::JobOutcome>, StopUnit, (const UnitName&, std::chrono::milliseconds),
               (override));
   MOCK_METHOD(Result<proto::UnitState>, GetUnitState, (const UnitName&), (override));
+  MOCK_METHOD(Result<helper::LoadedView>, GetLoadedView, (const UnitName&), (override));
 };
+
+// A view the loaded-view check accepts for `name` under `policy` when UNIT_DIR/NAME is the
+// helper's recorded file (or a root-owned operator file): the fragment there, no drop-in, the
+// policy's first unit user and group, bounded and rate-limited. Tests alter one field of it.
+inline helper::LoadedView CleanLoadedView(const helper::Policy& policy, const UnitName& name) {
+  helper::LoadedView v;
+  v.load_state = "loaded";
+  v.fragment_path = helper::SystemdUnitDir(policy) + "/" + name.str();
+  v.start_limit_interval_usec = 10'000'000;
+  v.is_service = name.is_service();
+  if (!v.is_service) return v;
+  v.user = policy.unit_users.empty() ? "" : *policy.unit_users.begin();
+  v.group = policy.unit_groups.empty() ? "" : *policy.unit_groups.begin();
+  v.exec = {{"ExecStart", "/bin/sleep", {}}};
+  v.kill_mode = "control-group";
+  v.send_sigkill = true;
+  v.timeout_stop_usec = 90'000'000;
+  v.limit_nproc = 4096;
+  v.limit_nofile = 1024;
+  v.tasks_max = 512;
+  v.capability_bounding_set = ~uint64_t{0};
+  v.no_new_privileges = true;
+  v.standard_input = "null";
+  v.standard_output = "journal";
+  v.standard_error = "inherit";
+  return v;
+}
+
+// Makes `mock` answer GetLoadedView as systemd would for files a test put in place: a unit
+// with no file at UNIT_DIR/NAME is "not-found" with nothing loaded, any other gets
+// CleanLoadedView(policy, name), unless a test says otherwise (the policy must outlive the
+// mock's use).
+template <typename Mock>
+void AnswerCleanLoadedViews(Mock& mock, const helper::Policy& policy) {
+  ON_CALL(mock, GetLoadedView(::testing::_))
+      .WillByDefault([&policy](const UnitName& name) -> Result<helper::LoadedView> {
+        if (!std::filesystem::exists(policy.unit_dir + "/" + name.str())) {
+          helper::LoadedView absent;
+          absent.load_state = "not-found";
+          return absent;
+        }
+        return CleanLoadedView(policy, name);
+      });
+}
 
 }  // namespace decnet::test

@@ -8,7 +8,10 @@
 //   --hello-delay-ms N   wait N ms before saying hello (READY=1 ordering test)
 //   --exit-after-hello   exit 0 right after the hello reply (the helper should then end)
 //   --garbage-after-hello  send a frame that is not JSON (a protocol violation), then idle
+//   --hostile-output     before hello, set its stdout and stderr non-blocking and write lines
+//                        dressed as the helper's (with a CR and an escape sequence) to both
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -78,16 +81,27 @@ int main(int argc, char** argv) {
   int hello_delay_ms = 0;
   bool exit_after_hello = false;
   bool garbage_after_hello = false;
+  bool hostile_output = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--hello-delay-ms" && i + 1 < argc) hello_delay_ms = std::atoi(argv[++i]);
     if (arg == "--exit-after-hello") exit_after_hello = true;
     if (arg == "--garbage-after-hello") garbage_after_hello = true;
+    if (arg == "--hostile-output") hostile_output = true;
   }
   Say("probe=started pid=" + std::to_string(::getpid()) + " ppid=" + std::to_string(::getppid()));
   ReportStatus();
   ReportFds();
   ReportEnv();
+  if (hostile_output) {
+    for (int fd : {1, 2}) {
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+      const std::string forged =
+          "decnet-update-helper: FORGED by the daemon\rdecnet-update-helper: FORGED\x1b[2J\n";
+      if (::write(fd, forged.data(), forged.size()) < 0) return 1;
+    }
+    Say("hostile=written");
+  }
 
   if (hello_delay_ms > 0) {
     // Busy before hello (as the daemon is during recovery), but watching the pair.

@@ -51,17 +51,18 @@ TEST(AStartRecord, RoundTripsThroughItsJson) {
 TEST(AStartRecord, RefusesAnythingButItsExactShape) {
   const std::string good = SerializeStartRecord(Attempt(kOld, kNew, 1));
   ASSERT_TRUE(ParseStartRecord(good));
-  for (const std::string& bad : std::vector<std::string>{
-           std::string("{}"),
-           std::string("not json"),
-           good.substr(0, good.size() - 3),
-           R"({"format":2,"good":"","build":"","started_ms":0,"hello_ms":0,"ended":"","ended_ms":0})",
-           R"({"format":1,"good":"../x","build":"","started_ms":0,"hello_ms":0,"ended":"","ended_ms":0})",
-           R"({"format":1,"good":"","build":"00000000000000AA","started_ms":0,"hello_ms":0,"ended":"","ended_ms":0})",
-           R"({"format":1,"good":"","build":"","started_ms":0,"hello_ms":0,"ended":"maybe","ended_ms":0})",
-           R"({"format":1,"good":"","build":"","started_ms":-1,"hello_ms":0,"ended":"","ended_ms":0})",
-           R"({"format":1,"good":"","build":"","started_ms":0,"hello_ms":0,"ended":"","ended_ms":0,"x":1})",
-       }) {
+  for (
+      const std::string& bad : std::vector<std::string>{
+          std::string("{}"),
+          std::string("not json"),
+          good.substr(0, good.size() - 3),
+          R"({"format":2,"good":"","build":"","started_ms":0,"hello_ms":0,"ended":"","ended_ms":0})",
+          R"({"format":1,"good":"../x","build":"","started_ms":0,"hello_ms":0,"ended":"","ended_ms":0})",
+          R"({"format":1,"good":"","build":"00000000000000AA","started_ms":0,"hello_ms":0,"ended":"","ended_ms":0})",
+          R"({"format":1,"good":"","build":"","started_ms":0,"hello_ms":0,"ended":"maybe","ended_ms":0})",
+          R"({"format":1,"good":"","build":"","started_ms":-1,"hello_ms":0,"ended":"","ended_ms":0})",
+          R"({"format":1,"good":"","build":"","started_ms":0,"hello_ms":0,"ended":"","ended_ms":0,"x":1})",
+      }) {
     auto parsed = ParseStartRecord(bad);
     ASSERT_FALSE(parsed) << bad;
     EXPECT_EQ(parsed.error().rule, "start-record") << bad;
@@ -183,6 +184,30 @@ TEST_F(ASelfUpdateStartUp, FlipsAFreshBuildThatNeverSaidHelloBackToTheGoodOne) {
   EXPECT_EQ(r.good, kOld);
   EXPECT_EQ(r.hello_ms, 0u);
   EXPECT_GT(r.started_ms, 0u);
+}
+
+TEST_F(ASelfUpdateStartUp, RevertsDespiteWhatTheDaemonPlantedUnderTheOldTemporaryName) {
+  // A compromised daemon owns the store: it plants a non-empty directory, and a symlink to a
+  // victim, where the revert used to make its temporary link. Neither may block the revert
+  // (a failed start-up loops the unit), and neither is followed or removed.
+  ASSERT_EQ(::chown(store_.c_str(), 65534, 65534), 0);
+  fs::create_directories(store_ + "/.current.helper-revert/full");
+  fs::create_directories(dirs_.root() + "/victim");
+  fs::create_directory_symlink(dirs_.root() + "/victim", store_ + "/.current.helper-revert.1");
+  WriteRecord(Attempt(kOld, kNew, 0, "failed", 2'000));
+  auto started = ApplySelfUpdateRevertDecision(dirs_.policy(), state_fd_);
+  ASSERT_TRUE(started) << started.error().message;
+  EXPECT_EQ(started->build, kOld);
+  EXPECT_EQ(Current(), std::string("releases/") + kOld);
+  EXPECT_TRUE(fs::is_directory(store_ + "/.current.helper-revert/full"));
+  EXPECT_TRUE(fs::is_empty(dirs_.root() + "/victim"));
+  // Nothing of the helper's is left behind in the daemon's store.
+  for (const auto& e : fs::directory_iterator(store_)) {
+    const std::string name = e.path().filename().string();
+    EXPECT_TRUE(name == "current" || name == "releases" ||
+                name.starts_with(".current.helper-revert"))
+        << name;
+  }
 }
 
 TEST_F(ASelfUpdateStartUp, RecordsTheHelloAndTheEndOfTheAttempt) {

@@ -7,9 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <future>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "helper/log.h"
 #include "proto/framing.h"
 #include "proto/helper_protocol.h"
 #include "tests/helper/mock_systemd.h"
@@ -22,24 +26,35 @@ using ::testing::NiceMock;
 
 constexpr char kHello[] =
     R"({"v":1,"id":1,"type":"hello","min_version":1,"max_version":1,"client":"t"})";
+constexpr char kGoodUnit[] =
+    "[Unit]\nDescription=demo\n\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\n"
+    "NoNewPrivileges=yes\nExecStart=/bin/sleep infinity\n";
 
 class AHelperSession : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair_), 0);
     dirs_.policy().hello_timeout_ms = 2000;
+    options_.notify = false;
+    Configure();
     auto opened = OpenHelperDirs(dirs_.policy());
     ASSERT_TRUE(opened);
     helper_dirs_ = *opened;
     end_ = std::async(std::launch::async, [this] {
-      ServeEnd end = Serve(pair_[1], dirs_.policy(), helper_dirs_, systemd_, {.notify = false});
+      ServeEnd end = Serve(pair_[1], dirs_.policy(), helper_dirs_, systemd_, options_);
       ::close(pair_[1]);
       return end;
     });
   }
+  // Runs before serving starts: derived fixtures change the policy or the options here.
+  virtual void Configure() {}
   void TearDown() override {
     if (pair_[0] >= 0) ::close(pair_[0]);
     if (end_.valid()) end_.wait();
+    if (log_fd_ >= 0) {
+      SetLogFd(STDERR_FILENO);
+      ::close(log_fd_);
+    }
     for (int fd : {helper_dirs_.unit_dir, helper_dirs_.link_dir, helper_dirs_.state_dir})
       ::close(fd);
   }
@@ -63,7 +78,27 @@ class AHelperSession : public ::testing::Test {
     EXPECT_NE(Record().find("\"rule\":\"" + rule + "\""), std::string::npos) << Record();
   }
 
+  // Sends the helper's log to a file (call from Configure); Log() reads it back.
+  void CaptureLog() {
+    log_path_ = dirs_.root() + "/helper.log";
+    log_fd_ = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ASSERT_GE(log_fd_, 0);
+    SetLogFd(log_fd_);
+  }
+  std::string Log() {
+    std::ifstream in(log_path_);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  std::string WriteUnit(int id, const std::string& name) {
+    nlohmann::json j = {
+        {"v", 1}, {"id", id}, {"type", "write_unit"}, {"name", name}, {"content", kGoodUnit}};
+    return Send(j.dump());
+  }
+
   test::TestDirs dirs_;
+  ServeOptions options_;
+  std::string log_path_;
+  int log_fd_ = -1;
   HelperDirs helper_dirs_;
   NiceMock<test::MockSystemd> systemd_;
   int pair_[2] = {-1, -1};
@@ -139,6 +174,67 @@ TEST_F(AHelperSession, AnswersBadValuesWithTypedRepliesAndCarriesOn) {
   EXPECT_NE(record.find("\"type\":\"hello\""), std::string::npos);
   EXPECT_NE(record.find("\"result\":\"malformed\""), std::string::npos);
   EXPECT_NE(record.find("\"subject\":\"ssh.service\""), std::string::npos);
+}
+
+// --- the helper's own resources against a hostile daemon ------------------------------------
+
+class AHelperSessionCappedAtTwoUnits : public AHelperSession {
+ protected:
+  void Configure() override { dirs_.policy().max_units = 2; }
+};
+
+TEST_F(AHelperSessionCappedAtTwoUnits, RefusesAThirdUnitButStillRewritesTheFirstTwo) {
+  ASSERT_NE(Send(kHello), "");
+  EXPECT_NE(WriteUnit(2, "decnet-a.service").find("\"result\":\"ok\""), std::string::npos);
+  EXPECT_NE(WriteUnit(3, "decnet-b.service").find("\"result\":\"ok\""), std::string::npos);
+  const std::string third = WriteUnit(4, "decnet-c.service");
+  EXPECT_NE(third.find("\"rule\":\"unit-count-cap\""), std::string::npos) << third;
+  EXPECT_FALSE(std::filesystem::exists(dirs_.units() + "/decnet-c.service"));
+  EXPECT_NE(WriteUnit(5, "decnet-a.service").find("\"result\":\"ok\""), std::string::npos);
+  EXPECT_EQ(End(), ServeEnd::kPeerClosed);
+}
+
+class AHelperSessionWithRoomForOneChange : public AHelperSession {
+ protected:
+  void Configure() override { options_.record_limits.change_cap_bytes = kMaxRecordLine; }
+};
+
+TEST_F(AHelperSessionWithRoomForOneChange, RefusesTheNextChangeButStillAnswersReads) {
+  ASSERT_NE(Send(kHello), "");
+  EXPECT_NE(WriteUnit(2, "decnet-a.service").find("\"result\":\"ok\""), std::string::npos);
+  const std::string refused = WriteUnit(3, "decnet-b.service");
+  EXPECT_NE(refused.find("\"rule\":\"change-record-full\""), std::string::npos) << refused;
+  EXPECT_FALSE(std::filesystem::exists(dirs_.units() + "/decnet-b.service"));
+  const std::string status =
+      Send(R"({"v":1,"id":4,"type":"unit_status","name":"decnet-a.service"})");
+  EXPECT_NE(status.find("\"result\":\"ok\""), std::string::npos) << status;
+  EXPECT_EQ(End(), ServeEnd::kPeerClosed);
+  std::ifstream in(dirs_.root() + "/state/" + kChangeRecordFile);
+  const std::string changes((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(changes.find("decnet-a.service"), std::string::npos) << changes;
+}
+
+class AHelperSessionWithItsLogCaptured : public AHelperSession {
+ protected:
+  void Configure() override { CaptureLog(); }
+};
+
+TEST_F(AHelperSessionWithItsLogCaptured, EscapesNamesAndKeysFromTheDaemonBeforeLoggingThem) {
+  ASSERT_NE(Send(kHello), "");
+  const std::string bad_name =
+      Send(R"({"v":1,"id":2,"type":"restart_unit","name":"x\nFORGED name.service"})");
+  EXPECT_NE(bad_name.find("\"result\":\"malformed\""), std::string::npos) << bad_name;
+  EXPECT_EQ(
+      Send(
+          R"({"v":1,"id":3,"type":"unit_status","name":"decnet-a.service","k\nFORGED key\r\u001b[2J":1})"),
+      "");
+  EXPECT_EQ(end_.get(), ServeEnd::kProtocolViolation);
+  const std::string log = Log();
+  EXPECT_NE(log.find("x\\x0aFORGED name"), std::string::npos) << log;
+  EXPECT_NE(log.find("k\\x0aFORGED key\\x0d\\x1b[2J"), std::string::npos) << log;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);)
+    EXPECT_TRUE(line.starts_with("decnet-update-helper: ")) << line;
 }
 
 }  // namespace

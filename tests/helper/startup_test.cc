@@ -43,6 +43,7 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kHelperBin = DECNET_HELPER_BIN;
 constexpr const char* kProbeBin = DECNET_PROBE_BIN;
 constexpr const char* kEmptySet = "0000000000000000";
+constexpr std::string_view kRelayed = "decnet-updaterd: ";
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -109,7 +110,10 @@ struct Proc {
       buffered.append(buf, static_cast<size_t>(n));
       size_t nl = 0;
       while ((nl = buffered.find('\n')) != std::string::npos) {
-        lines.push_back(buffered.substr(0, nl));
+        // The daemon's stdout reaches the helper's relayed under the daemon's name.
+        std::string line = buffered.substr(0, nl);
+        if (line.starts_with(kRelayed)) line.erase(0, kRelayed.size());
+        lines.push_back(line);
         buffered.erase(0, nl + 1);
       }
     }
@@ -302,6 +306,43 @@ TEST_F(AStartedHelper, RunsTheDaemonUnprivilegedWithOnlyItsPair) {
         << never << " in " << env;
   // The probe is the helper's child and not confined by the helper's own filter.
   EXPECT_EQ(ProcStatus(probe_pid_).at("PPid"), std::to_string(helper_->pid));
+}
+
+// The flags of descriptor `fd` of process `pid`, from /proc/PID/fdinfo.
+long FdFlags(pid_t pid, int fd) {
+  const std::string info = ReadFile("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd));
+  const size_t at = info.find("flags:");
+  return at == std::string::npos ? -1 : std::strtol(info.c_str() + at + 6, nullptr, 8);
+}
+
+TEST_F(AStartedHelper, GivesTheDaemonOutputStreamsOfItsOwn) {
+  policy_json_["daemon_args"] = {"--hostile-output"};
+  WritePolicy();
+  StartAndGreet();
+  ASSERT_TRUE(helper_->WaitLine("hostile=written"));
+  const auto forged_out = helper_->WaitLine("decnet-update-helper: FORGED");
+  // The probe made its stdout and stderr non-blocking: the helper's stay as they were.
+  for (int fd : {1, 2}) {
+    const long flags = FdFlags(helper_->pid, fd);
+    ASSERT_GE(flags, 0) << fd;
+    EXPECT_EQ(flags & O_NONBLOCK, 0) << "the daemon changed the helper's fd " << fd;
+  }
+  ::close(helper_->in);
+  helper_->in = -1;
+  ASSERT_TRUE(helper_->Wait(milliseconds(10'000)));
+  // The forged lines arrived under the daemon's name, escaped, on both streams.
+  const std::string escaped =
+      "decnet-updaterd: decnet-update-helper: FORGED by the daemon\\x0d"
+      "decnet-update-helper: FORGED\\x1b[2J";
+  const std::string err = ReadFile(StderrPath());
+  EXPECT_NE(err.find(escaped), std::string::npos) << err;
+  ASSERT_TRUE(forged_out) << "nothing relayed to stdout";
+  EXPECT_EQ("decnet-updaterd: " + *forged_out, escaped);
+  std::istringstream lines(err);
+  for (std::string line; std::getline(lines, line);) {
+    EXPECT_FALSE(line.starts_with("decnet-update-helper: FORGED")) << line;
+    EXPECT_EQ(line.find('\r'), std::string::npos) << line;
+  }
 }
 
 TEST_F(AStartedHelper, EndsWhenTheDaemonIsKilled) {

@@ -40,6 +40,42 @@ decnet_gtest(helper_systemd_integration_test
   LABELS systemd
   PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 300)
 
+# A hostile daemon (the real helper and its serve loop) tries each escalation class against a
+# real systemd: directories set up as root, drop-ins and other search paths, directives acting
+# on other units, unstoppable or unbounded units, files opened as root, conditions and syslog
+# identity, the updater's own unit. Afterwards: nothing changed outside the unit's directories,
+# nothing ran as uid 0, the helper's and the daemon's state are untouched, nothing outlived
+# remove_unit; a legitimate unit of each class still works. DECNET_ESCALATION_BYPASS=1 plants
+# the units past the policy, to show each attack escalates when not refused.
+decnet_gtest(escalation_integration_test
+  SOURCES ${DECNET_INTEGRATION_DIR}/escalation_test.cc
+  LIBS decnet_helper_harness decnet_testbed nlohmann_json::nlohmann_json
+  LABELS systemd
+  PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 600)
+
+# The unit policy's differential oracle: every fixture and generated unit (unit_generator.h)
+# that the real decision accepts is loaded into a real systemd, and what systemd loaded must
+# lie within policy; systemd-analyze must never rate an accepted unit as root. Long run:
+# DECNET_ORACLE_UNITS=5000 DECNET_ORACLE_SEED=N (see unit_oracle_test.cc).
+decnet_gtest(unit_oracle_test
+  SOURCES ${DECNET_INTEGRATION_DIR}/unit_oracle_test.cc
+          ${DECNET_INTEGRATION_DIR}/unit_generator.cc
+  LIBS decnet_testbed decnet_policy
+  LABELS systemd
+  PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 600)
+
+# The loaded-view check: the adapter's view of real units, and the real helper refusing
+# restart_unit for drop-ins and fragments planted by other routes (the payload never runs),
+# the updater's own unit checked at start-up and shown by helperctl status.
+decnet_gtest(loaded_view_integration_test
+  SOURCES ${DECNET_INTEGRATION_DIR}/loaded_view_test.cc
+  LIBS decnet_helper_harness decnet_testbed decnet_helper_core nlohmann_json::nlohmann_json
+  LABELS systemd
+  PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 600)
+target_compile_definitions(loaded_view_integration_test PRIVATE
+  DECNET_HELPERCTL_BINARY="$<TARGET_FILE:helperctl>")
+add_dependencies(loaded_view_integration_test helperctl)
+
 # The end-to-end run needs the daemon binary, which the sanitizer preset leaves out
 # (DECNET_BUILD_HTTP=OFF).
 if(DECNET_BUILD_HTTP)

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -29,6 +30,17 @@ TEST(PolicyDefaults, GrantDecnetsCapabilityUnitsAndItsLink) {
   EXPECT_EQ(p.links[0].name, "decnet");
   EXPECT_EQ(p.links[0].target_prefix, "/opt/decnet/current");
   EXPECT_TRUE(p.output_dirs.empty());
+  // The updater's own directories and keys are reserved and protected out of the box.
+  EXPECT_EQ(p.reserved_directory_names.count("decnet-updater"), 1u);
+  EXPECT_EQ(p.reserved_directory_names.count("decnet-update-helper"), 1u);
+  for (const char* path : {"/etc/decnet-updater", "/etc/decnet/updater", "/var/lib/decnet-updater",
+                           "/var/lib/decnet-update-helper", "/opt/decnet-updater"}) {
+    EXPECT_NE(std::find(p.protected_paths.begin(), p.protected_paths.end(), path),
+              p.protected_paths.end())
+        << path;
+  }
+  // The stop cap lies well below the helper's own wait for a restart job.
+  EXPECT_LT(p.max_stop_timeout_sec * 1000, p.restart_timeout_ms);
 }
 
 TEST(ParsePolicy, AcceptsAnEmptyObjectAsTheDefaults) {
@@ -48,12 +60,29 @@ TEST(ParsePolicy, ReadsEveryField) {
     "links": [{"name": "w", "target_prefix": "/opt/w/current"}],
     "daemon_user": "wu", "daemon_group": "wg", "daemon_binary": "/opt/w/bin/d",
     "daemon_args": ["--x"], "unit_dir": "/u", "link_dir": "/l", "state_dir": "/s",
-    "unit_root": "/r", "restart_timeout_ms": 5, "hello_timeout_ms": 6})");
+    "unit_root": "/r", "restart_timeout_ms": 5, "hello_timeout_ms": 6,
+    "reserved_directory_names": ["w-updater"], "protected_paths": ["/etc/w-keys"],
+    "condition_dirs": ["/etc/w"], "max_start_timeout_sec": 20, "max_stop_timeout_sec": 10,
+    "min_start_limit_interval_sec": 30, "max_start_limit_burst": 3, "max_limit_nofile": 1024,
+    "max_limit_nproc": 64, "max_limit_core_bytes": 0, "max_tasks": 32,
+    "max_memory_bytes": 1073741824})");
   ASSERT_TRUE(p) << p.error().message;
   EXPECT_EQ(p->unit_prefix, "worker-");
   EXPECT_TRUE(p->allowances.at("worker-a.service").may_drop_no_new_privileges);
   EXPECT_EQ(p->links[0].target_prefix, "/opt/w/current");
   EXPECT_EQ(p->hello_timeout_ms, 6);
+  EXPECT_EQ(p->reserved_directory_names, std::set<std::string>{"w-updater"});
+  EXPECT_EQ(p->protected_paths, std::vector<std::string>{"/etc/w-keys"});
+  EXPECT_EQ(p->condition_dirs, std::vector<std::string>{"/etc/w"});
+  EXPECT_EQ(p->max_start_timeout_sec, 20);
+  EXPECT_EQ(p->max_stop_timeout_sec, 10);
+  EXPECT_EQ(p->min_start_limit_interval_sec, 30);
+  EXPECT_EQ(p->max_start_limit_burst, 3);
+  EXPECT_EQ(p->max_limit_nofile, 1024);
+  EXPECT_EQ(p->max_limit_nproc, 64);
+  EXPECT_EQ(p->max_limit_core_bytes, 0);
+  EXPECT_EQ(p->max_tasks, 32);
+  EXPECT_EQ(p->max_memory_bytes, 1LL << 30);
   // Round trip: the canonical JSON parses back to the same canonical JSON.
   auto again = ParsePolicy(PolicyToJson(*p));
   ASSERT_TRUE(again) << again.error().message;
@@ -126,6 +155,25 @@ TEST(ParsePolicy, RefusesBadInputNamingTheKey) {
       {R"({"restart_timeout_ms": 0})", "policy-value", "restart_timeout_ms"},
       {R"({"hello_timeout_ms": "1"})", "policy-type", "hello_timeout_ms"},
       {R"({"daemon_args": ["a\nb"]})", "policy-value", "daemon_args"},
+      {R"({"reserved_directory_names": ["a/b"]})", "policy-value", "reserved_directory_names"},
+      {R"({"reserved_directory_names": ["Decnet"]})", "policy-value", "reserved_directory_names"},
+      {R"({"reserved_directory_names": [".."]})", "policy-value", "reserved_directory_names"},
+      {R"({"reserved_directory_names": [""]})", "policy-value", "reserved_directory_names"},
+      {R"({"protected_paths": ["etc"]})", "policy-value", "protected_paths"},
+      {R"({"protected_paths": "/etc"})", "policy-type", "protected_paths"},
+      {R"({"condition_dirs": ["/etc/../root"]})", "policy-value", "condition_dirs"},
+      {R"({"max_stop_timeout_sec": 0})", "policy-value", "max_stop_timeout_sec"},
+      {R"({"max_stop_timeout_sec": 3601})", "policy-value", "max_stop_timeout_sec"},
+      {R"({"max_stop_timeout_sec": 1.5})", "policy-type", "max_stop_timeout_sec"},
+      {R"({"max_stop_timeout_sec": "60"})", "policy-type", "max_stop_timeout_sec"},
+      {R"({"max_start_timeout_sec": -1})", "policy-value", "max_start_timeout_sec"},
+      {R"({"min_start_limit_interval_sec": 0})", "policy-value", "min_start_limit_interval_sec"},
+      {R"({"max_start_limit_burst": 0})", "policy-value", "max_start_limit_burst"},
+      {R"({"max_limit_nofile": 0})", "policy-value", "max_limit_nofile"},
+      {R"({"max_limit_nproc": 99999999999})", "policy-value", "max_limit_nproc"},
+      {R"({"max_limit_core_bytes": -1})", "policy-value", "max_limit_core_bytes"},
+      {R"({"max_tasks": true})", "policy-type", "max_tasks"},
+      {R"({"max_memory_bytes": 1})", "policy-value", "max_memory_bytes"},
   };
   for (const BadRow& row : rows) {
     SCOPED_TRACE(row.json);
@@ -148,13 +196,39 @@ TEST(PolicyDigest, IsStableAndChangesWithThePolicy) {
 
 TEST(PolicyToJson, HoldsEveryFieldInSortedOrder) {
   const std::string j = PolicyToJson(Policy::Defaults());
-  for (const char* key : {"adoptable_units",    "allowances",   "daemon_args",
-                          "daemon_binary",      "daemon_group", "daemon_user",
-                          "environment_dirs",   "extra_units",  "hello_timeout_ms",
-                          "link_dir",           "links",        "output_dirs",
-                          "restart_timeout_ms", "self_unit",    "state_dir",
-                          "system_units",       "unit_dir",     "unit_groups",
-                          "unit_prefix",        "unit_root",    "unit_users"}) {
+  for (const char* key : {"adoptable_units",
+                          "allowances",
+                          "daemon_args",
+                          "daemon_binary",
+                          "daemon_group",
+                          "daemon_user",
+                          "environment_dirs",
+                          "extra_units",
+                          "hello_timeout_ms",
+                          "link_dir",
+                          "links",
+                          "output_dirs",
+                          "restart_timeout_ms",
+                          "self_unit",
+                          "state_dir",
+                          "system_units",
+                          "unit_dir",
+                          "unit_groups",
+                          "unit_prefix",
+                          "unit_root",
+                          "unit_users",
+                          "reserved_directory_names",
+                          "protected_paths",
+                          "condition_dirs",
+                          "max_start_timeout_sec",
+                          "max_stop_timeout_sec",
+                          "min_start_limit_interval_sec",
+                          "max_start_limit_burst",
+                          "max_limit_nofile",
+                          "max_limit_nproc",
+                          "max_limit_core_bytes",
+                          "max_tasks",
+                          "max_memory_bytes"}) {
     EXPECT_NE(j.find(std::string("\"") + key + "\""), std::string::npos) << key;
   }
   EXPECT_LT(j.find("\"adoptable_units\""), j.find("\"unit_users\""));

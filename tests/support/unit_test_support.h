@@ -93,11 +93,33 @@ class TempTree {
 
 // The unit root the fixtures are checked against: /etc/decnet and /var/log/decnet-root are
 // root's; /var/log/decnet belongs to the units' user (DECNET's habit); link.log is a symlink.
+// /etc/passwd and /etc/group give the unit user decnet kOtherUid (group decnet, same id) and
+// the daemon decnet-updater kDaemonUid. Files the unit user may and may not open:
+// forwarder.log (its own), root.log (root's 0644: not writable), secret.env (root's 0600),
+// tls/server.key (root:decnet-updater 0640, DECNET's key layout), updater/updater.key (the
+// updater's own, protected), other.log (another user's).
+inline constexpr uid_t kDaemonUid = 1001;
 inline void BuildFixtureRoot(const TempTree& t) {
+  chmod(t.root().c_str(), 0755);
+  t.Dir("/etc");
+  std::ofstream(t.Path("/etc/passwd"))
+      << "root:x:0:0:root:/root:/bin/sh\n"
+         "decnet:x:1000:1000::/var/lib/decnet:/usr/sbin/nologin\n"
+         "decnet-updater:x:1001:1001::/var/lib/decnet-updater:/usr/sbin/nologin\n";
+  std::ofstream(t.Path("/etc/group")) << "root:x:0:\ndecnet:x:1000:\ndecnet-updater:x:1001:\n";
   t.Dir("/etc/decnet");
   t.File("/etc/decnet/agent.env");
+  t.File("/etc/decnet/secret.env", 0600);
+  t.Dir("/etc/decnet/tls");
+  t.File("/etc/decnet/tls/server.key", 0640);
+  if (chown(t.Path("/etc/decnet/tls/server.key").c_str(), 0, kDaemonUid) != 0) std::abort();
+  t.Dir("/etc/decnet/updater");
+  t.File("/etc/decnet/updater/updater.key", 0644);
   t.Dir("/var/log/decnet-root");
   t.Link("/etc/shadow", "/var/log/decnet-root/link.log");
+  t.File("/var/log/decnet-root/forwarder.log", 0640, kOtherUid);
+  t.File("/var/log/decnet-root/root.log", 0644);
+  t.File("/var/log/decnet-root/other.log", 0666, 1002);
   t.Dir("/var/log/decnet", 0755, kOtherUid);
 }
 
