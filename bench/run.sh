@@ -48,3 +48,4 @@ print(section)
 PY
 rm -f "$out"
 # The daemon end to end (as root; boots a systemd container): bash bench/daemon_bench.sh [--write-doc]
+# The HTTP server under a connection flood (loopback, ~75 s): "$build/bench/flood_bench" [MAX]

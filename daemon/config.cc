@@ -149,6 +149,8 @@ const std::map<std::string, Setter>& Setters() {
                                  "64 lower-case hex digits (SHA-256 of the DER certificate)")},
       {"master_cn", String(&DaemonConfig::master_cn, IsNonEmpty, "a common name")},
       {"max_connections", Integer(&DaemonConfig::max_connections, 1, 65536)},
+      {"max_pending_connections", Integer(&DaemonConfig::max_pending_connections, 1, 65536)},
+      {"max_pending_per_source", Integer(&DaemonConfig::max_pending_per_source, 1, 65536)},
       {"io_threads", Integer(&DaemonConfig::io_threads, 1, 16)},
       {"install_dir", String(&DaemonConfig::install_dir, IsAbsolute, "an absolute path")},
       {"updater_dir", String(&DaemonConfig::updater_dir, IsAbsolute, "an absolute path")},

@@ -39,7 +39,11 @@ struct DaemonConfig {
   std::string tls_key = "/etc/decnet/updater/updater.key";
   std::vector<std::string> master_pins;  // SHA-256 fingerprints of the master's DER leaf
   std::string master_cn = "decnet-master";  // used only when master_pins is empty
-  int max_connections = 512;
+  int max_connections = 512;  // authenticated clients other than the master
+  // Connections before a completed TLS handshake: in all, and from one IPv4 address or
+  // IPv6 /64. Over either, the oldest such connection is shed for the newcomer.
+  int max_pending_connections = 256;
+  int max_pending_per_source = 16;
   int io_threads = 2;
   // --- releases
   std::string install_dir = "/opt/decnet";

@@ -139,6 +139,8 @@ Result<std::uint16_t> StartServing(Daemon& d) {
   if (!tls) return tl::make_unexpected(tls.error());
   ServerConfig server;
   server.limits.max_connections = static_cast<std::size_t>(d.config.max_connections);
+  server.limits.max_pending = static_cast<std::size_t>(d.config.max_pending_connections);
+  server.limits.max_pending_per_source = static_cast<std::size_t>(d.config.max_pending_per_source);
   server.limits.body_bytes = d.config.max_upload_bytes + kFormOverhead;
   server.master_pins = d.config.master_pins;
   server.fallback_cn = d.config.master_cn;

@@ -20,21 +20,50 @@
 //  * a request without exactly one Host (HTTP/1.0 included) is refused with 400, rule
 //    "http-host-required": RFC 9112 §3.2 for HTTP/1.1; for HTTP/1.0 we ask the same.
 //  DECNET's master (python httpx) sends HTTP/1.1 with one Host and never folds a line.
+//
+// Admission, decided before anybody is known. A connection is "pending" from its accept to
+// its completed handshake; then it moves into the master's pool or the authenticated pool,
+// each with its own cap, so nothing unauthenticated can take a slot an authenticated client
+// needs, and no authenticated connection is ever closed to make room for a pending one.
+// Pending connections are what a flood is made of, so:
+//  * each source (IPv4 address, IPv6 /64: what one host can vary cheaply) holds at most
+//    Limits::max_pending_per_source; its newcomer sheds its own oldest;
+//  * all of them together hold at most Limits::max_pending; a newcomer sheds the oldest of
+//    the source holding the most. Shedding the oldest rather than refusing the newest means
+//    a client that reconnects gets in (an attacker's slots age, the newcomer's do not), and
+//    taking it from the busiest source means a lone client's connection is the last to go;
+//  * the deadline from accept to a completed handshake shrinks from handshake_timeout to
+//    handshake_timeout_min as the pool fills past half, applied to every pending connection
+//    at each arrival and by a sweep every 250 ms;
+//  * until its first byte arrives a connection holds only its socket and its Session: the
+//    TLS stream (about 100 KiB with Asio's and OpenSSL's buffers) is made when needed;
+//  * accepting and shedding run on a thread of their own, so the backlog drains while the
+//    I/O threads are busy with handshakes, and a connection shed before its ClientHello is
+//    read costs no handshake: the CPU a flood can take is bounded by the pending pool.
+// After a flood (64 connections open at once), once at most 16 remain, the freed heap is
+// handed back to the system (malloc_trim): glibc keeps it otherwise.
 #include "daemon/http_server.h"
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <list>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace decnet::daemon {
 namespace {
@@ -46,6 +75,13 @@ using tcp = asio::ip::tcp;
 
 constexpr std::size_t kBodyChunk = 64 * 1024;
 constexpr std::size_t kReadSize = 64 * 1024;  // most bytes one read asks of the stream
+constexpr auto kSweepEvery = std::chrono::milliseconds(250);  // pending deadlines, trimming
+constexpr auto kAcceptRetry = std::chrono::milliseconds(50);  // after EMFILE and the like
+// A flood is this many connections open at once; it is over when at most kTrimLowWater are.
+constexpr std::uint64_t kTrimHighWater = 64;
+constexpr std::uint64_t kTrimLowWater = 16;
+
+using Clock = std::chrono::steady_clock;
 
 // {"detail":{"error":text,"rule":rule}}; both are our own constants, never client text.
 Response Detail(unsigned status, std::string_view rule, std::string_view text) {
@@ -78,6 +114,34 @@ enum class After {
 }  // namespace
 
 class Session;
+
+// The pool a connection's slot is in (see the top).
+enum class Pool { kNone, kPending, kAuthenticated, kMaster };
+
+// A connection whose handshake has not completed, in arrival order.
+struct PendingEntry {
+  Session* session;
+  std::weak_ptr<Session> weak;
+  std::string source;  // see SourceOf
+  Clock::time_point since;
+};
+
+namespace {
+
+// The key a source's pending connections are counted under: the IPv4 address (an
+// IPv4-mapped IPv6 address counts as IPv4), or the /64 of an IPv6 address.
+std::string SourceOf(const asio::ip::address& address) {
+  if (address.is_v6() && !address.to_v6().is_v4_mapped()) {
+    auto bytes = address.to_v6().to_bytes();
+    return "6" + std::string(bytes.begin(), bytes.begin() + 8);
+  }
+  auto v4 = address.is_v4() ? address.to_v4()
+                            : asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+  auto bytes = v4.to_bytes();
+  return "4" + std::string(bytes.begin(), bytes.end());
+}
+
+}  // namespace
 
 // What the screen of the raw request head decided.
 enum class Screen { kPass, kObsFold, kTooManyFields };
@@ -125,13 +189,21 @@ struct Shared {
   std::unordered_map<Session*, std::shared_ptr<Session>> parked;  // awaiting a reply
   std::atomic<std::uint64_t> accepted{0}, refused_over_cap{0}, handshake_failures{0},
       open_connections{0}, peak_connections{0}, lingered_bytes{0}, dropped_replies{0},
-      handler_exceptions{0};
+      handler_exceptions{0}, shed_oldest{0}, shed_per_source{0}, handshake_timeouts{0},
+      accept_errors{0}, memory_trims{0};
+  // Admission (see the top). slots_mu guards these and each Session's pool_ and pending_at_.
+  std::mutex slots_mu;
+  std::list<PendingEntry> pending;  // oldest first
+  std::unordered_map<std::string, std::size_t> pending_by_source;
+  std::size_t authenticated = 0, masters = 0, peak_pending = 0;
 };
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, asio::ssl::context& tls, std::shared_ptr<Shared> shared)
-      : stream_(std::move(socket), tls),
+      : tcp_(std::move(socket)),
+        executor_(tcp_.get_executor()),
+        tls_(tls),
         shared_(std::move(shared)),
         buffer_(std::max(limits().read_buffer_bytes, limits().header_bytes)) {
     std::uint64_t now = ++shared_->open_connections;
@@ -140,6 +212,12 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
   ~Session() {
+    {
+      std::lock_guard lock(shared_->slots_mu);
+      if (pool_ == Pool::kPending) LeavePendingLocked();
+      if (pool_ == Pool::kAuthenticated) --shared_->authenticated;
+      if (pool_ == Pool::kMaster) --shared_->masters;
+    }
     if (consumer_) {
       try {
         consumer_->Abandon(Error{ErrorCode::kFailed, "http-server-stopped", ""});
@@ -154,9 +232,21 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Run() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-      self->Guarded("handler", [&] { self->DoHandshake(); });
+    asio::dispatch(executor_, [self = shared_from_this()] {
+      self->Guarded("handler", [&] { self->DoWaitForBytes(); });
     });
+  }
+
+  // Closes a connection the admission code took out of the pending pool; posted onto its
+  // strand. Whatever it was waiting for completes with an error and ends it.
+  void Shed() { tcp_layer().close(); }
+
+  // Takes this connection out of the pending pool (slots_mu held).
+  void LeavePendingLocked() {
+    auto by = shared_->pending_by_source.find(pending_at_->source);
+    if (--by->second == 0) shared_->pending_by_source.erase(by);
+    shared_->pending.erase(pending_at_);
+    pool_ = Pool::kNone;
   }
 
   // A consumer's reply, on this connection's strand.
@@ -172,8 +262,10 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   enum class Phase { kHead, kBody };
 
+  friend struct HttpServer::Impl;  // admission: pool_, pending_at_, Shed, Guarded, executor_
+
   const Limits& limits() const { return shared_->config.limits; }
-  beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(stream_); }
+  beast::tcp_stream& tcp_layer() { return stream_ ? beast::get_lowest_layer(*stream_) : tcp_; }
 
   // A completion handler that keeps the session alive and runs `fn` under Guarded.
   template <typename... Args>
@@ -198,7 +290,7 @@ class Session : public std::enable_shared_from_this<Session> {
     ++shared_->handler_exceptions;
     try {
       Abandon("http-internal-error", "an exception ended the request");
-      if (!writing_)
+      if (!writing_ && parser_)  // a request is under way: it gets its answer
         return DoWrite(Detail(500, "http-internal-error", "internal error"), After::kLinger);
     } catch (...) {
     }
@@ -206,18 +298,37 @@ class Session : public std::enable_shared_from_this<Session> {
     tcp_layer().socket().close(ignored);
   }
 
+  // No TLS state until the client sends something (see the top); the pending deadline,
+  // enforced by the admission sweep, bounds the wait.
+  void DoWaitForBytes() {
+    tcp_.socket().async_wait(tcp::socket::wait_read, Bind(&Session::OnReadable));
+  }
+
+  void OnReadable(beast::error_code ec) {
+    if (ec) return;               // shed, or the server stopped
+    if (!StillPending()) return;  // shed meanwhile: spend no handshake on it
+    stream_.emplace(std::move(tcp_), tls_);
+    DoHandshake();
+  }
+
   void DoHandshake() {
-    tcp_layer().expires_after(limits().handshake_timeout);
-    stream_.async_handshake(asio::ssl::stream_base::server, Bind(&Session::OnHandshake));
+    tcp_layer().expires_after(limits().handshake_timeout);  // the sweep usually acts first
+    stream_->async_handshake(asio::ssl::stream_base::server, Bind(&Session::OnHandshake));
+  }
+
+  // True while this connection holds its pending slot, i.e. it was not shed.
+  bool StillPending() {
+    std::lock_guard lock(shared_->slots_mu);
+    return pool_ == Pool::kPending;
   }
 
   void OnHandshake(beast::error_code ec) {
     if (ec) {
-      ++shared_->handshake_failures;
+      if (StillPending()) ++shared_->handshake_failures;
       return;
     }
     // Second lock: the context already refuses unverified peers.
-    Result<ClientIdentity> id = ReadClientIdentity(stream_.native_handle());
+    Result<ClientIdentity> id = ReadClientIdentity(stream_->native_handle());
     if (!id) {
       ++shared_->handshake_failures;
       return;
@@ -226,7 +337,25 @@ class Session : public std::enable_shared_from_this<Session> {
     peer_.cn = id->cn.value_or("");
     peer_.master =
         Authorise(*id, shared_->config.master_pins, shared_->config.fallback_cn) == Role::kMaster;
+    if (!TakeAuthenticatedSlot()) return;  // the connection closes with its last handler
     DoReadHeader();
+  }
+
+  // Moves this connection from the pending pool into the master's or the authenticated
+  // pool. False when it was shed meanwhile, or when that pool is full (counted).
+  bool TakeAuthenticatedSlot() {
+    std::lock_guard lock(shared_->slots_mu);
+    if (pool_ != Pool::kPending) return false;  // shed while its handshake completed
+    LeavePendingLocked();
+    // SECURITY: the master's slots are apart; nothing another client holds can fill them.
+    std::size_t& taken = peer_.master ? shared_->masters : shared_->authenticated;
+    if (taken >= (peer_.master ? limits().master_connections : limits().max_connections)) {
+      ++shared_->refused_over_cap;
+      return false;
+    }
+    ++taken;
+    pool_ = peer_.master ? Pool::kMaster : Pool::kAuthenticated;
+    return true;
   }
 
   void DoReadHeader() {
@@ -282,7 +411,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // SECURITY: a full buffer is a line or a section over the cap, never a reason to grow.
     std::size_t room = beast::read_size(buffer_, kReadSize);
     if (room == 0) return Deliver(http::error::buffer_overflow);
-    stream_.async_read_some(buffer_.prepare(room), Bind(&Session::OnRead));
+    stream_->async_read_some(buffer_.prepare(room), Bind(&Session::OnRead));
   }
 
   void OnRead(beast::error_code ec, std::size_t n) {
@@ -329,7 +458,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!head.expect_continue) return DoReadBody();
     continue_ = {http::status::continue_, parser_->get().version()};
     tcp_layer().expires_after(limits().write_timeout);
-    http::async_write(stream_, continue_, Bind(&Session::OnContinue));
+    http::async_write(*stream_, continue_, Bind(&Session::OnContinue));
   }
 
   RequestHead MakeHead() const {
@@ -417,22 +546,22 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   Reply MakeReply(std::shared_ptr<std::atomic<bool>> once) {
-    return [shared = shared_, weak = weak_from_this(), executor = stream_.get_executor(),
-            once](Response response) {
-      if (once->exchange(true)) return;
-      std::lock_guard lock(shared->mu);
-      if (!shared->open) {
-        ++shared->dropped_replies;
-        return;
-      }
-      asio::post(executor, [shared, weak, response = std::move(response)]() mutable {
-        if (auto session = weak.lock()) {
-          session->OnReply(std::move(response));
-        } else {
-          ++shared->dropped_replies;
-        }
-      });
-    };
+    return
+        [shared = shared_, weak = weak_from_this(), executor = executor_, once](Response response) {
+          if (once->exchange(true)) return;
+          std::lock_guard lock(shared->mu);
+          if (!shared->open) {
+            ++shared->dropped_replies;
+            return;
+          }
+          asio::post(executor, [shared, weak, response = std::move(response)]() mutable {
+            if (auto session = weak.lock()) {
+              session->OnReply(std::move(response));
+            } else {
+              ++shared->dropped_replies;
+            }
+          });
+        };
   }
 
   void DoWrite(Response response, After after) {
@@ -445,7 +574,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.keep_alive(after == After::kKeepAlive);
     res_.prepare_payload();
     tcp_layer().expires_after(limits().write_timeout);
-    http::async_write(stream_, res_, Bind(&Session::OnWrite));
+    http::async_write(*stream_, res_, Bind(&Session::OnWrite));
   }
 
   void OnWrite(beast::error_code ec, std::size_t) {
@@ -467,7 +596,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void DoShutdown() {
     writing_ = true;  // nothing more is answered on this connection
     tcp_layer().expires_after(limits().linger_timeout);
-    stream_.async_shutdown(Bind(&Session::OnShutdown));
+    stream_->async_shutdown(Bind(&Session::OnShutdown));
   }
 
   void OnShutdown(beast::error_code) { tcp_layer().close(); }
@@ -494,7 +623,10 @@ class Session : public std::enable_shared_from_this<Session> {
     ReadLinger();  // the deadline armed in DoLinger still bounds the whole drain
   }
 
-  beast::ssl_stream<beast::tcp_stream> stream_;
+  beast::tcp_stream tcp_;           // until the first byte; then moved into stream_
+  asio::any_io_executor executor_;  // this connection's strand
+  asio::ssl::context& tls_;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> stream_;
   std::shared_ptr<Shared> shared_;
   // SECURITY: capped; everything the parser needs whole (head, chunk line, trailers) fits.
   beast::flat_buffer buffer_;
@@ -511,6 +643,8 @@ class Session : public std::enable_shared_from_this<Session> {
   After after_ = After::kClose;
   bool writing_ = false;  // a response is being written, or the connection is closing
   Peer peer_;
+  Pool pool_ = Pool::kNone;                         // guarded by Shared::slots_mu
+  std::list<PendingEntry>::iterator pending_at_{};  // while pool_ is kPending; ditto
 };
 
 std::optional<std::string_view> RequestHead::Find(std::string_view name) const {
@@ -521,8 +655,16 @@ std::optional<std::string_view> RequestHead::Find(std::string_view name) const {
 }
 
 struct HttpServer::Impl {
+  using Shedding = std::vector<std::shared_ptr<Session>>;
+
   Impl(SslCtxPtr ctx, std::shared_ptr<Shared> s)
-      : shared(std::move(s)), tls(ctx.release()), acceptor(asio::make_strand(ioc)) {}
+      : shared(std::move(s)),
+        tls(ctx.release()),
+        acceptor(accept_ioc),
+        sweep(accept_ioc),
+        retry(accept_ioc) {}
+
+  const Limits& limits() const { return shared->config.limits; }
 
   void DoAccept() {
     acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
@@ -532,28 +674,173 @@ struct HttpServer::Impl {
 
   void OnAccept(beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-    if (!ec) {
-      ++shared->accepted;
-      // Over the cap the connection is accepted and closed at once: the listen backlog is
-      // not left to fill with clients that would wait for nothing.
-      if (shared->open_connections.load() >= shared->config.limits.max_connections) {
-        ++shared->refused_over_cap;
-        beast::error_code ignored;
-        socket.close(ignored);
-      } else {
-        std::make_shared<Session>(std::move(socket), tls, shared)->Run();
+    if (ec) return OnAcceptError(ec);
+    ++shared->accepted;
+    beast::error_code gone;
+    tcp::endpoint remote = socket.remote_endpoint(gone);
+    if (gone) return DoAccept();  // reset before we saw it; the socket closes here
+    // A response is written as several TLS records (head, body, close_notify): without this,
+    // Nagle holds each behind the peer's delayed ACK, 40 ms apiece.
+    socket.set_option(tcp::no_delay(true), gone);
+    auto session = std::make_shared<Session>(std::move(socket), tls, shared);
+    Admit(session, SourceOf(remote.address()));
+    session->Run();
+    if (shared->open_connections.load() >= kTrimHighWater) trim_owed = true;
+    ArmSweep();
+    DoAccept();
+  }
+
+  // Out of descriptors or memory, the connection stays in the backlog and accept fails
+  // again at once: free a pending slot and try again shortly rather than spin.
+  void OnAcceptError(beast::error_code ec) {
+    ++shared->accept_errors;
+    bool exhausted = ec == asio::error::no_descriptors || ec == asio::error::no_memory ||
+                     ec == asio::error::no_buffer_space ||
+                     ec == beast::error_code(ENFILE, asio::error::get_system_category());
+    if (!exhausted) return DoAccept();
+    Shedding shed;
+    {
+      std::lock_guard lock(shared->slots_mu);
+      if (!shared->pending.empty()) {
+        ShedLocked(OldestOfBusiestLocked(), shed);
+        ++shared->shed_oldest;
       }
     }
-    DoAccept();
+    Post(shed);
+    retry.expires_after(kAcceptRetry);
+    retry.async_wait([this](beast::error_code waited) {
+      if (!waited) DoAccept();
+    });
+  }
+
+  // Gives the new connection a pending slot, shedding whom the rules at the top say.
+  void Admit(const std::shared_ptr<Session>& session, std::string source) {
+    Shedding shed;  // released after the lock: a Session's destructor takes it
+    {
+      std::lock_guard lock(shared->slots_mu);
+      Clock::time_point now = Clock::now();
+      ExpireLocked(now, shed);
+      auto mine = shared->pending_by_source.find(source);
+      // SECURITY: a flood sheds its own oldest first, then the busiest source's; never an
+      // authenticated connection, which holds no pending slot.
+      if (mine != shared->pending_by_source.end() &&
+          mine->second >= limits().max_pending_per_source) {
+        ShedLocked(OldestOfLocked(source), shed);
+        ++shared->shed_per_source;
+      } else if (shared->pending.size() >= limits().max_pending) {
+        ShedLocked(OldestOfBusiestLocked(), shed);
+        ++shared->shed_oldest;
+      }
+      ++shared->pending_by_source[source];
+      shared->pending.push_back(PendingEntry{session.get(), session, std::move(source), now});
+      session->pending_at_ = std::prev(shared->pending.end());
+      session->pool_ = Pool::kPending;
+      shared->peak_pending = std::max(shared->peak_pending, shared->pending.size());
+    }
+    if (!shed.empty() && !shedding_logged) {
+      shedding_logged = true;
+      std::fprintf(stderr,
+                   "decnet-updaterd: http: shedding connections that have not completed their "
+                   "handshake (at most %zu in all, %zu per source)\n",
+                   limits().max_pending, limits().max_pending_per_source);
+    }
+    Post(shed);
+  }
+
+  // The pending deadline for the pool's current fill (see Limits::handshake_timeout).
+  std::chrono::milliseconds DeadlineLocked() const {
+    const Limits& l = limits();
+    std::chrono::milliseconds full = l.handshake_timeout;
+    std::chrono::milliseconds tight = std::min(l.handshake_timeout_min, full);
+    std::size_t half = l.max_pending / 2, taken = std::min(shared->pending.size(), l.max_pending);
+    if (taken <= half) return full;
+    auto over = static_cast<std::int64_t>(taken - half);
+    auto span = static_cast<std::int64_t>(l.max_pending - half);
+    return full - (full - tight) * over / span;
+  }
+
+  // Sheds the pending connections past the deadline, oldest first.
+  void ExpireLocked(Clock::time_point now, Shedding& shed) {
+    while (!shared->pending.empty() && now - shared->pending.front().since >= DeadlineLocked()) {
+      ShedLocked(shared->pending.begin(), shed);
+      ++shared->handshake_timeouts;
+    }
+  }
+
+  std::list<PendingEntry>::iterator OldestOfLocked(const std::string& source) {
+    return std::find_if(shared->pending.begin(), shared->pending.end(),
+                        [&](const PendingEntry& e) { return e.source == source; });
+  }
+
+  // The oldest pending connection of the source holding the most (pending is not empty).
+  std::list<PendingEntry>::iterator OldestOfBusiestLocked() {
+    std::size_t most = 0;
+    for (const auto& [source, count] : shared->pending_by_source) most = std::max(most, count);
+    return std::find_if(shared->pending.begin(), shared->pending.end(), [&](const PendingEntry& e) {
+      return shared->pending_by_source.at(e.source) == most;
+    });
+  }
+
+  // Takes `at` out of the pending pool now; its socket is closed on its own strand (Post).
+  void ShedLocked(std::list<PendingEntry>::iterator at, Shedding& shed) {
+    if (at == shared->pending.end()) return;
+    std::shared_ptr<Session> session = at->weak.lock();  // null: it is being destroyed
+    at->session->LeavePendingLocked();
+    if (session) shed.push_back(std::move(session));
+  }
+
+  static void Post(Shedding& shed) {
+    for (std::shared_ptr<Session>& session : shed) {
+      asio::any_io_executor executor = session->executor_;
+      asio::post(executor, [session = std::move(session)] {
+        session->Guarded("shed", [&] { session->Shed(); });
+      });
+    }
+    shed.clear();
+  }
+
+  // While anything is pending or a trim is owed: deadlines, then memory.
+  void ArmSweep() {
+    if (sweeping) return;
+    sweeping = true;
+    sweep.expires_after(kSweepEvery);
+    sweep.async_wait([this](beast::error_code ec) { OnSweep(ec); });
+  }
+
+  void OnSweep(beast::error_code ec) {
+    sweeping = false;
+    if (ec || !acceptor.is_open()) return;
+    Shedding shed;
+    bool pending = false;
+    {
+      std::lock_guard lock(shared->slots_mu);
+      ExpireLocked(Clock::now(), shed);
+      pending = !shared->pending.empty();
+    }
+    Post(shed);
+    if (!pending) shedding_logged = false;
+    MaybeTrim();
+    if (pending || trim_owed) ArmSweep();
+  }
+
+  // After a flood, hands the heap it freed back to the system: glibc keeps freed memory in
+  // its arenas, so without this the daemon stays at its flood size.
+  void MaybeTrim() {
+    if (!trim_owed || shared->open_connections.load() > kTrimLowWater) return;
+    trim_owed = false;
+#if defined(__GLIBC__)
+    malloc_trim(0);
+    ++shared->memory_trims;
+#endif
   }
 
   // An I/O thread. Sessions catch their own exceptions; one that escapes anyway (from Asio,
   // Beast or the acceptor) is counted and logged, its handler's connection goes with the
   // unwound handler, and the thread goes back to serving: never std::terminate.
-  void Run() {
+  void Run(asio::io_context& context) {
     for (;;) {
       try {
-        ioc.run();
+        context.run();
         return;  // stopped
       } catch (const std::exception& e) {
         ++shared->handler_exceptions;
@@ -567,8 +854,20 @@ struct HttpServer::Impl {
 
   std::shared_ptr<Shared> shared;
   asio::ssl::context tls;
-  asio::io_context ioc;
+  asio::io_context ioc;  // connections, on io_threads
+  // Keeps the I/O threads running while no connection is open; dropped by Stop's ioc.stop().
+  asio::executor_work_guard<asio::io_context::executor_type> idle_work{ioc.get_executor()};
+  // Admission on a thread of its own, so that accepting and shedding never wait behind the
+  // handshakes a flood makes the I/O threads do: the backlog drains at once, and a
+  // connection shed before its turn costs no handshake.
+  asio::io_context accept_ioc;
   tcp::acceptor acceptor;
+  asio::steady_timer sweep;
+  asio::steady_timer retry;
+  std::thread accept_thread;
+  bool sweeping = false;         // on accept_thread, as are the two below
+  bool trim_owed = false;        // kTrimHighWater connections were open since the last trim
+  bool shedding_logged = false;  // once per flood
   std::vector<std::thread> threads;
   bool started = false;
   bool stopped = false;
@@ -583,6 +882,13 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Create(SslCtxPtr tls, ServerConf
   if (!tls) return Fail(ErrorCode::kMalformed, "http-config", "no TLS context");
   if (config.io_threads < 1 || config.io_threads > 2)
     return Fail(ErrorCode::kMalformed, "http-config", "io_threads must be 1 or 2");
+  const Limits& l = config.limits;
+  if (l.max_pending < 1 || l.max_pending_per_source < 1 || l.master_connections < 1)
+    return Fail(ErrorCode::kMalformed, "http-config",
+                "max_pending, max_pending_per_source and master_connections must be at least 1");
+  if (l.handshake_timeout_min.count() < 1 || l.handshake_timeout_min > l.handshake_timeout)
+    return Fail(ErrorCode::kMalformed, "http-config",
+                "handshake_timeout_min must be positive and at most handshake_timeout");
   for (std::string& pin : config.master_pins) {
     Result<std::string> normal = NormaliseFingerprint(pin);
     if (!normal) return tl::make_unexpected(normal.error());
@@ -615,7 +921,8 @@ Result<std::uint16_t> HttpServer::Start(const std::string& address, std::uint16_
   m.started = true;
   m.DoAccept();
   for (unsigned i = 0; i < m.shared->config.io_threads; ++i)
-    m.threads.emplace_back([&m] { m.Run(); });
+    m.threads.emplace_back([&m] { m.Run(m.ioc); });
+  m.accept_thread = std::thread([&m] { m.Run(m.accept_ioc); });
   return bound;
 }
 
@@ -623,6 +930,8 @@ void HttpServer::Stop() {
   Impl& m = *impl_;
   if (m.stopped) return;
   m.stopped = true;
+  m.accept_ioc.stop();  // first: no new connection after this
+  if (m.accept_thread.joinable()) m.accept_thread.join();
   m.ioc.stop();
   for (std::thread& t : m.threads) t.join();
   beast::error_code ignored;
@@ -637,10 +946,27 @@ void HttpServer::Stop() {
 }
 
 ServerStats HttpServer::Stats() const {
-  const Shared& s = *impl_->shared;
-  return ServerStats{s.accepted,         s.refused_over_cap,  s.handshake_failures,
-                     s.open_connections, s.peak_connections,  s.lingered_bytes,
-                     s.dropped_replies,  s.handler_exceptions};
+  Shared& s = *impl_->shared;
+  ServerStats out;
+  out.accepted = s.accepted;
+  out.refused_over_cap = s.refused_over_cap;
+  out.handshake_failures = s.handshake_failures;
+  out.open_connections = s.open_connections;
+  out.peak_connections = s.peak_connections;
+  out.lingered_bytes = s.lingered_bytes;
+  out.dropped_replies = s.dropped_replies;
+  out.handler_exceptions = s.handler_exceptions;
+  out.shed_oldest = s.shed_oldest;
+  out.shed_per_source = s.shed_per_source;
+  out.handshake_timeouts = s.handshake_timeouts;
+  out.accept_errors = s.accept_errors;
+  out.memory_trims = s.memory_trims;
+  std::lock_guard lock(s.slots_mu);
+  out.pending_connections = s.pending.size();
+  out.peak_pending = s.peak_pending;
+  out.authenticated_connections = s.authenticated;
+  out.master_connections = s.masters;
+  return out;
 }
 
 }  // namespace decnet::daemon

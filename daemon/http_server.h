@@ -10,6 +10,13 @@
 //    reads the response instead of a reset; the body is never handed to anyone;
 //  * the body cap is enforced from Content-Length before reading (413) and while reading;
 //  * every handshake, header read, body read and write runs under its own timeout;
+//  * connections are admitted in three pools kept apart (see Limits): before a completed
+//    handshake ("pending": nobody is known yet), authenticated non-master clients, and the
+//    master. Pending connections are bounded per source address and in total; a newcomer
+//    sheds the oldest pending connection of the busiest source rather than being refused,
+//    so a client that reconnects always gets in; the pending deadline tightens as the pool
+//    fills. An authenticated connection is never shed for a pending one. An idle TCP
+//    connection holds no TLS state until its first byte arrives;
 //  * every byte held before parsing is bounded (Limits::read_buffer_bytes): the request head
 //    (431), a chunk-size line with its extensions and the trailer section (400);
 //  * heads with obs-fold lines, without exactly one Host, or with more than
@@ -109,8 +116,25 @@ struct Limits {
   // chunk-size line with its extensions, or the whole trailer section, must fit -> 400.
   std::size_t read_buffer_bytes = 32 * 1024;
   std::uint64_t body_bytes = 2ull * 1024 * 1024 * 1024;  // -> 413, before and while reading
-  std::size_t max_connections = 512;                     // over it: accepted and closed at once
+  // Authenticated connections other than the master's; over it a newly authenticated one is
+  // closed (ServerStats::refused_over_cap). Pending connections do not count.
+  std::size_t max_connections = 512;
+  // The master's own connections, apart from every other pool; over it a newly
+  // authenticated master connection is closed (refused_over_cap).
+  std::size_t master_connections = 64;
+  // Connections whose TLS handshake has not completed. Over the cap, the oldest pending
+  // connection of the source holding the most is shed (ServerStats::shed_oldest) and the
+  // newcomer admitted.
+  std::size_t max_pending = 256;
+  // Pending connections from one source (an IPv4 address, an IPv6 /64); a newcomer over it
+  // sheds that source's oldest (ServerStats::shed_per_source).
+  std::size_t max_pending_per_source = 16;
+  // A pending connection's deadline, counted from its arrival: handshake_timeout while at
+  // most half of max_pending is taken, then shrinking linearly to handshake_timeout_min when
+  // all of it is (ServerStats::handshake_timeouts). Applied to every pending connection at
+  // each arrival and at least every 250 ms.
   std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds handshake_timeout_min{1'000};
   std::chrono::milliseconds header_timeout{30'000};     // also the keep-alive idle time
   std::chrono::milliseconds body_read_timeout{30'000};  // each 64 KiB of the body
   std::chrono::milliseconds write_timeout{30'000};      // each write
@@ -128,13 +152,23 @@ struct ServerConfig {
 // Counters, for tests and /metrics.
 struct ServerStats {
   std::uint64_t accepted = 0;
-  std::uint64_t refused_over_cap = 0;  // connections closed because of max_connections
+  std::uint64_t refused_over_cap =
+      0;  // authenticated, closed: max_connections or master_connections
   std::uint64_t handshake_failures = 0;
-  std::uint64_t open_connections = 0;
+  std::uint64_t open_connections = 0;  // all pools
   std::uint64_t peak_connections = 0;
-  std::uint64_t lingered_bytes = 0;      // raw bytes drained (and dropped) while closing
-  std::uint64_t dropped_replies = 0;     // replies whose connection was gone
-  std::uint64_t handler_exceptions = 0;  // exceptions caught in a connection or an I/O thread
+  std::uint64_t lingered_bytes = 0;       // raw bytes drained (and dropped) while closing
+  std::uint64_t dropped_replies = 0;      // replies whose connection was gone
+  std::uint64_t handler_exceptions = 0;   // exceptions caught in a connection or an I/O thread
+  std::uint64_t pending_connections = 0;  // now, before a completed handshake
+  std::uint64_t peak_pending = 0;         // most pending at once
+  std::uint64_t authenticated_connections = 0;  // now, handshake done, not the master
+  std::uint64_t master_connections = 0;         // now, the master's
+  std::uint64_t shed_oldest = 0;                // pending shed because every pending slot was taken
+  std::uint64_t shed_per_source = 0;            // pending shed because their source held its cap
+  std::uint64_t handshake_timeouts = 0;         // pending closed at their (tightened) deadline
+  std::uint64_t accept_errors = 0;              // accept(2) failures, e.g. EMFILE
+  std::uint64_t memory_trims = 0;  // freed heap handed back to the system after a flood
 };
 
 class HttpServer {

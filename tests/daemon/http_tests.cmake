@@ -17,3 +17,11 @@ decnet_gtest(daemon_http_abuse_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/http_abuse_test.cc
   LIBS decnet_daemon_api decnet_test_pki
   PROPERTIES TIMEOUT 180)
+
+# The server under a connection flood from several loopback addresses while the master polls:
+# per-source and total caps on pending connections, shedding the oldest, tightening deadlines,
+# apart pools for authenticated clients, memory handed back afterwards.
+decnet_gtest(daemon_http_flood_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/http_flood_test.cc
+  LIBS decnet_daemon_http decnet_test_pki
+  PROPERTIES TIMEOUT 240)
