@@ -169,6 +169,11 @@ class ADecnetContract : public ::testing::Test {
   std::string CurrentVersion() { return ReadFile(install_ + "/current/VERSION"); }
   std::string InstalledUnit(const std::string& name) { return ReadFile(dirs_.units() + "/" + name); }
   bool UnitInstalled(const std::string& name) { return fs::exists(dirs_.units() + "/" + name); }
+  // A worker as DECNET's installer leaves it: the agent's unit in the unit directory, root's,
+  // not written by the helper. For tests whose releases ship no units, as a master's do not.
+  ::testing::AssertionResult OperatorInstalledAgent() {
+    return test::InstallOperatorUnit(dirs_, "decnet-agent.service", Unit("agent"));
+  }
   std::set<std::string> ReleaseDirs() {
     std::set<std::string> out;
     for (const auto& e : fs::directory_iterator(install_ + "/releases")) out.insert(e.path().filename());
@@ -223,10 +228,33 @@ TEST_F(ADecnetContract, UpdatesWhenAnOptionalUnitIsNotInstalledOrDoesNotRestart)
   EXPECT_EQ(Count("restart decnet-agent.service"), 1);
   EXPECT_EQ(Count("restart decnet-forwarder.service"), 0) << "a unit that is not there is not restarted";
 
+  // The unit's state still reads "loaded", but by the restart nothing of it is loaded (its
+  // file is gone): the helper refuses the restart (unit-loaded-state) before systemd is asked,
+  // and a refused optional unit is reported, not fatal.
   {
     std::lock_guard lock(mu_);
     not_installed_.clear();
-    failed_jobs_ = {"decnet-forwarder.service"};  // installed, but its restart fails
+  }
+  ASSERT_FALSE(UnitInstalled("decnet-forwarder.service"));
+  auto& systemd = helper_->systemd();
+  EXPECT_CALL(systemd, GetLoadedView(_)).Times(::testing::AnyNumber());
+  EXPECT_CALL(systemd, GetLoadedView(*UnitName::Parse("decnet-forwarder.service")))
+      .Times(::testing::AtLeast(1));
+  Take();
+  a = Push(Pack("1.1", {{"decnet-agent.service", Unit("agent")}}));
+  ASSERT_EQ(a.status, 200u) << "a refused best-effort unit cannot fail the update: "
+                            << a.body.dump();
+  EXPECT_EQ(Count("restart decnet-agent.service"), 1);
+  EXPECT_EQ(Count("restart decnet-forwarder.service"), 0)
+      << "the helper let a not-found unit through";
+  EXPECT_EQ(CurrentVersion(), "1.1");
+  ::testing::Mock::VerifyAndClearExpectations(&systemd);
+
+  // DECNET's installer put the forwarder in place, but its restart fails.
+  ASSERT_TRUE(test::InstallOperatorUnit(dirs_, "decnet-forwarder.service", Unit("forwarder")));
+  {
+    std::lock_guard lock(mu_);
+    failed_jobs_ = {"decnet-forwarder.service"};
   }
   Take();
   a = Push(Pack("2.0", {{"decnet-agent.service", Unit("agent")}}));
@@ -236,6 +264,7 @@ TEST_F(ADecnetContract, UpdatesWhenAnOptionalUnitIsNotInstalledOrDoesNotRestart)
 }
 
 TEST_F(ADecnetContract, CarriesBothProbesWhenItRollsBackAndSays500WhenTheOldReleaseFailsToo) {
+  ASSERT_TRUE(OperatorInstalledAgent());
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
   gate_.script = {GateVerdict{false, "new-probe: 503 starting", "agent answered 503", "gate-probe"},
                   GateVerdict{true, "old-probe: {\"status\":\"ok\"}", "", ""}};
@@ -265,6 +294,7 @@ TEST_F(ADecnetContract, RollsBackToTheOldCodeExactlyIncludingWhatTheInstallComma
                              "mkdir -p venv/lib && echo built $(cat VERSION) > venv/lib/artefact"};
   const std::string built = install_ + "/current/venv/lib/artefact";
   const std::string linked = dirs_.root() + "/bin/decnet";  // the PATH link
+  ASSERT_TRUE(OperatorInstalledAgent());
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
   ASSERT_EQ(ReadFile(built), "built 1.0\n");
 
@@ -392,6 +422,7 @@ TEST_F(ADecnetContract, IgnoresTheArchivesOwnerAndWorldWritableModes) {
 
 // Defect 8 (the part that is code): the digest of every push is recorded.
 TEST_F(ADecnetContract, RecordsEachPushsDigestInTheStoreAndTheAuditLog) {
+  ASSERT_TRUE(OperatorInstalledAgent());
   auto t = Pack("1.0", {});
   ASSERT_EQ(Push(t).status, 200u);
   auto releases = pipeline_->Releases();
@@ -406,11 +437,17 @@ TEST_F(ADecnetContract, RecordsEachPushsDigestInTheStoreAndTheAuditLog) {
 // Defect 11: DECNET's update-self repoints the PATH link into the updater's environment. Here
 // the daemon's own builds live in their own store; the suite's link and release stay put.
 TEST_F(ADecnetContract, UpdatesItselfWithoutTouchingTheSuitesPathLinkOrRelease) {
+  ASSERT_TRUE(OperatorInstalledAgent());
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
   const std::string link = dirs_.root() + "/bin/decnet";
   const std::string link_before = fs::read_symlink(link).string();
   const std::string current_before = fs::read_symlink(install_ + "/current").string();
 
+  // The updater's own unit, installed with the updater (it runs the helper as root by design).
+  ASSERT_TRUE(test::InstallOperatorUnit(
+      dirs_, "decnet-updater.service",
+      "[Unit]\nDescription=DECNET release updater\n[Service]\nType=notify\n"
+      "ExecStart=/usr/libexec/decnet-updater/decnet-update-helper\n"));
   const std::string updater = dirs_.root() + "/opt/decnet-updater/updater";
   fs::create_directories(updater);
   config_.updater_dir = updater;

@@ -60,17 +60,17 @@ inline ::testing::AssertionResult InstallOperatorUnit(TestDirs& dirs, const std:
     auto refusals = helper::CheckUnitContent(policy, *unit, content,
                                              helper::RootOnlyPathCheck(policy.unit_root));
     if (!refusals.empty()) {
-      return ::testing::AssertionFailure() << name << " is refused by the unit policy: ["
-                                           << refusals.front().rule << "] "
-                                           << refusals.front().message;
+      return ::testing::AssertionFailure()
+             << name << " is refused by the unit policy: [" << refusals.front().rule << "] "
+             << refusals.front().message;
     }
   }
   const std::string path = dirs.units() + "/" + name;
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return ::testing::AssertionFailure() << path << ": " << std::strerror(errno);
-  const bool written = ::write(fd, content.data(), content.size()) ==
-                           static_cast<ssize_t>(content.size()) &&
-                       ::fchown(fd, 0, 0) == 0 && ::fchmod(fd, 0644) == 0;
+  const bool written =
+      ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+      ::fchown(fd, 0, 0) == 0 && ::fchmod(fd, 0644) == 0;
   const int saved = errno;
   ::close(fd);
   if (!written) return ::testing::AssertionFailure() << path << ": " << std::strerror(saved);
@@ -96,7 +96,8 @@ class ServedHelper {
     served_ = std::async(std::launch::async, [this, &dirs, fd = pair[1]] {
       helper::ServeOptions options;
       options.notify = false;
-      const helper::ServeEnd end = helper::Serve(fd, dirs.policy(), helper_dirs_, systemd_, options);
+      const helper::ServeEnd end =
+          helper::Serve(fd, dirs.policy(), helper_dirs_, systemd_, options);
       ::close(fd);
       return end;
     });

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <iterator>
 #include <set>
 
 #include "daemon/self_update.h"
@@ -32,6 +33,13 @@ using ::testing::Return;
 constexpr char kAgentUnit[] =
     "[Unit]\nDescription=agent\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\n"
     "NoNewPrivileges=yes\nExecStart=/opt/decnet/current/venv/bin/decnet agent\n";
+// The agent's unit as DECNET's installer put it on the worker (releases without units rely on it).
+const std::string kOperatorAgentUnit =
+    test::OperatorUnit("DECNET worker agent", "/opt/decnet/current/venv/bin/decnet agent");
+// The updater's own unit, installed with the updater (it runs the helper as root by design).
+constexpr char kUpdaterUnit[] =
+    "[Unit]\nDescription=DECNET release updater\n[Service]\nType=notify\n"
+    "ExecStart=/usr/libexec/decnet-updater/decnet-update-helper\n";
 constexpr char kExtraUnit[] =
     "[Unit]\nDescription=extra\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\n"
     "NoNewPrivileges=yes\nExecStart=/bin/sleep infinity\n";
@@ -104,6 +112,15 @@ class AnUpdatePipeline : public ::testing::Test {
     return v;
   }
   bool UnitInstalled(const std::string& name) { return fs::exists(dirs_.units() + "/" + name); }
+  std::string InstalledUnit(const std::string& name) {
+    std::ifstream in(dirs_.units() + "/" + name, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  // A worker as DECNET's installer leaves it: the agent's unit in the unit directory, root's,
+  // not written by the helper. For tests whose releases ship no units, as a master's do not.
+  ::testing::AssertionResult OperatorInstalledAgent() {
+    return test::InstallOperatorUnit(dirs_, "decnet-agent.service", kOperatorAgentUnit);
+  }
 
   test::TestDirs dirs_;
   std::string install_;
@@ -161,6 +178,7 @@ TEST_F(AnUpdatePipeline, RollsAFailedFirstInstallBackToNothing) {
 }
 
 TEST_F(AnUpdatePipeline, RedeploysTheActiveDigestWithoutExtractingAgain) {
+  ASSERT_TRUE(OperatorInstalledAgent());
   auto t = Pack("1.0", {});
   ASSERT_EQ(Push(t).status, 200u);
   std::string marker = install_ + "/current/VERSION";
@@ -179,6 +197,7 @@ TEST_F(AnUpdatePipeline, LeavesUnitsAloneForAReleaseWithoutUnitDirectory) {
 }
 
 TEST_F(AnUpdatePipeline, RefusesAReleaseWithARootUnitBeforeSwitchingAnything) {
+  ASSERT_TRUE(OperatorInstalledAgent());
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
   std::string root_unit = kAgentUnit;
   root_unit.replace(root_unit.find("User=decnet"), 11, "User=root");
@@ -187,7 +206,11 @@ TEST_F(AnUpdatePipeline, RefusesAReleaseWithARootUnitBeforeSwitchingAnything) {
   EXPECT_EQ(a.body["detail"]["rolled_back"], false);
   EXPECT_EQ(a.body["detail"]["rule"], "unit-user-root");
   EXPECT_EQ(CurrentVersion(), "1.0");
-  EXPECT_FALSE(UnitInstalled("decnet-agent.service"));
+  EXPECT_EQ(InstalledUnit("decnet-agent.service"), kOperatorAgentUnit)
+      << "the refused release's unit replaced the installed one";
+  std::set<std::string> units;
+  for (const auto& e : fs::directory_iterator(dirs_.units())) units.insert(e.path().filename());
+  EXPECT_EQ(units, std::set<std::string>{"decnet-agent.service"}) << "the refused unit was written";
   std::string listing;
   int dirs = 0;
   for (const auto& e : fs::directory_iterator(install_ + "/releases")) {
@@ -198,6 +221,7 @@ TEST_F(AnUpdatePipeline, RefusesAReleaseWithARootUnitBeforeSwitchingAnything) {
 }
 
 TEST_F(AnUpdatePipeline, AbortsOnAFailedInstallCommandWithItsOutput) {
+  ASSERT_TRUE(OperatorInstalledAgent());
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
   config_.install_command = {"/bin/sh", "-c", "echo building {version}; echo broken >&2; exit 3"};
   auto a = Push(Pack("2.0", {}));
@@ -207,6 +231,7 @@ TEST_F(AnUpdatePipeline, AbortsOnAFailedInstallCommandWithItsOutput) {
 }
 
 TEST_F(AnUpdatePipeline, RollsBackManuallyAndRefusesWithoutAPreviousRelease) {
+  ASSERT_TRUE(OperatorInstalledAgent());
   auto none = pipeline_->Rollback({"fp", "decnet-master"});
   EXPECT_EQ(none.status, 404u);
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
@@ -228,6 +253,7 @@ TEST_F(AnUpdatePipeline, RefusesAnUpdaterBuildOnTheServicePath) {
 }
 
 TEST_F(AnUpdatePipeline, PrunesToKeepReleasesOnlyAfterTheAnswer) {
+  ASSERT_TRUE(OperatorInstalledAgent());
   std::vector<Tarball> pushed;  // the store keeps kDefaultKeepReleases (3)
   for (const char* v : {"1.0", "2.0", "3.0", "4.0"}) {
     pushed.push_back(Pack(v, {}));
@@ -243,6 +269,7 @@ TEST_F(AnUpdatePipeline, PrunesToKeepReleasesOnlyAfterTheAnswer) {
 }
 
 TEST_F(AnUpdatePipeline, FailsWhenTheRequiredUnitDoesNotRestart) {
+  ASSERT_TRUE(OperatorInstalledAgent());
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
   EXPECT_CALL(systemd(), RestartUnit(_, _)).WillRepeatedly(Return(helper::JobOutcome{"done"}));
   EXPECT_CALL(systemd(), RestartUnit(*UnitName::Parse("decnet-agent.service"), _))
@@ -255,6 +282,7 @@ TEST_F(AnUpdatePipeline, FailsWhenTheRequiredUnitDoesNotRestart) {
 }
 
 TEST_F(AnUpdatePipeline, WritesOneAuditLinePerOperation) {
+  ASSERT_TRUE(OperatorInstalledAgent());
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
   (void)pipeline_->Rollback({"fp", "decnet-master"});
   auto lines = audit_->Tail(10);
@@ -347,6 +375,8 @@ class AnUpdateSelf : public AnUpdatePipeline {
 };
 
 TEST_F(AnUpdateSelf, InstallsABuildFlipsItsCurrentAndRestartsTheUnitOnlyAfterTheReply) {
+  ASSERT_TRUE(OperatorInstalledAgent());
+  ASSERT_TRUE(test::InstallOperatorUnit(dirs_, "decnet-updater.service", kUpdaterUnit));
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
   const std::string service_current = Current();
   Tarball build = PackBuild(Manifest("2.0.0"));
