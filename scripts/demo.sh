@@ -117,6 +117,8 @@ readonly HARDENED='[Unit]\nDescription=DECNET demo service\n\n[Service]\nType=ex
 DEMO_UNIT="$(payload decnet-demo.service "$HARDENED")"
 ROOT_UNIT="$(payload decnet-evil.service '[Service]\nType=exec\nUser=root\nGroup=decnet\nNoNewPrivileges=yes\nExecStart=/bin/sleep infinity\n')"
 SHADOW_UNIT="$(payload decnet-shadow.service "${HARDENED}StandardOutput=file:/etc/shadow\n")"
+CHOWN_UNIT="$(payload decnet-chown.service "${HARDENED}StateDirectory=decnet-chown decnet-chown/sub\n")"
+CONFLICTS_UNIT="$(payload decnet-conflicts.service '[Unit]\nConflicts=ssh.service\n\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\nNoNewPrivileges=yes\nExecStart=/bin/sleep infinity\n')"
 
 step "Start decnet-update-helper; it forks the stand-in daemon and confines itself"
 mkfifo "$WORK/commands"
@@ -140,7 +142,8 @@ send() {
     [ "$SECONDS" -lt "$deadline" ] || die "no reply to '$*' within ${REPLY_TIMEOUT} s"
     sleep 0.05
   done
-  REPLY="$(sed -n "${SENT}p" "$WORK/replies")"
+  # The helper relays the daemon's output prefixed with its name.
+  REPLY="$(sed -n "${SENT}p" "$WORK/replies" | sed 's/^decnet-updaterd: //')"
   say "helper -> daemon: $REPLY"
 }
 field() { sed -n 's/.*"'"$1"'":\("[^"]*"\|[0-9a-z]*\).*/\1/p' <<<"$REPLY" | tr -d '"'; }
@@ -196,6 +199,34 @@ say "=> refused: $(field rule) ($(field message))"
 if [ -e "$WORK/units/decnet-evil.service" ] || [ -e "$WORK/units/decnet-shadow.service" ]; then
   die "a refused unit file was written"
 fi
+
+step "What systemd does as root for a unit: a two-component StateDirectory=, Conflicts=ssh.service"
+send write_unit decnet-chown.service "$CHOWN_UNIT"
+expect result denied "two-component StateDirectory="; expect rule unit-directory-name "StateDirectory="
+say "=> refused: $(field rule) (root would chown through a middle component the unit swaps for a link)"
+send write_unit decnet-conflicts.service "$CONFLICTS_UNIT"
+expect result denied "Conflicts=ssh.service"; expect rule unit-dependency-other "Conflicts="
+say "=> refused: $(field rule)"
+
+step "A drop-in planted beside the helper's file (ExecStartPre=+, root's): systemd would load it"
+install -d -m 0755 "$WORK/units/decnet-demo.service.d"
+printf '[Service]\nExecStartPre=+/bin/touch /root/decnet-demo-pwned\n' \
+  >"$WORK/units/decnet-demo.service.d/50-planted.conf"
+chmod 0644 "$WORK/units/decnet-demo.service.d/50-planted.conf"
+send daemon_reload
+expect result denied "daemon_reload with a foreign drop-in loaded"
+say "=> after the reload the helper asked systemd what it loaded: $(field rule)"
+send restart_unit decnet-demo.service
+expect result denied "restart with a privileged drop-in"
+grep -q 'unit-loaded-exec-flags' <<<"$REPLY" || die "the restart was not refused for the drop-in's '+': $REPLY"
+say "=> restart refused: $(field rule) and unit-loaded-exec-flags (the '+' would run as root)"
+in_container test ! -e /root/decnet-demo-pwned || die "the planted command ran as root"
+rm -r "$WORK/units/decnet-demo.service.d"
+send daemon_reload
+expect result ok "daemon_reload once the drop-in is gone"
+send restart_unit decnet-demo.service
+expect job_result "done" "restart_unit of the clean unit"
+say "=> drop-in removed: the unit restarts again, and the planted command never ran"
 
 step "restart_unit ssh.service: outside the allow-list, refused before D-Bus"
 send restart_unit ssh.service
@@ -447,7 +478,9 @@ printf '\n\033[1;32mDemo passed in %d s (part 1: %d s with build and boot; part 
   "$SECONDS" "$PART1_SECONDS" "$((SECONDS - PART2_START))"
 say "Part 1: a root helper with no capabilities, NoNewPrivs, seccomp and Landlock installed and" \
     "restarted a hardened unit in a real systemd ($SENT requests, every one recorded)," \
-    "refused a root unit, an output file systemd would open as root, a restart outside its" \
+    "refused a root unit, an output file systemd would open as root, a directory root would chown" \
+    "through a link, a conflict with ssh.service, a planted root drop-in (after reload and" \
+    "before restart, from what systemd loaded), a restart outside its" \
     "allow-list and a link outside its prefix, each naming its rule." \
     "Part 2: the real daemon took three releases from a master over mTLS, installed and" \
     "restarted their units through the helper, gated each on its agent's mTLS health and" \
