@@ -109,7 +109,12 @@ Route UpdaterApi::OnHead(const RequestHead& head, const Peer& peer) {
   if (row->access == Access::kMaster && !peer.master)
     return JsonResponse(403, api::DetailJson(api::kMasterRequired));
   switch (row->endpoint) {
-    case Endpoint::kHealth: return Health();
+    // SECURITY: any CA-signed client (a worker's own certificate too) learns only that the
+    // updater is alive; the releases, their digests, the version and the policy digest are the
+    // master's to read.
+    case Endpoint::kHealth:
+      if (!peer.master) return JsonResponse(200, json{{"status", "ok"}, {"role", "updater"}});
+      return Health();
     case Endpoint::kReleases: return Releases();
     case Endpoint::kMetrics: return Response{200, kMetricsContentType, MetricsText()};
     case Endpoint::kAudit: return Audit();

@@ -118,7 +118,7 @@ class Extraction {
   Result<void> HandleEntry(archive_entry* entry) {
     const char* raw = archive_entry_pathname(entry);
     const std::string escaped = EscapeEntryPath(raw != nullptr ? raw : "");
-    tar_.set_current_path(escaped);
+    tar_.BeginEntry(escaped);
     if (++stats_.entries > limits_.max_entries) {
       return Refuse("archive-entries", escaped,
                     "more than the cap of " + std::to_string(limits_.max_entries) + " entries");

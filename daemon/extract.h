@@ -36,10 +36,14 @@ struct ExtractLimits {
   // ("archive-header-size"). libarchive 3.6 itself refuses special headers over 1 MiB before
   // reading them; this smaller cap is checked once libarchive has parsed the header.
   uint64_t max_header_bytes = 64 * 1024;
-  // Uncompressed / compressed bytes read so far ("archive-ratio"), once more than
-  // ratio_grace_bytes have been decompressed (tiny archives of empty files compress very well).
+  // Decompressed / compressed bytes ("archive-ratio"), counted as the stream is decompressed
+  // (compressed bytes are those the decompressor consumed), both over the whole stream once more
+  // than ratio_grace_bytes were decompressed (tiny archives of empty files compress very well)
+  // and per entry, from its header on, once more than entry_ratio_grace_bytes of it were: an
+  // incompressible first file cannot buy room for a bomb behind it.
   uint64_t max_ratio = 200;
   uint64_t ratio_grace_bytes = 8u << 20;
+  uint64_t entry_ratio_grace_bytes = 1u << 20;
   // Bytes of file data in flight between the decompressing thread and the writing thread.
   size_t queue_bytes = 8u << 20;
   Durability durability = Durability::kSyncFilesystem;

@@ -120,6 +120,11 @@ Result<std::span<const char>> GzipStage::Next() {
   return std::span<const char>(static_cast<const char*>(data), size);
 }
 
+uint64_t GzipStage::consumed_bytes() const {
+  if (!reader_) return 0;
+  return static_cast<uint64_t>(archive_filter_bytes(reader_.get(), -1));
+}
+
 Result<void> GzipStage::CheckNothingFollows() {
   // The gzip filter stops without consuming anything that is not another gzip member, so bytes
   // read from the file but not consumed by it are trailing data; so is anything still unread.
@@ -156,15 +161,35 @@ Result<std::span<const char>> TarStage::NextBlock() {
   if (!block) return block;
   last_block_ = *block;
   handed_ += block->size();
-  const uint64_t compressed = gzip_.compressed_bytes();
-  if (handed_ > limits_.ratio_grace_bytes && handed_ / limits_.max_ratio > compressed) {
-    return Fail(ErrorCode::kDenied, "archive-ratio",
-                "entry \"" + current_path_ + "\": " + std::to_string(handed_) +
-                    " bytes decompressed from " + std::to_string(compressed) +
-                    " exceed the compression ratio cap of " + std::to_string(limits_.max_ratio) +
-                    ":1");
+  // SECURITY: checked on every decompressed block, before it reaches the writer, both for the
+  // current entry and for the whole stream: a bomb is refused once it exceeds the ratio, not
+  // once it has filled the disk.
+  const uint64_t consumed = gzip_.consumed_bytes();
+  if (auto r = CheckRatio(handed_ - entry_handed_, consumed - entry_consumed_,
+                          limits_.entry_ratio_grace_bytes, "of this entry");
+      !r) {
+    return tl::make_unexpected(r.error());
+  }
+  if (auto r = CheckRatio(handed_, consumed, limits_.ratio_grace_bytes, "of the archive"); !r) {
+    return tl::make_unexpected(r.error());
   }
   return block;
+}
+
+Result<void> TarStage::CheckRatio(uint64_t decompressed, uint64_t consumed, uint64_t grace,
+                                  std::string_view scope) const {
+  if (decompressed <= grace || decompressed / limits_.max_ratio <= consumed) return {};
+  return Fail(ErrorCode::kDenied, "archive-ratio",
+              "entry \"" + current_path_ + "\": " + std::to_string(decompressed) + " bytes " +
+                  std::string(scope) + " decompressed from " + std::to_string(consumed) +
+                  " exceed the compression ratio cap of " + std::to_string(limits_.max_ratio) +
+                  ":1");
+}
+
+void TarStage::BeginEntry(std::string escaped) {
+  current_path_ = std::move(escaped);
+  entry_handed_ = handed_;
+  entry_consumed_ = gzip_.consumed_bytes();
 }
 
 Result<void> TarStage::Open() {

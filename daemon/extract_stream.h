@@ -43,6 +43,9 @@ class GzipStage {
   // follows the gzip stream.
   [[nodiscard]] Result<void> CheckNothingFollows();
   uint64_t compressed_bytes() const { return compressed_; }
+  // Compressed bytes the decompressor has consumed so far (at most compressed_bytes(): the
+  // rest is read ahead). The ratio cap counts these, so a read-ahead buys no room.
+  uint64_t consumed_bytes() const;
 
  private:
   static constexpr size_t kReadChunk = 64 * 1024;
@@ -72,13 +75,15 @@ class TarStage {
   // After NextHeader() returned nullptr: every remaining byte must be zero (tar's record
   // padding), and nothing may follow the gzip stream. Refuses "archive-trailing-data".
   [[nodiscard]] Result<void> CheckTrailingData();
-  // Names the entry being read in ratio refusals.
-  void set_current_path(std::string escaped) { current_path_ = std::move(escaped); }
+  // An entry's header was read: names it in ratio refusals and starts its own ratio count.
+  void BeginEntry(std::string escaped);
   uint64_t uncompressed_bytes() const { return handed_; }
 
  private:
   static la_ssize_t ReadCallback(archive* a, void* self, const void** out);
   Result<std::span<const char>> NextBlock();
+  Result<void> CheckRatio(uint64_t decompressed, uint64_t consumed, uint64_t grace,
+                          std::string_view scope) const;
   Error MapError(int status, bool first);
 
   GzipStage& gzip_;
@@ -86,6 +91,8 @@ class TarStage {
   ArchiveReader reader_;
   std::optional<Error> error_;
   uint64_t handed_ = 0;
+  uint64_t entry_handed_ = 0;    // handed_ when the current entry's header was read
+  uint64_t entry_consumed_ = 0;  // the gzip stage's consumed_bytes() then
   std::span<const char> last_block_;
   std::string previous_tail_;  // the end of the block before last_block_
   std::string current_path_;

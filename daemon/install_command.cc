@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/close_range.h>
@@ -142,6 +143,34 @@ struct Waited {
   bool timed_out = false;
 };
 
+// How long the group may take to die once SIGKILLed; past it, a member stuck in the kernel is
+// left to be reaped later (by this process, its subreaper).
+constexpr milliseconds kReapLimit{2000};
+
+// Waits for `pid` itself, retrying when a signal interrupts the wait.
+void WaitFor(pid_t pid, int* status) {
+  while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
+  }
+}
+
+// SIGKILLs the group `pgid` until none of its members is a child of this process any more,
+// reaping each one. The command's descendants were re-parented to this process (a child
+// subreaper) when their parents died, so this leaves neither a process nor a zombie of the
+// group behind. The kill is repeated: a member forking while the group is killed may create a
+// process the first kill missed.
+void KillAndReapGroup(pid_t pgid) {
+  const auto give_up = Clock::now() + kReapLimit;
+  for (;;) {
+    kill(-pgid, SIGKILL);
+    pid_t got = waitpid(-pgid, nullptr, WNOHANG);
+    if (got > 0) continue;
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return;  // ECHILD: no member of the group is ours
+    if (Clock::now() >= give_up) return;
+    usleep(2000);
+  }
+}
+
 // Pumps output until the child exits or the deadline passes; on timeout kills the group.
 Waited Supervise(pid_t pid, int out_fd, OutputTail& tail, const InstallCommandConfig& config) {
   Waited w;
@@ -164,7 +193,7 @@ Waited Supervise(pid_t pid, int out_fd, OutputTail& tail, const InstallCommandCo
         deadline = now + config.kill_grace;
       } else {
         kill(-pid, SIGKILL);
-        waitpid(pid, &w.status, 0);
+        WaitFor(pid, &w.status);
         w.exited = true;
         break;
       }
@@ -181,8 +210,8 @@ Waited Supervise(pid_t pid, int out_fd, OutputTail& tail, const InstallCommandCo
     }
   }
   // SECURITY: whatever the command left running in its group would keep running our
-  // user's code from a release that may be rolled back: killed with the command.
-  kill(-pid, SIGKILL);
+  // user's code from a release that may be rolled back: killed with the command, and reaped.
+  KillAndReapGroup(pid);
   if (open) Drain(out_fd, tail);
   return w;
 }
@@ -264,6 +293,9 @@ Result<InstallOutput> RunInstallCommand(const InstallCommandConfig& config,
     close(out_pipe[1]);
     return spawn_error("pipe");
   }
+  // What the command leaves behind when it exits is re-parented to this process rather than to
+  // init, so that KillAndReapGroup can reap it (a no-op once set; not inherited by the child).
+  (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   const auto start = Clock::now();
   pid_t pid = fork();
   if (pid == 0) {
@@ -290,7 +322,7 @@ Result<InstallOutput> RunInstallCommand(const InstallCommandConfig& config,
   OutputTail tail(config.output_cap);
   Waited waited;
   if (reported == static_cast<ssize_t>(sizeof child_errno)) {
-    waitpid(pid, &waited.status, 0);
+    WaitFor(pid, &waited.status);
     close(out_pipe[0]);
     errno = child_errno;
     return spawn_error("start " + prepared->argv[0]);

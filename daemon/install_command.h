@@ -11,9 +11,11 @@
 //     is inherited from the daemon (no credentials, no proxies);
 //   * stdin /dev/null, stdout and stderr into one pipe, every other fd closed (close_range);
 //   * its own process group: on timeout the GROUP gets SIGTERM, then SIGKILL after the
-//     grace period. When the command exits, anything it left running in its group is killed.
-//     (A process that calls setsid() itself escapes the group: install commands must not
-//     daemonise.)
+//     grace period. When the command exits, anything it left running in its group is killed
+//     and reaped: the calling process makes itself a child subreaper (PR_SET_CHILD_SUBREAPER,
+//     for good), so the command's orphans are re-parented to it, and none of the group is left
+//     behind, not even a zombie. (A process that calls setsid() or setpgid() itself escapes
+//     the group: install commands must not daemonise.)
 // Output is captured bounded: the last `output_cap` bytes are kept, prefixed with a marker
 // saying how many earlier bytes were dropped.
 #pragma once

@@ -130,11 +130,24 @@ Result<void> ReleaseStore::PointCurrent(const std::optional<ReleaseId>& id) {
   }
   // Relative, so the store can be inspected or moved as a whole; resolved beneath root.
   if (symlinkat(LinkTarget(*id).c_str(), root_.get(), temp.c_str()) != 0) {
-    return IoError("create " + temp);
+    if (errno != ENOSPC && errno != EDQUOT) return IoError("create " + temp);
+    // No inode for a second link (a full disk): the link is replaced in place, which frees
+    // what the new one needs. Not atomic: a crash in between leaves no `current`, which
+    // Recover() puts back from state.json.
+    if (unlinkat(root_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
+      return IoError("remove the current link");
+    }
+    if (symlinkat(LinkTarget(*id).c_str(), root_.get(), name.c_str()) != 0) {
+      return IoError("create the current link");
+    }
+    Crash("current-flipped");
+    return SyncFd(root_.get(), "the store root");
   }
   Crash("current-link-created");
   if (renameat(root_.get(), temp.c_str(), root_.get(), name.c_str()) != 0) {
-    return IoError("flip the current link");
+    auto error = IoError("flip the current link");
+    (void)unlinkat(root_.get(), temp.c_str(), 0);
+    return error;
   }
   Crash("current-flipped");
   return SyncFd(root_.get(), "the store root");
@@ -203,6 +216,31 @@ Result<void> ReleaseStore::MarkComplete(const ReleaseId& id, ReleaseRecord recor
   if (!written) return written;
   Crash("complete-recorded");
   records_.push_back(Record{id, std::move(record)});
+  if (auto saved = SaveState(); !saved) {
+    // state.json does not name the release (a full disk): neither does the store, and the
+    // directory is incomplete again, for the caller's RemoveIncomplete() to delete.
+    records_.pop_back();
+    --next_seq_;
+    (void)unlinkat(dir->get(), std::string(kCompletionRecordName).c_str(), 0);
+    return saved;
+  }
+  return {};
+}
+
+Result<void> ReleaseStore::Discard(const ReleaseId& id) {
+  if (IsProtected(id.str())) {
+    return Fail(ErrorCode::kDenied, "store-release-protected",
+                "release " + id.str() + " is active, previous or pending");
+  }
+  // The completion record first: a tree deleted part-way is never taken for a release.
+  if (auto dir = OpenDirAt(releases_.get(), id.str())) {
+    (void)unlinkat(dir->get(), std::string(kCompletionRecordName).c_str(), 0);
+  }
+  auto removed = RemoveTreeAt(releases_.get(), id.str());
+  std::erase_if(records_, [&](const Record& r) { return r.id == id; });
+  if (!removed) return removed;
+  // Space was freed first, so this usually succeeds even on a full disk. If it does not,
+  // state.json still names a release whose directory is gone, which Recover() drops.
   return SaveState();
 }
 
@@ -288,11 +326,10 @@ Result<void> ReleaseStore::Revert(RevertMark mark, std::string_view cause) {
     constexpr size_t kMaxFailed = 16;
     if (failed_.size() > kMaxFailed) failed_.erase(failed_.begin());
   }
-  if (auto saved = SaveState(); !saved) {
-    pending_ = change;
-    return saved;
-  }
-  return {};
+  // `current` is back where it was: the store says so even when state.json cannot be
+  // rewritten (a full disk). The journal on disk still holds the pending change, which
+  // Recover() reverts again at the next start; the next successful save replaces it.
+  return SaveState();
 }
 
 Result<void> ReleaseStore::RecordFailed(const ReleaseId& id, std::string_view cause) {

@@ -157,7 +157,9 @@ class ReleaseStore {
   // Makes releases/<id> complete: syncfs of its file system (the install command's writes
   // included), the completion record written and fsynced, then `record` (installed_at and
   // seq filled in, state kReady) added to state.json. Refuses a directory that is missing
-  // ("store-missing") or already complete ("store-release-complete").
+  // ("store-missing") or already complete ("store-release-complete"). When state.json cannot
+  // be rewritten (a full disk), the completion record is removed again and the store does not
+  // list the release: the directory is incomplete, for RemoveIncomplete() to delete.
   [[nodiscard]] Result<void> MarkComplete(const ReleaseId& id, ReleaseRecord record);
 
   // True when releases/<id> is a real directory holding its completion record.
@@ -180,8 +182,20 @@ class ReleaseStore {
 
   // Undoes the pending change: `current` back to the release active before it (removed if
   // there was none), active and previous restored, the pending id recorded failed with
-  // `cause` when `mark` says so. Refuses when nothing is pending ("store-no-pending").
+  // `cause` when `mark` says so. Refuses when nothing is pending ("store-no-pending"). Once
+  // `current` is back, the change stays undone even if state.json cannot be rewritten (the
+  // error is returned and Pending() is empty; the journal on disk is reverted again by
+  // Recover()); if `current` could not be flipped back, nothing changed and Pending() remains.
   [[nodiscard]] Result<void> Revert(RevertMark mark, std::string_view cause);
+
+  // Deletes the complete, recorded release `id` that never became active (its activation could
+  // not be journalled, e.g. on a full disk): its completion record first, so a tree deleted
+  // part-way is never taken for a release, then its directory, then its record, then
+  // state.json is saved. The record is dropped even when the save fails (the error is
+  // returned; Recover() drops a record whose directory is gone), so the store's listing matches
+  // the directories. Refuses the active, previous or pending release
+  // ("store-release-protected").
+  [[nodiscard]] Result<void> Discard(const ReleaseId& id);
 
   // Records that `id` failed (an install that failed, a gate that failed) with `cause`; its
   // record, if any, becomes kFailed. Keeps the last 16 failures.
@@ -201,8 +215,11 @@ class ReleaseStore {
   [[nodiscard]] Result<std::vector<std::string>> RemoveIncomplete();
 
   // Deletes the oldest releases beyond the newest `keep` (by install order, counting the
-  // active and previous ones, which are never deleted; nor is a pending one). Returns the ids
-  // deleted.
+  // active and previous ones, which are never deleted; nor is a pending one), then whatever
+  // RemoveIncomplete() deletes (what an earlier failure left). Returns the ids pruned. Normally
+  // state.json is rewritten before the directories go; when it cannot be (a full disk), the
+  // directories go first, each losing its completion record before its tree, and the state is
+  // saved after them.
   [[nodiscard]] Result<std::vector<ReleaseId>> Prune();
 
   // Releases in DECNET's order: active, previous, then the others newest first.

@@ -153,18 +153,28 @@ Result<void> WriteFileAtomically(int dir_fd, std::string_view name, std::string_
                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return IoError("create " + temp_name);
   UniqueFd file(fd);
+  // A failed write (a full disk, a quota) leaves nothing behind: the temp file goes, `name`
+  // keeps its old contents.
+  auto discard = [&](tl::unexpected<Error> error) {
+    file = UniqueFd();
+    (void)unlinkat(dir_fd, temp_name.c_str(), 0);
+    return error;
+  };
   size_t done = 0;
   while (done < contents.size()) {
     ssize_t n = write(file.get(), contents.data() + done, contents.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return IoError("write " + temp_name);
+    if (n == 0) errno = ENOSPC;
+    if (n <= 0) return discard(IoError("write " + temp_name));
     done += static_cast<size_t>(n);
   }
-  if (auto synced = SyncFd(file.get(), temp_name); !synced) return synced;
+  if (auto synced = SyncFd(file.get(), temp_name); !synced) {
+    return discard(tl::make_unexpected(synced.error()));
+  }
   file = UniqueFd();
   if (crash) crash(std::string(tag) + "-temp-written");
   if (renameat(dir_fd, temp_name.c_str(), dir_fd, final_name.c_str()) != 0) {
-    return IoError("rename " + temp_name);
+    return discard(IoError("rename " + temp_name));
   }
   if (crash) crash(std::string(tag) + "-renamed");
   return SyncFd(dir_fd, "directory of " + final_name);

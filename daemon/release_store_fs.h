@@ -40,7 +40,8 @@ class UniqueFd {
 
 // Writes `contents` durably to `name` beneath `dir_fd`: `name.tmp` created 0644 with
 // O_NOFOLLOW, written, fsynced, renamed over `name`, directory fsynced. `crash` is called
-// between the steps ("<tag>-temp-written", "<tag>-renamed"). Fails kFailed "store-io".
+// between the steps ("<tag>-temp-written", "<tag>-renamed"). Fails kFailed "store-io"; a
+// failure before the rename (a full disk) removes `name.tmp` and leaves `name` as it was.
 [[nodiscard]] Result<void> WriteFileAtomically(int dir_fd, std::string_view name,
                                                std::string_view contents, std::string_view tag,
     const std::function<void(std::string_view)>& crash);

@@ -198,9 +198,9 @@ Result<std::vector<std::string>> ReleaseStore::RemoveIncomplete() {
   std::erase_if(records_, [&](const Record& r) {
     return !IsProtected(r.id.str()) && !IsComplete(r.id);
   });
-  if (records_.size() != before) {
-    if (auto saved = SaveState(); !saved) return tl::make_unexpected(saved.error());
-  }
+  // On a full disk the directories still go (they free space), and the state is saved again
+  // after them.
+  bool unsaved = records_.size() != before && !SaveState();
   int dup_fd = fcntl(releases_.get(), F_DUPFD_CLOEXEC, 0);
   if (dup_fd < 0) return IoError("dup releases/");
   DIR* dir = fdopendir(dup_fd);
@@ -226,6 +226,9 @@ Result<std::vector<std::string>> ReleaseStore::RemoveIncomplete() {
       return tl::make_unexpected(gone.error());
     }
     removed.push_back(name);
+  }
+  if (unsaved) {
+    if (auto saved = SaveState(); !saved) return tl::make_unexpected(saved.error());
   }
   return removed;
 }
@@ -292,19 +295,40 @@ Result<std::vector<ReleaseId>> ReleaseStore::Prune() {
   size_t room = keep_ > protected_count ? keep_ - protected_count : 0;
   std::vector<ReleaseId> doomed;
   for (size_t i = room; i < candidates.size(); ++i) doomed.push_back(candidates[i]->id);
-  if (doomed.empty()) return doomed;
+  if (doomed.empty()) {
+    // Nothing to prune, but an earlier failure may have left a directory no record names.
+    if (auto swept = RemoveIncomplete(); !swept) return tl::make_unexpected(swept.error());
+    return doomed;
+  }
   // State first: a crash before the directories go leaves unrecorded directories, which
   // RemoveIncomplete() deletes.
   std::erase_if(records_, [&](const Record& r) {
     return std::find(doomed.begin(), doomed.end(), r.id) != doomed.end();
   });
-  if (auto saved = SaveState(); !saved) return tl::make_unexpected(saved.error());
-  Crash("prune-state-written");
-  for (const auto& id : doomed) {
-    if (auto gone = RemoveTreeAt(releases_.get(), id.str()); !gone) {
-      return tl::make_unexpected(gone.error());
+  if (SaveState()) {
+    Crash("prune-state-written");
+    for (const auto& id : doomed) {
+      if (auto gone = RemoveTreeAt(releases_.get(), id.str()); !gone) {
+        return tl::make_unexpected(gone.error());
+      }
     }
+  } else {
+    // state.json cannot be rewritten (a full disk): the directories go first, to free the
+    // space, each losing its completion record before its tree, so that a crash or an error
+    // part-way leaves only incomplete directories and records of them, which Recover() and
+    // RemoveIncomplete() drop. Then the state is saved.
+    for (const auto& id : doomed) {
+      if (auto dir = OpenDirAt(releases_.get(), id.str())) {
+        (void)unlinkat(dir->get(), std::string(kCompletionRecordName).c_str(), 0);
+      }
+      if (auto gone = RemoveTreeAt(releases_.get(), id.str()); !gone) {
+        return tl::make_unexpected(gone.error());
+      }
+    }
+    if (auto saved = SaveState(); !saved) return tl::make_unexpected(saved.error());
   }
+  // What an earlier failure may have left (a directory no record names) goes with them.
+  if (auto swept = RemoveIncomplete(); !swept) return tl::make_unexpected(swept.error());
   return doomed;
 }
 

@@ -221,10 +221,12 @@ ApiAnswer UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& ta
   }
   auto fail_install = [&](const Error& e, std::string stderr_text) {
     (void)store_.RemoveIncomplete();
+    // An empty tarball is the client's error, not the host's: 400, DECNET's failure shape.
+    if (e.rule == "archive-empty") return finish(Failure(400, e, stderr_text, false), "refused", &e);
     return finish(Failure(500, e, stderr_text, false), "failed", &e);
   };
   auto dir = store_.BeginRelease(*id);
-  if (!dir) return finish(Failure(500, dir.error(), "", false), "failed", &dir.error());
+  if (!dir) return fail_install(dir.error(), "");
   auto t = Clock::now();
   Step("extracting");
   ExtractLimits limits;
@@ -262,6 +264,7 @@ ApiAnswer UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& ta
   ReleaseRecord record{tarball.sha256, tarball.sha, *version, ReleaseKind::kService,
                        tarball.size, "", ReleaseState::kReady, 0};
   if (auto ok = store_.MarkComplete(*id, record); !ok) return fail_install(ok.error(), "");
+  a.fresh = true;
   Step("complete");
   return Activate(a);  // old releases are pruned in AfterReply()
 }
@@ -278,6 +281,9 @@ ApiAnswer UpdatePipeline::Activate(Attempt& a) {
   a.from = store_.Active();
   const bool redeploy = a.from && *a.from == *a.id;
   if (auto ok = store_.Activate(*a.id); !ok) {
+    // Never activated (the journal could not be written: a full disk): a release this
+    // attempt installed is not kept, so the store lists only what it could run.
+    if (a.fresh) (void)store_.Discard(*a.id);
     return finish(Failure(500, ok.error(), "", false), "failed", ok.error().rule, ok.error().message);
   }
   Step("flipped");
@@ -301,12 +307,16 @@ ApiAnswer UpdatePipeline::Activate(Attempt& a) {
     }
     return nlohmann::json::object();
   };
-  if (verdict.healthy) {
-    if (!redeploy) {
-      if (auto ok = store_.Commit(); !ok) {
-        return finish(Failure(500, ok.error(), "", false), "failed", ok.error().rule, ok.error().message);
-      }
+  bool unrecorded = false;
+  if (verdict.healthy && !redeploy) {
+    if (auto ok = store_.Commit(); !ok) {
+      unrecorded = true;
+      // The verdict could not be journalled (a full disk): a restart would revert the change,
+      // so it is reverted now, like a failed gate.
+      verdict = GateVerdict{false, verdict.probe, ok.error().message, ok.error().rule};
     }
+  }
+  if (verdict.healthy) {
     Step("committed");
     return finish({200, {{"status", "updated"}, {"release", release_json()}, {"probe", verdict.probe}}},
                   "updated", "", "");
@@ -319,7 +329,12 @@ ApiAnswer UpdatePipeline::Activate(Attempt& a) {
   }
   Step("rolling-back");
   if (auto ok = store_.Revert(RevertMark::kRecordFailed, cause); !ok) {
-    return finish(Failure(500, ok.error(), verdict.probe, false), "failed", ok.error().rule, ok.error().message);
+    // `current` could not be flipped back: the new release stays where it is.
+    if (store_.Pending()) {
+      return finish(Failure(500, ok.error(), verdict.probe, false), "failed", ok.error().rule, ok.error().message);
+    }
+    // Flipped back, but state.json not rewritten (a full disk): the rollback goes on.
+    a.stderr_text += "state.json not rewritten: " + ok.error().message + "\n";
   }
   Step("reverted");
   std::map<UnitName, uint32_t> old_restarts;
@@ -336,7 +351,10 @@ ApiAnswer UpdatePipeline::Activate(Attempt& a) {
     old_probe = again.healthy ? again.probe : again.rule + ": " + again.detail + " " + again.probe;
   }
   std::string both = "new release: " + verdict.probe + "\nold release: " + old_probe + "\n" + a.stderr_text;
-  Error e{ErrorCode::kFailed, verdict.rule, "the new release failed its health gate (" + verdict.detail + ")"};
+  Error e{ErrorCode::kFailed, verdict.rule,
+          (unrecorded ? "the new release passed its health gate but its commit was not recorded ("
+                      : "the new release failed its health gate (") +
+              verdict.detail + ")"};
   if (!old_healthy) {
     e.message += "; the rollback did not prove healthy either";
     return finish(Failure(500, e, both, false), "failed", e.rule, e.message);

@@ -36,6 +36,7 @@ struct Attempt {
   std::string version;
   std::optional<ReleaseId> from;
   std::string stderr_text;
+  bool fresh = false;  // this attempt installed the release (not a re-push of a kept one)
 
   Attempt(std::string op, const Caller& caller, std::chrono::milliseconds budget);
   // Completes the audit line (result, rule, error, total time), appends it, and passes the

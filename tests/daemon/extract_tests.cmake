@@ -11,6 +11,12 @@ decnet_gtest(hostile_tarballs_test
   LIBS decnet_daemon_extract ZLIB::ZLIB
   PROPERTIES TIMEOUT 120)
 
+# Gzip bombs: refused by the ratio per entry and overall, measured in bytes written.
+decnet_gtest(gzip_bomb_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/gzip_bomb_test.cc
+  LIBS decnet_daemon_extract ZLIB::ZLIB
+  PROPERTIES TIMEOUT 120)
+
 add_executable(extract_corpus
   ${CMAKE_CURRENT_LIST_DIR}/extract_fuzz.cc ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus_driver.cc)
 target_include_directories(extract_corpus PRIVATE ${PROJECT_SOURCE_DIR})

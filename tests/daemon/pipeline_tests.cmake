@@ -24,3 +24,15 @@ if(DECNET_BUILD_HTTP)
   target_link_libraries(daemon_decnet_contract_test PRIVATE decnet_daemon_api decnet_test_pki)
   target_compile_definitions(daemon_decnet_contract_test PRIVATE DECNET_CONTRACT_HTTP=1)
 endif()
+
+# The store on a small tmpfs (a private mount namespace; root only, skipped otherwise): the disk
+# runs out at each phase of an update, and the store stays consistent without a restart.
+decnet_gtest(daemon_store_full_disk_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/store_full_disk_test.cc
+  LIBS decnet_daemon_pipeline decnet_helper_core
+  PROPERTIES TIMEOUT 120)
+# An empty tarball is a 400 with its rule, through the real pipeline and store.
+find_package(ZLIB REQUIRED)
+decnet_gtest(daemon_empty_tarball_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/empty_tarball_test.cc
+  LIBS decnet_daemon_pipeline decnet_helper_core ZLIB::ZLIB)

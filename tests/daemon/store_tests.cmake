@@ -7,3 +7,6 @@ decnet_gtest(daemon_release_store_test
 decnet_gtest(daemon_install_command_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/install_command_test.cc
   LIBS decnet_daemon_store)
+decnet_gtest(daemon_install_reap_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/install_reap_test.cc
+  LIBS decnet_daemon_store)
