@@ -4,7 +4,6 @@
 // may reach the terminal unescaped.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,10 +20,9 @@
 #include <vector>
 
 #include "daemon/audit_log.h"
-#include "policy/policy.h"
 #include "helper/record.h"
-
-extern char** environ;
+#include "policy/policy.h"
+#include "tests/support/subprocess.h"
 
 namespace decnet::helper {
 namespace {
@@ -32,11 +30,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct CtlRun {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using testing_support::CtlRun;
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -147,31 +141,7 @@ class AHelperctlAudit : public ::testing::Test {
   CtlRun Helperctl(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {HELPERCTL_PATH, "--config", config_, "audit"};
     argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> c_argv;
-    for (auto& a : argv) c_argv.push_back(a.data());
-    c_argv.push_back(nullptr);
-    const std::string out_path = root_ + "/stdout";
-    const std::string err_path = root_ + "/stderr";
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
-    pid_t pid = -1;
-    CtlRun run;
-    const int spawned = posix_spawn(&pid, c_argv[0], &actions, nullptr, c_argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (spawned != 0) {
-      ADD_FAILURE() << "cannot run " << HELPERCTL_PATH << ": " << std::strerror(spawned);
-      return run;
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    run.out = ReadAll(out_path);
-    run.err = ReadAll(err_path);
-    return run;
+    return testing_support::RunCaptured(std::move(argv), root_);
   }
 
   // `audit --json` with `args`: exactly one JSON object on one line.
@@ -421,8 +391,8 @@ TEST_F(AHelperctlAudit, ReadsTheRotatedRecordBeforeTheCurrentOne) {
 TEST_F(AHelperctlAudit, ListsAChangeWhoseRequestLineRotatedAwayAndNoChangeTwice) {
   Request(1, "hello", "");
   Tick();
-  ASSERT_TRUE(record_->Append({2, "repoint_link", "decnet", "ok", "", "changed"},
-                              Effect::kChangesState));
+  ASSERT_TRUE(
+      record_->Append({2, "repoint_link", "decnet", "ok", "", "changed"}, Effect::kChangesState));
   Tick();
   ASSERT_TRUE(record_->Append({3, "write_unit", "decnet-agent.service", "ok", "", "changed"},
                               Effect::kChangesState));

@@ -3,7 +3,6 @@
 // "FILE:LINE: RULE: message" form; policy must print the tables the helper itself uses.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,21 +19,14 @@
 
 #include "policy/policy.h"
 #include "policy/unit_policy.h"
+#include "tests/support/subprocess.h"
 #include "tests/support/unit_test_support.h"
-
-extern char** environ;
 
 namespace decnet::helper {
 namespace {
 
 using namespace testing_support;
 using nlohmann::json;
-
-struct CtlRun {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
 
 // One refusal line as check-unit prints it.
 struct Line {
@@ -72,31 +64,7 @@ class AHelperctl : public ::testing::Test {
   CtlRun Helperctl(const std::vector<std::string>& args, const std::string& config = "") {
     std::vector<std::string> argv = {HELPERCTL_PATH, "--config", config.empty() ? config_ : config};
     argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> c_argv;
-    for (auto& a : argv) c_argv.push_back(a.data());
-    c_argv.push_back(nullptr);
-    const std::string out_path = tree_.Path("/stdout");
-    const std::string err_path = tree_.Path("/stderr");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
-    pid_t pid = -1;
-    CtlRun run;
-    const int spawned = posix_spawn(&pid, c_argv[0], &actions, nullptr, c_argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (spawned != 0) {
-      ADD_FAILURE() << "cannot run " << HELPERCTL_PATH << ": " << std::strerror(spawned);
-      return run;
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    run.out = ReadAll(out_path);
-    run.err = ReadAll(err_path);
-    return run;
+    return RunCaptured(std::move(argv), tree_.root());
   }
 
   // What the unit policy says in-process about a placed fixture, as (line, rule) pairs.

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "helper/systemd_manager.h"
+#include "tests/support/loaded_view_support.h"
 
 namespace decnet::test {
 
@@ -25,27 +26,11 @@ class MockSystemd : public helper::SystemdManager {
 // helper's recorded file (or a root-owned operator file): the fragment there, no drop-in, the
 // policy's first unit user and group, bounded and rate-limited. Tests alter one field of it.
 inline helper::LoadedView CleanLoadedView(const helper::Policy& policy, const UnitName& name) {
-  helper::LoadedView v;
-  v.load_state = "loaded";
-  v.fragment_path = helper::SystemdUnitDir(policy) + "/" + name.str();
-  v.start_limit_interval_usec = 10'000'000;
-  v.is_service = name.is_service();
-  if (!v.is_service) return v;
-  v.user = policy.unit_users.empty() ? "" : *policy.unit_users.begin();
-  v.group = policy.unit_groups.empty() ? "" : *policy.unit_groups.begin();
-  v.exec = {{"ExecStart", "/bin/sleep", {}}};
-  v.kill_mode = "control-group";
-  v.send_sigkill = true;
-  v.timeout_stop_usec = 90'000'000;
-  v.limit_nproc = 4096;
-  v.limit_nofile = 1024;
-  v.tasks_max = 512;
-  v.capability_bounding_set = ~uint64_t{0};
-  v.no_new_privileges = true;
-  v.standard_input = "null";
-  v.standard_output = "journal";
-  v.standard_error = "inherit";
-  return v;
+  std::string fragment = helper::SystemdUnitDir(policy) + "/" + name.str();
+  if (!name.is_service()) return helper::testing_support::LoadedFragmentView(std::move(fragment));
+  return helper::testing_support::BoundedServiceView(
+      std::move(fragment), policy.unit_users.empty() ? "" : *policy.unit_users.begin(),
+      policy.unit_groups.empty() ? "" : *policy.unit_groups.begin());
 }
 
 // Makes `mock` answer GetLoadedView as systemd would for files a test put in place: a unit

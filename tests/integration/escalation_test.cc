@@ -30,7 +30,6 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -56,9 +55,8 @@
 #include <vector>
 
 #include "tests/helper/helper_harness.h"
+#include "tests/integration/helper_testbed.h"
 #include "tests/integration/testbed.h"
-
-extern char** environ;
 
 namespace decnet::test {
 namespace {
@@ -119,11 +117,6 @@ bool BypassMode() {
   return v != nullptr && std::string(v) == "1";
 }
 
-std::string Slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // Reads a /proc file with plain read(2): the process may vanish meanwhile (then "" or less).
 std::string ReadProc(const std::string& path) {
   std::string out;
@@ -136,30 +129,6 @@ std::string ReadProc(const std::string& path) {
 }
 
 bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-
-// Runs argv (PATH lookup) and returns its exit status and combined output.
-std::pair<int, std::string> Command(const std::vector<std::string>& args) {
-  char tmpl[] = "/tmp/decnet-escalation-cmd.XXXXXX";
-  const int fd = ::mkstemp(tmpl);
-  if (fd < 0) return {-1, "mkstemp failed"};
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, fd, 2);
-  pid_t pid = -1;
-  const int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(fd);
-  int status = -1;
-  if (rc == 0) ::waitpid(pid, &status, 0);
-  std::string out = Slurp(tmpl);
-  ::unlink(tmpl);
-  return {rc == 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 std::string OctalMode(mode_t m) {
   char buf[16];
@@ -341,10 +310,6 @@ json ParseReply(const std::string& line) {
   json j = json::parse(line, nullptr, false);
   return j.is_object() ? j : json();
 }
-std::string Str(const json& j, const char* key) {
-  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
-}
-
 // One request the hostile daemon sends, and what came back.
 struct Exchange {
   std::string request;  // the client's script line
@@ -403,12 +368,7 @@ class AnEscalationAttempt : public TestbedTest {
   static void SetUpTestSuite() {
     // A private mount namespace: the overlay that shows the helper the container's files
     // disappears with this process, whatever happens to it.
-    static const int unshared = [] {
-      if (::unshare(CLONE_NEWNS) != 0) return errno;
-      if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
-      return 0;
-    }();
-    unshare_errno_ = unshared;
+    unshare_errno_ = EnterPrivateMountNamespace();
   }
 
   // The container's root as seen from the host.
@@ -424,6 +384,33 @@ class AnEscalationAttempt : public TestbedTest {
            "\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\nNoNewPrivileges=yes\n"
            "Environment=DECNET_ESCALATION_MARK=" +
            token_ + "\nExecStart=" + exec + "\n" + service_extra;
+  }
+
+  // An attack through decnet-x.service alone (Unit(unit_extra, service_extra)) that the rules of
+  // `rule_keys` close: reload, restart it, let it run, remove it.
+  Attack OneUnit(std::vector<std::string> rule_keys, const std::string& unit_extra,
+                 const std::string& service_extra) const {
+    Attack a;
+    a.rule_keys = std::move(rule_keys);
+    a.units = {{kX, Unit(unit_extra, service_extra)}};
+    a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
+    return a;
+  }
+
+  // OneUnit closed by the loaded-view check, with `content` planted as root at `path` (a route
+  // other than the helper) before the baseline.
+  Attack OneUnitWithPlanted(std::string path, std::string content) const {
+    Attack a = OneUnit({"loaded-view"}, "", "");
+    a.plant = [path, content](AnEscalationAttempt& t) { t.Plant(path, content); };
+    return a;
+  }
+
+  // OneUnit closed by the root-opened rule: the unit has a state directory of its own and
+  // `directive` (naming a file systemd opens for it), and runs `command` before sleeping.
+  Attack RootOpened(const std::string& directive, const std::string& command) const {
+    Attack a = OneUnit({"root-opened"}, "", "StateDirectory=decnet-x\n" + directive + "\n");
+    a.script = command + "\nexec /bin/sleep infinity\n";
+    return a;
   }
 
   // Writes a file in the container as root, creating parent directories (root, 0755).
@@ -473,6 +460,19 @@ class AnEscalationAttempt : public TestbedTest {
     Manager({"StartUnit", "ss", "docker.service", "replace"});
     auto active = testbed().WaitForActiveState("docker.service", "active", 10s);
     ASSERT_TRUE(active) << active.error();
+  }
+
+  // Waits until decnet-x.service is in ActiveState `state`, or the helper has exited.
+  void WaitForX(std::string_view state, const std::atomic<bool>& done) {
+    while (!done && Property(kX, kUnitIface, "ActiveState") != state)
+      std::this_thread::sleep_for(20ms);
+  }
+
+  // Starts the sentinel system unit (PlantSentinel) and returns its InvocationID, which
+  // changes if anything stops or restarts it.
+  std::string StartSentinel() {
+    PlantSentinel(true);
+    return Property("docker.service", kUnitIface, "InvocationID");
   }
 
   // The unit directory also holds an operator's decnet-updater.service (the updater's own unit).
@@ -589,7 +589,8 @@ class AnEscalationAttempt : public TestbedTest {
 
     TestbedTest::SetUp();
     if (HasFatalFailure()) return;
-    ASSERT_NO_FATAL_FAILURE(FindContainerRoot());
+    container_root_ = ContainerRoot(testbed());
+    ASSERT_FALSE(container_root_.empty()) << "cannot find the container's PID 1";
     container_cgroup_ = "/decnet-testbed/" + testbed().name() + "/";
     // The helper's view of /etc/systemd/system is the container's: the testbed's unit
     // directory (what systemd loads drop-ins from).
@@ -634,27 +635,6 @@ class AnEscalationAttempt : public TestbedTest {
 
  protected:
   std::string HelperState() const { return base_ + "/helper-state"; }
-
-  // The container's PID 1 is the child of systemd-nspawn named systemd.
-  void FindContainerRoot() {
-    const std::string nspawn = Slurp(testbed().workdir() / "nspawn.pid");
-    const int nspawn_pid = std::atoi(nspawn.c_str());
-    for (int attempt = 0; attempt < 50 && container_root_.empty(); ++attempt) {
-      for (const ProcInfo& p : Processes()) {
-        std::string stat = ReadProc("/proc/" + std::to_string(p.pid) + "/stat");
-        const size_t close = stat.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream rest(stat.substr(close + 2));
-        std::string state;
-        int ppid = 0;
-        rest >> state >> ppid;
-        if (ppid == nspawn_pid && p.comm == "systemd")
-          container_root_ = "/proc/" + std::to_string(p.pid) + "/root";
-      }
-      if (container_root_.empty()) std::this_thread::sleep_for(100ms);
-    }
-    ASSERT_FALSE(container_root_.empty()) << "no systemd under nspawn pid " << nspawn_pid;
-  }
 
  protected:
   Snapshot TakeSnapshot() {
@@ -858,6 +838,13 @@ void AnEscalationAttempt::RunControl(const Attack& attack) {
   }
 }
 
+// Checks that the root-only key reached no file of the unit's state directory.
+void ExpectNoSecretInStateDirectory(AnEscalationAttempt& t, const std::vector<Exchange>&) {
+  const auto leaked = t.FilesHolding("/var/lib/decnet-x", t.secret());
+  EXPECT_TRUE(leaked.empty()) << "the root-only key reached the unit, which wrote it to:\n"
+                              << Join(leaked);
+}
+
 // Checks that a file the unit wrote for us exists and is the unit user's.
 void ExpectUnitWrote(AnEscalationAttempt& t, const std::string& path) {
   struct stat st {};
@@ -872,9 +859,7 @@ void ExpectUnitWrote(AnEscalationAttempt& t, const std::string& path) {
 TEST_F(AnEscalationAttempt, ThroughAStateDirectoryWhoseMiddleComponentBecomesALinkToTheUnitDir) {
   // decnet-x/sub/system: the unit owns decnet-x, swaps sub for a link to /etc/systemd, and
   // on the next start root chowns /etc/systemd/system to it; it then writes a root unit.
-  Attack a;
-  a.rule_keys = {"directory"};
-  a.units = {{kX, Unit("", "StateDirectory=decnet-x decnet-x/sub/system\n")}};
+  Attack a = OneUnit({"directory"}, "", "StateDirectory=decnet-x decnet-x/sub/system\n");
   a.script = PlantIfWritable("/etc/systemd/system", "decnet-x-pwn.service", kRootUnit) +
              SwapSubFor("/var/lib/decnet-x", "/etc/systemd") + "exec /bin/sleep infinity\n";
   a.steps = std::string(kReload) + Restart(kX) + Pause() + Restart(kX) + Pause() + Restart(kX) +
@@ -883,11 +868,9 @@ TEST_F(AnEscalationAttempt, ThroughAStateDirectoryWhoseMiddleComponentBecomesALi
 }
 
 TEST_F(AnEscalationAttempt, ThroughAStateDirectoryModeAppliedToShadowThroughALink) {
-  Attack a;
-  a.rule_keys = {"directory"};
-  a.units = {{kX, Unit("",
-                       "StateDirectory=decnet-x decnet-x/sub/shadow\n"
-                       "StateDirectoryMode=0777\n")}};
+  Attack a = OneUnit({"directory"}, "",
+                     "StateDirectory=decnet-x decnet-x/sub/shadow\n"
+                     "StateDirectoryMode=0777\n");
   a.script = SwapSubFor("/var/lib/decnet-x", "/etc") + "exec /bin/sleep infinity\n";
   a.steps = std::string(kReload) + Restart(kX) + Pause() + Restart(kX) + Pause() + Remove(kX);
   RunAttack(a);
@@ -912,34 +895,27 @@ TEST_F(AnEscalationAttempt, ThroughARuntimeDirectoryRemovedThroughALinkOnStop) {
 }
 
 TEST_F(AnEscalationAttempt, ThroughAStateDirectoryNamedAfterTheDaemonsOwn) {
-  Attack a;
-  a.rule_keys = {"directory"};
-  a.units = {{kX, Unit("", "StateDirectory=decnet-updater\n")}};
+  Attack a = OneUnit({"directory"}, "", "StateDirectory=decnet-updater\n");
   a.script = "/bin/echo planted > /var/lib/decnet-updater/planted\nexec /bin/sleep infinity\n";
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
   RunAttack(a);
 }
 
 TEST_F(AnEscalationAttempt, ThroughDirectoriesNamedAfterTheHelpersStateAndTheDaemons) {
   // The helper's state directory is bound at /var/lib/decnet-update-helper; a StateDirectory=
   // of that name hands it (units.json, the request record) to the unit.
-  Attack a;
-  a.rule_keys = {"directory"};
-  a.units = {{kX, Unit("", "StateDirectory=decnet-update-helper\nLogsDirectory=decnet-updater\n")}};
+  Attack a = OneUnit({"directory"}, "",
+                     "StateDirectory=decnet-update-helper\nLogsDirectory=decnet-updater\n");
   a.script =
       "/bin/echo '{}' > /var/lib/decnet-update-helper/units.json.planted\nexec /bin/sleep "
       "infinity\n";
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
   RunAttack(a);
 }
 
 TEST_F(AnEscalationAttempt, ControlDirectoriesOfItsOwnStillWork) {
-  Attack a;
-  a.rule_keys = {"directory"};
-  a.units = {{kX, Unit("",
-                       "StateDirectory=decnet-x\nRuntimeDirectory=decnet-x\n"
-                       "CacheDirectory=decnet-x\nLogsDirectory=decnet-x\n"
-                       "StateDirectoryMode=0750\n")}};
+  Attack a = OneUnit({"directory"}, "",
+                     "StateDirectory=decnet-x\nRuntimeDirectory=decnet-x\n"
+                     "CacheDirectory=decnet-x\nLogsDirectory=decnet-x\n"
+                     "StateDirectoryMode=0750\n");
   a.allowed.push_back("/var/cache/decnet-x");
   a.script =
       "/bin/echo ran > /var/lib/decnet-x/ran\n/bin/echo log > /var/log/decnet-x/log\n"
@@ -957,9 +933,8 @@ TEST_F(AnEscalationAttempt, ControlDirectoriesOfItsOwnStillWork) {
 // Class 2: what systemd loads besides the helper's file.
 
 TEST_F(AnEscalationAttempt, ThroughADropInDirectoryTheUnitHadRootCreateForIt) {
-  Attack a;
-  a.rule_keys = {"directory", "loaded-view"};
-  a.units = {{kX, Unit("", "StateDirectory=decnet-x decnet-x/sub/decnet-x.service.d\n")}};
+  Attack a = OneUnit({"directory", "loaded-view"}, "",
+                     "StateDirectory=decnet-x decnet-x/sub/decnet-x.service.d\n");
   a.script =
       PlantIfWritable("/etc/systemd/system/decnet-x.service.d", "50-escalate.conf", kRootDropIn) +
       SwapSubFor("/var/lib/decnet-x", "/etc/systemd/system") + "exec /bin/sleep infinity\n";
@@ -969,63 +944,37 @@ TEST_F(AnEscalationAttempt, ThroughADropInDirectoryTheUnitHadRootCreateForIt) {
 }
 
 TEST_F(AnEscalationAttempt, ThroughARootOwnedDropInWithAPrivilegedCommand) {
-  Attack a;
-  a.rule_keys = {"loaded-view"};
-  a.units = {{kX, Unit("", "")}};
-  a.plant = [](AnEscalationAttempt& t) {
-    t.Plant("/etc/systemd/system/decnet-x.service.d/50-plant.conf",
-            "[Service]\nExecStartPre=+/opt/decnet-test/root-payload.sh\n");
-  };
+  Attack a = OneUnitWithPlanted("/etc/systemd/system/decnet-x.service.d/50-plant.conf",
+                                "[Service]\nExecStartPre=+/opt/decnet-test/root-payload.sh\n");
   a.allowed.push_back("/etc/systemd/system/decnet-x.service.d");  // planted before the baseline
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
   RunAttack(a);
 }
 
 TEST_F(AnEscalationAttempt, ThroughADropInOwnedByTheUnitsUser) {
-  Attack a;
-  a.rule_keys = {"loaded-view"};
-  a.units = {{kX, Unit("", "")}};
+  Attack a = OneUnit({"loaded-view"}, "", "");
   a.plant = [](AnEscalationAttempt& t) {
     t.PlantDir("/etc/systemd/system/decnet-x.service.d", 0755, kDecnetUid, kDecnetUid);
     t.Plant("/etc/systemd/system/decnet-x.service.d/50-user.conf", "[Service]\nUser=root\n", 0644,
             kDecnetUid, kDecnetUid);
   };
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
   RunAttack(a);
 }
 
 TEST_F(AnEscalationAttempt, ThroughAPrefixDropInForEveryDecnetUnit) {
-  Attack a;
-  a.rule_keys = {"loaded-view"};
-  a.units = {{kX, Unit("", "")}};
-  a.plant = [](AnEscalationAttempt& t) {
-    t.Plant("/etc/systemd/system/decnet-.service.d/50-user.conf", "[Service]\nUser=root\n");
-  };
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
+  Attack a = OneUnitWithPlanted("/etc/systemd/system/decnet-.service.d/50-user.conf",
+                                "[Service]\nUser=root\n");
   RunAttack(a);
 }
 
 TEST_F(AnEscalationAttempt, ThroughATypeDropInUnderRun) {
-  Attack a;
-  a.rule_keys = {"loaded-view"};
-  a.units = {{kX, Unit("", "")}};
-  a.plant = [](AnEscalationAttempt& t) {
-    t.Plant("/run/systemd/system/service.d/50-plant.conf",
-            "[Service]\nExecStartPre=+/opt/decnet-test/root-payload.sh\n");
-  };
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
+  Attack a = OneUnitWithPlanted("/run/systemd/system/service.d/50-plant.conf",
+                                "[Service]\nExecStartPre=+/opt/decnet-test/root-payload.sh\n");
   RunAttack(a);
 }
 
 TEST_F(AnEscalationAttempt, ThroughAFragmentInSystemControlShadowingTheHelpersFile) {
-  Attack a;
-  a.rule_keys = {"loaded-view"};
-  a.units = {{kX, Unit("", "")}};
-  a.plant = [](AnEscalationAttempt& t) {
-    t.Plant("/etc/systemd/system.control/decnet-x.service",
-            "[Service]\nType=exec\nExecStart=/opt/decnet-test/run.sh\n");
-  };
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
+  Attack a = OneUnitWithPlanted("/etc/systemd/system.control/decnet-x.service",
+                                "[Service]\nType=exec\nExecStart=/opt/decnet-test/run.sh\n");
   RunAttack(a);
 }
 
@@ -1042,16 +991,13 @@ TEST_F(AnEscalationAttempt, ThroughAUnitUnderRunTheHelperNeverWrote) {
 }
 
 TEST_F(AnEscalationAttempt, ControlAnOperatorsOwnDropInStillWorks) {
-  Attack a;
-  a.rule_keys = {"loaded-view"};
-  a.units = {{kX, Unit("", "StateDirectory=decnet-x\n")}};
+  Attack a = OneUnit({"loaded-view"}, "", "StateDirectory=decnet-x\n");
   a.plant = [](AnEscalationAttempt& t) {
     t.Plant("/etc/systemd/system/decnet-x.service.d/50-operator.conf",
             "[Service]\nEnvironment=DECNET_OPERATOR_SETTING=1\n");
   };
   a.allowed.push_back("/etc/systemd/system/decnet-x.service.d");
   a.script = "/usr/bin/env > /var/lib/decnet-x/env\nexec /bin/sleep infinity\n";
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
   a.check = [](AnEscalationAttempt& t, const std::vector<Exchange>&) {
     ExpectUnitWrote(t, "/var/lib/decnet-x/env");
     EXPECT_NE(Slurp(t.C() + "/var/lib/decnet-x/env").find("DECNET_OPERATOR_SETTING=1"),
@@ -1078,9 +1024,8 @@ TEST_F(AnEscalationAttempt, ThroughADropInPlantedNextToTheUpdatersOwnUnit) {
 }
 
 TEST_F(AnEscalationAttempt, ThroughADropInDirectoryForTheUpdatersOwnUnitCreatedByRoot) {
-  Attack a;
-  a.rule_keys = {"directory", "loaded-view", "self"};
-  a.units = {{kX, Unit("", "StateDirectory=decnet-x decnet-x/sub/decnet-updater.service.d\n")}};
+  Attack a = OneUnit({"directory", "loaded-view", "self"}, "",
+                     "StateDirectory=decnet-x decnet-x/sub/decnet-updater.service.d\n");
   a.plant = [](AnEscalationAttempt& t) { t.PlantSelfUnit(); };
   a.script = PlantIfWritable("/etc/systemd/system/decnet-updater.service.d", "50-escalate.conf",
                              kRootDropIn) +
@@ -1094,15 +1039,9 @@ TEST_F(AnEscalationAttempt, ThroughADropInDirectoryForTheUpdatersOwnUnitCreatedB
 // Class 3: directives that act on other units.
 
 TEST_F(AnEscalationAttempt, ThroughConflictsThatStopsASystemUnit) {
-  Attack a;
-  a.rule_keys = {"dependency"};
-  a.units = {{kX, Unit("Conflicts=docker.service\n", "")}};
+  Attack a = OneUnit({"dependency"}, "Conflicts=docker.service\n", "");
   std::string invocation;
-  a.plant = [&invocation](AnEscalationAttempt& t) {
-    t.PlantSentinel(true);
-    invocation = t.Property("docker.service", kUnitIface, "InvocationID");
-  };
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
+  a.plant = [&invocation](AnEscalationAttempt& t) { invocation = t.StartSentinel(); };
   a.check = [&invocation](AnEscalationAttempt& t, const std::vector<Exchange>&) {
     EXPECT_EQ(t.Property("docker.service", kUnitIface, "ActiveState"), "active")
         << "the system unit was stopped";
@@ -1115,15 +1054,11 @@ TEST_F(AnEscalationAttempt, ThroughConflictsThatStopsASystemUnit) {
 TEST_F(AnEscalationAttempt, ThroughBeforeThatDelaysASystemUnit) {
   // While the unit's start job runs (a slow ExecStartPre=), a restart of the system unit
   // waits for it when the unit is ordered Before= it.
-  Attack a;
-  a.rule_keys = {"dependency"};
-  a.units = {{kX, Unit("Before=docker.service\n", "ExecStartPre=/bin/sleep 4\n")}};
+  Attack a = OneUnit({"dependency"}, "Before=docker.service\n", "ExecStartPre=/bin/sleep 4\n");
   a.plant = [](AnEscalationAttempt& t) { t.PlantSentinel(true); };
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
   auto delay = std::make_shared<std::atomic<long>>(-1);
   a.during = [delay](AnEscalationAttempt& t, const std::atomic<bool>& done) {
-    while (!done && t.Property(kX, kUnitIface, "ActiveState") != "activating")
-      std::this_thread::sleep_for(20ms);
+    t.WaitForX("activating", done);
     if (done) return;
     const std::string before = t.Property("docker.service", kUnitIface, "InvocationID");
     const auto start = Clock::now();
@@ -1145,9 +1080,7 @@ TEST_F(AnEscalationAttempt, ThroughBeforeThatDelaysASystemUnit) {
 }
 
 TEST_F(AnEscalationAttempt, ThroughOnFailureThatStartsAStoppedSystemUnit) {
-  Attack a;
-  a.rule_keys = {"dependency"};
-  a.units = {{kX, Unit("OnFailure=docker.service\n", "")}};
+  Attack a = OneUnit({"dependency"}, "OnFailure=docker.service\n", "");
   a.plant = [](AnEscalationAttempt& t) { t.PlantSentinel(false); };
   a.script = "exit 1\n";
   a.steps = std::string(kReload) + Restart(kX) + Pause(1000) + Remove(kX);
@@ -1159,15 +1092,9 @@ TEST_F(AnEscalationAttempt, ThroughOnFailureThatStartsAStoppedSystemUnit) {
 }
 
 TEST_F(AnEscalationAttempt, ControlOrderingAfterTheNetworkStillWorks) {
-  Attack a;
-  a.rule_keys = {"dependency"};
-  a.units = {{kX, Unit("After=network.target\nWants=network-online.target\n", "")}};
+  Attack a = OneUnit({"dependency"}, "After=network.target\nWants=network-online.target\n", "");
   std::string invocation;
-  a.plant = [&invocation](AnEscalationAttempt& t) {
-    t.PlantSentinel(true);
-    invocation = t.Property("docker.service", kUnitIface, "InvocationID");
-  };
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
+  a.plant = [&invocation](AnEscalationAttempt& t) { invocation = t.StartSentinel(); };
   a.check = [&invocation](AnEscalationAttempt& t, const std::vector<Exchange>&) {
     EXPECT_EQ(t.Property("docker.service", kUnitIface, "InvocationID"), invocation);
   };
@@ -1178,20 +1105,15 @@ TEST_F(AnEscalationAttempt, ControlOrderingAfterTheNetworkStillWorks) {
 // Class 4: units stay stoppable and bounded.
 
 TEST_F(AnEscalationAttempt, ThroughKillModeNoneLeavingProcessesBehind) {
-  Attack a;
-  a.rule_keys = {"kill-mode"};
-  a.units = {{kX, Unit("", "KillMode=none\n")}};
+  Attack a = OneUnit({"kill-mode"}, "", "KillMode=none\n");
   a.script = "/usr/bin/setsid /bin/sleep infinity &\nexec /bin/sleep infinity\n";
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
   RunAttack(a);
 }
 
 TEST_F(AnEscalationAttempt, ThroughAStopThatNeverEnds) {
-  Attack a;
-  a.rule_keys = {"stop-timeout"};
-  a.units = {{kX, Unit("", "TimeoutStopSec=infinity\nExecStop=/bin/sleep infinity\n")}};
+  Attack a =
+      OneUnit({"stop-timeout"}, "", "TimeoutStopSec=infinity\nExecStop=/bin/sleep infinity\n");
   a.restart_timeout_ms = 4000;  // the helper's bound on the stop job, shortened for the test
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
   RunAttack(a);
 }
 
@@ -1207,9 +1129,8 @@ TEST_F(AnEscalationAttempt, ThroughRefuseManualStop) {
 }
 
 TEST_F(AnEscalationAttempt, ThroughRestartsWithoutARateLimit) {
-  Attack a;
-  a.rule_keys = {"restart-limit"};
-  a.units = {{kX, Unit("StartLimitIntervalSec=0\n", "Restart=always\nRestartSec=0\n")}};
+  Attack a =
+      OneUnit({"restart-limit"}, "StartLimitIntervalSec=0\n", "Restart=always\nRestartSec=0\n");
   a.script = "exit 1\n";
   a.steps = std::string(kReload) + Restart(kX) + Pause(3000) + Remove(kX);
   auto restarts = std::make_shared<std::atomic<long>>(0);
@@ -1229,15 +1150,12 @@ TEST_F(AnEscalationAttempt, ThroughRestartsWithoutARateLimit) {
 }
 
 TEST_F(AnEscalationAttempt, ThroughUnboundedTasksAndLimits) {
-  Attack a;
-  a.rule_keys = {"limits"};
-  a.units = {{kX, Unit("", "TasksMax=infinity\nLimitNPROC=infinity\nLimitNOFILE=infinity\n")}};
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
+  Attack a =
+      OneUnit({"limits"}, "", "TasksMax=infinity\nLimitNPROC=infinity\nLimitNOFILE=infinity\n");
   auto seen = std::make_shared<std::map<std::string, std::string>>();
   auto mutex = std::make_shared<std::mutex>();
   a.during = [seen, mutex](AnEscalationAttempt& t, const std::atomic<bool>& done) {
-    while (!done && t.Property(kX, kUnitIface, "ActiveState") != "active")
-      std::this_thread::sleep_for(20ms);
+    t.WaitForX("active", done);
     if (done) return;
     std::lock_guard lock(*mutex);
     for (const char* p : {"TasksMax", "LimitNPROC", "LimitNOFILE"})
@@ -1252,18 +1170,16 @@ TEST_F(AnEscalationAttempt, ThroughUnboundedTasksAndLimits) {
 }
 
 TEST_F(AnEscalationAttempt, ControlABoundedUnitStopsWithItsChildren) {
-  Attack a;
-  a.rule_keys = {"kill-mode", "stop-timeout", "restart-limit", "limits"};
-  a.units = {{kX, Unit("StartLimitIntervalSec=10\nStartLimitBurst=5\n",
-                       "KillMode=control-group\nTimeoutStopSec=10\nRestart=on-failure\n"
-                       "TasksMax=64\nLimitNOFILE=1024\nLimitNPROC=256\n")}};
+  Attack a = OneUnit({"kill-mode", "stop-timeout", "restart-limit", "limits"},
+                     "StartLimitIntervalSec=10\nStartLimitBurst=5\n",
+                     "KillMode=control-group\nTimeoutStopSec=10\nRestart=on-failure\n"
+                     "TasksMax=64\nLimitNOFILE=1024\nLimitNPROC=256\n");
   a.script = "/bin/sleep infinity &\nexec /bin/sleep infinity\n";
   a.steps = std::string(kReload) + Restart(kX) + Pause(1000) + Remove(kX);
   auto seen = std::make_shared<std::atomic<long>>(0);
   auto tasks = std::make_shared<std::string>();
   a.during = [seen, tasks](AnEscalationAttempt& t, const std::atomic<bool>& done) {
-    while (!done && t.Property(kX, kUnitIface, "ActiveState") != "active")
-      std::this_thread::sleep_for(20ms);
+    t.WaitForX("active", done);
     std::this_thread::sleep_for(200ms);
     if (done) return;
     // The survivors' scan sees the unit and its child while they run.
@@ -1281,51 +1197,29 @@ TEST_F(AnEscalationAttempt, ControlABoundedUnitStopsWithItsChildren) {
 // Class 5: files systemd opens as root for the unit.
 
 TEST_F(AnEscalationAttempt, ThroughStandardOutputAppendedToARootOnlyFile) {
-  Attack a;
-  a.rule_keys = {"root-opened"};
-  a.units = {{kX, Unit("", "StandardOutput=append:" + std::string(kRootOnlyLog) + "\n")}};
+  Attack a =
+      OneUnit({"root-opened"}, "", "StandardOutput=append:" + std::string(kRootOnlyLog) + "\n");
   a.script = "/bin/echo 'audit: forged line'\nexec /bin/sleep infinity\n";
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
   RunAttack(a);
 }
 
 TEST_F(AnEscalationAttempt, ThroughAnEnvironmentFileOnlyRootMayRead) {
-  Attack a;
-  a.rule_keys = {"root-opened"};
-  a.units = {
-      {kX, Unit("", "StateDirectory=decnet-x\nEnvironmentFile=" + std::string(kKey) + "\n")}};
-  a.script = "/usr/bin/env > /var/lib/decnet-x/env\nexec /bin/sleep infinity\n";
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
-  a.check = [](AnEscalationAttempt& t, const std::vector<Exchange>&) {
-    const auto leaked = t.FilesHolding("/var/lib/decnet-x", t.secret());
-    EXPECT_TRUE(leaked.empty()) << "the root-only key reached the unit, which wrote it to:\n"
-                                << Join(leaked);
-  };
+  Attack a =
+      RootOpened("EnvironmentFile=" + std::string(kKey), "/usr/bin/env > /var/lib/decnet-x/env");
+  a.check = ExpectNoSecretInStateDirectory;
   RunAttack(a);
 }
 
 TEST_F(AnEscalationAttempt, ThroughStandardInputFromAFileOnlyRootMayRead) {
-  Attack a;
-  a.rule_keys = {"root-opened"};
-  a.units = {
-      {kX, Unit("", "StateDirectory=decnet-x\nStandardInput=file:" + std::string(kKey) + "\n")}};
-  a.script = "/bin/cat > /var/lib/decnet-x/stdin\nexec /bin/sleep infinity\n";
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
-  a.check = [](AnEscalationAttempt& t, const std::vector<Exchange>&) {
-    const auto leaked = t.FilesHolding("/var/lib/decnet-x", t.secret());
-    EXPECT_TRUE(leaked.empty()) << "the root-only key reached the unit, which wrote it to:\n"
-                                << Join(leaked);
-  };
+  Attack a =
+      RootOpened("StandardInput=file:" + std::string(kKey), "/bin/cat > /var/lib/decnet-x/stdin");
+  a.check = ExpectNoSecretInStateDirectory;
   RunAttack(a);
 }
 
 TEST_F(AnEscalationAttempt, ControlAnEnvironmentFileTheUnitsGroupMayReadStillWorks) {
-  Attack a;
-  a.rule_keys = {"root-opened"};
-  a.units = {
-      {kX, Unit("", "StateDirectory=decnet-x\nEnvironmentFile=" + std::string(kUnitEnv) + "\n")}};
-  a.script = "/usr/bin/env > /var/lib/decnet-x/env\nexec /bin/sleep infinity\n";
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
+  Attack a = RootOpened("EnvironmentFile=" + std::string(kUnitEnv),
+                        "/usr/bin/env > /var/lib/decnet-x/env");
   a.check = [](AnEscalationAttempt& t, const std::vector<Exchange>&) {
     ExpectUnitWrote(t, "/var/lib/decnet-x/env");
     EXPECT_NE(Slurp(t.C() + "/var/lib/decnet-x/env").find("DECNET_UNIT_SETTING="),
@@ -1371,13 +1265,10 @@ TEST_F(AnEscalationAttempt, ThroughAConditionThatRevealsARootOnlyFile) {
 }
 
 TEST_F(AnEscalationAttempt, ThroughASyslogIdentityOfAnotherDaemon) {
-  Attack a;
-  a.rule_keys = {"syslog"};
-  a.units = {{kX, Unit("", "SyslogIdentifier=sshd\nSyslogFacility=authpriv\n")}};
+  Attack a = OneUnit({"syslog"}, "", "SyslogIdentifier=sshd\nSyslogFacility=authpriv\n");
   a.script =
       "/bin/echo \"Accepted password for root from 192.0.2.1 port 22 ssh2 "
       "$DECNET_ESCALATION_MARK\"\nexec /bin/sleep infinity\n";
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
   a.check = [](AnEscalationAttempt& t, const std::vector<Exchange>& ex) {
     const bool accepted =
         BypassMode() || (ex.size() > 1 && Str(ParseReply(ex[1].reply), "result") == "ok");
@@ -1396,11 +1287,8 @@ TEST_F(AnEscalationAttempt, ThroughASyslogIdentityOfAnotherDaemon) {
 }
 
 TEST_F(AnEscalationAttempt, ControlTheUnitsOwnSyslogIdentityStillWorks) {
-  Attack a;
-  a.rule_keys = {"syslog"};
-  a.units = {{kX, Unit("", "SyslogIdentifier=decnet-x\n")}};
+  Attack a = OneUnit({"syslog"}, "", "SyslogIdentifier=decnet-x\n");
   a.script = "/bin/echo \"started $DECNET_ESCALATION_MARK\"\nexec /bin/sleep infinity\n";
-  a.steps = std::string(kReload) + Restart(kX) + Pause() + Remove(kX);
   a.check = [](AnEscalationAttempt& t, const std::vector<Exchange>&) {
     const auto entries = t.JournalEntries(t.token(), 3000ms);
     ASSERT_FALSE(entries.empty()) << "the unit's line is not in the journal";

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "tests/helper/helper_harness.h"
+#include "tests/integration/helper_testbed.h"
 #include "tests/integration/testbed.h"
 
 extern char** environ;
@@ -51,19 +52,6 @@ std::string HardenedUnit(std::string_view exec_start) {
          std::string(exec_start) + "\n";
 }
 
-std::string Slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-std::string Describe(const HelperRun& run) {
-  std::ostringstream s;
-  s << "exit " << run.ExitCode() << (run.timed_out ? " (timed out)" : "") << "\nreplies:\n";
-  for (const auto& r : run.replies) s << "  " << r << "\n";
-  s << "helper log:\n" << run.log;
-  return s.str();
-}
-
 // Reply `i` as JSON; a test failure (and null) when it is missing or not JSON.
 json Reply(const HelperRun& run, size_t i) {
   if (i >= run.replies.size()) {
@@ -76,10 +64,6 @@ json Reply(const HelperRun& run, size_t i) {
     return nullptr;
   }
   return j;
-}
-
-std::string Str(const json& j, const char* key) {
-  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
 }
 
 int64_t MainPid(const json& reply) {

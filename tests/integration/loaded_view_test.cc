@@ -16,7 +16,6 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -35,9 +34,8 @@
 
 #include "helper/systemd_manager.h"
 #include "tests/helper/helper_harness.h"
+#include "tests/integration/helper_testbed.h"
 #include "tests/integration/testbed.h"
-
-extern char** environ;
 
 namespace decnet::test {
 namespace {
@@ -55,11 +53,6 @@ std::string HardenedUnit() {
          "Group=decnet\nNoNewPrivileges=yes\nExecStart=/bin/sleep infinity\n";
 }
 
-std::string Slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 void WriteFile(const fs::path& path, const std::string& content, mode_t mode, uid_t uid = 0,
                gid_t gid = 0) {
   fs::create_directories(path.parent_path());
@@ -68,38 +61,17 @@ void WriteFile(const fs::path& path, const std::string& content, mode_t mode, ui
   if (::chown(path.c_str(), uid, gid) != 0) ADD_FAILURE() << "chown " << path;
 }
 
-std::string Describe(const HelperRun& run) {
-  std::ostringstream s;
-  s << "exit " << run.ExitCode() << (run.timed_out ? " (timed out)" : "") << "\nreplies:\n";
-  for (const auto& r : run.replies) s << "  " << r << "\n";
-  s << "helper log:\n" << run.log;
-  return s.str();
-}
-
 json Reply(const HelperRun& run, size_t i) {
   if (i >= run.replies.size()) return json::object();
   json j = json::parse(run.replies[i], nullptr, false);
   return j.is_object() ? j : json::object();
 }
 
-std::string Str(const json& j, const char* key) {
-  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
-}
-
-// This process's own mount namespace (made once, before any thread), so the bind mounts of
-// the tests vanish with it.
-bool PrivateMountNamespace() {
-  static const bool made = [] {
-    return ::unshare(CLONE_NEWNS) == 0 &&
-           ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
-  }();
-  return made;
-}
-
 class ALoadedViewOnARealSystemd : public TestbedTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(PrivateMountNamespace()) << "unshare(CLONE_NEWNS): " << std::strerror(errno);
+    const int unshared = EnterPrivateMountNamespace();
+    ASSERT_EQ(unshared, 0) << "unshare(CLONE_NEWNS): " << std::strerror(unshared);
     TestbedTest::SetUp();
     if (HasFatalFailure()) return;
     char tmpl[] = "/tmp/decnet-lv-root.XXXXXX";
@@ -122,7 +94,7 @@ class ALoadedViewOnARealSystemd : public TestbedTest {
     harness_ =
         std::make_unique<HelperHarness>(testbed().bus_address(), root_ + "/etc/systemd/system");
     harness_->policy().unit_root = root_;
-    container_root_ = ContainerRoot();
+    container_root_ = ContainerRoot(testbed());
     ASSERT_FALSE(container_root_.empty()) << "cannot find the container's PID 1";
   }
   void TearDown() override {
@@ -135,16 +107,6 @@ class ALoadedViewOnARealSystemd : public TestbedTest {
       fs::remove_all(root_, ec);
     }
     TestbedTest::TearDown();
-  }
-
-  // /proc/PID/root of the container's PID 1 (nspawn's child), to reach its /run and /root.
-  std::string ContainerRoot() {
-    const std::string nspawn = Slurp(testbed().workdir() / "nspawn.pid");
-    const std::string pid = nspawn.substr(0, nspawn.find('\n'));
-    std::istringstream children(Slurp("/proc/" + pid + "/task/" + pid + "/children"));
-    std::string child;
-    if (!(children >> child)) return "";
-    return "/proc/" + child + "/root";
   }
 
   bool Pwned() { return fs::exists(container_root_ + "/root/pwned"); }
@@ -379,20 +341,8 @@ TEST_F(ALoadedViewOnARealSystemd, AForeignDropInOnTheUpdatersOwnUnitShowsAndRefu
        !fs::exists(state / "self-unit-view.json") && std::chrono::steady_clock::now() < end;)
     std::this_thread::sleep_for(50ms);
   std::this_thread::sleep_for(300ms);
-  const std::string out_path = root_ + "-status.txt";
-  const std::string config = harness_->config_path();
-  const char* argv[] = {DECNET_HELPERCTL_BINARY, "--config", config.c_str(), "status", nullptr};
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0600);
-  pid_t pid = -1;
-  ASSERT_EQ(posix_spawn(&pid, argv[0], &actions, nullptr, const_cast<char**>(argv), environ), 0);
-  posix_spawn_file_actions_destroy(&actions);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  const std::string shown = Slurp(out_path);
-  fs::remove(out_path);
+  const auto [status_exit, shown] =
+      Command({DECNET_HELPERCTL_BINARY, "--config", harness_->config_path(), "status"});
 
   const HelperRun run = helper_run.get();
   ASSERT_EQ(run.replies.size(), 2u) << Describe(run);
@@ -403,7 +353,7 @@ TEST_F(ALoadedViewOnARealSystemd, AForeignDropInOnTheUpdatersOwnUnitShowsAndRefu
       << Describe(run);
   EXPECT_FALSE(Pwned());
 
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << shown;
+  EXPECT_EQ(status_exit, 0) << shown;
   EXPECT_NE(shown.find("drop-in: /etc/systemd/system/decnet-updater.service.d/50-planted.conf "
                        "FOREIGN"),
             std::string::npos)

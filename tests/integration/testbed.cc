@@ -38,28 +38,6 @@ std::string ReadFile(const fs::path& path) {
   return out.str();
 }
 
-// Runs argv with stdout and stderr appended to `log`; returns the exit status, or -1 if it
-// could not run. The scripts bound their own waits.
-int Run(const std::vector<std::string>& args, const fs::path& log) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return -1;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 std::string UniqueName(const std::string& prefix) {
   static std::atomic<unsigned> counter{0};
   std::random_device rd;
@@ -141,6 +119,26 @@ tl::expected<std::string, std::string> ReadVariantAsText(sd_bus_message* reply) 
 
 }  // namespace
 
+int RunToLog(const std::vector<std::string>& args, const fs::path& log) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return -1;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 tl::expected<std::unique_ptr<Testbed>, std::string> Testbed::Start(const Options& options) {
   char tmpl[] = "/tmp/decnet-testbed-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) {
@@ -156,7 +154,7 @@ tl::expected<std::unique_ptr<Testbed>, std::string> Testbed::Start(const Options
   args.insert(args.end(), options.extra_nspawn_args.begin(), options.extra_nspawn_args.end());
   const fs::path log = tb->workdir_ / "start.log";
   tb->running_ = true;  // even a failed start may leave something for Stop to clean
-  if (Run(args, log) != 0) {
+  if (RunToLog(args, log) != 0) {
     return tl::make_unexpected("container.sh start " + tb->name_ + " failed:\n" + ReadFile(log) +
                                "--- console.log ---\n" + tb->ConsoleLog());
   }
@@ -176,7 +174,7 @@ tl::expected<void, std::string> Testbed::Stop() {
   if (!running_) return {};
   running_ = false;
   const fs::path log = workdir_ / "stop.log";
-  if (Run({kContainerScript.string(), "stop", name_, workdir_.string()}, log) != 0) {
+  if (RunToLog({kContainerScript.string(), "stop", name_, workdir_.string()}, log) != 0) {
     return tl::make_unexpected("container.sh stop " + name_ + " failed:\n" + ReadFile(log));
   }
   return {};

@@ -94,6 +94,11 @@ class Testbed {
   bool running_ = false;
 };
 
+// Runs argv (a bare name is looked up in PATH) with stdin from /dev/null and stdout and
+// stderr appended to `log`; returns its exit status, or -1 if it could not run or did not
+// exit. The scripts bound their own waits.
+int RunToLog(const std::vector<std::string>& args, const std::filesystem::path& log);
+
 // A GoogleTest fixture owning one Testbed per test. SetUp boots it and sets
 // DBUS_SYSTEM_BUS_ADDRESS in this process to its bus (a test fails, not skips, when the
 // container does not come up); TearDown prints the console log if the test failed, then

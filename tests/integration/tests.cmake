@@ -23,6 +23,11 @@ target_include_directories(decnet_testbed PUBLIC ${PROJECT_SOURCE_DIR})
 target_compile_definitions(decnet_testbed PRIVATE DECNET_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 target_link_libraries(decnet_testbed PUBLIC GTest::gtest tl::expected PkgConfig::libsystemd)
 
+# What the tests driving the real helper against a container share (helper_testbed.h).
+add_library(decnet_helper_testbed STATIC ${DECNET_INTEGRATION_DIR}/helper_testbed.cc)
+target_link_libraries(decnet_helper_testbed PUBLIC decnet_helper_harness decnet_testbed
+                      nlohmann_json::nlohmann_json)
+
 # The sdbus-c++ adapter (helper/systemd_manager.cc, in decnet_helper_core) against a real
 # systemd.
 decnet_gtest(systemd_manager_integration_test
@@ -36,7 +41,7 @@ decnet_gtest(systemd_manager_integration_test
 # refused name that never reaches D-Bus, READY=1 only after hello, and the helper's record.
 decnet_gtest(helper_systemd_integration_test
   SOURCES ${DECNET_INTEGRATION_DIR}/helper_systemd_test.cc
-  LIBS decnet_helper_harness decnet_testbed nlohmann_json::nlohmann_json
+  LIBS decnet_helper_testbed
   LABELS systemd
   PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 300)
 
@@ -49,7 +54,7 @@ decnet_gtest(helper_systemd_integration_test
 # the units past the policy, to show each attack escalates when not refused.
 decnet_gtest(escalation_integration_test
   SOURCES ${DECNET_INTEGRATION_DIR}/escalation_test.cc
-  LIBS decnet_helper_harness decnet_testbed nlohmann_json::nlohmann_json
+  LIBS decnet_helper_testbed
   LABELS systemd
   PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 600)
 
@@ -69,7 +74,7 @@ decnet_gtest(unit_oracle_test
 # the updater's own unit checked at start-up and shown by helperctl status.
 decnet_gtest(loaded_view_integration_test
   SOURCES ${DECNET_INTEGRATION_DIR}/loaded_view_test.cc
-  LIBS decnet_helper_harness decnet_testbed decnet_helper_core nlohmann_json::nlohmann_json
+  LIBS decnet_helper_testbed decnet_helper_core
   LABELS systemd
   PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 600)
 target_compile_definitions(loaded_view_integration_test PRIVATE

@@ -2,7 +2,6 @@
 // facts about the helper's file and a stand-in file check go in; the refusals come out. Each
 // negative row changes one thing of an approved view and must be refused by its own rule.
 #include "policy/loaded_view.h"
-#include "policy/rules.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -13,6 +12,9 @@
 #include <functional>
 #include <map>
 #include <string>
+
+#include "policy/rules.h"
+#include "tests/support/loaded_view_support.h"
 
 namespace decnet::helper {
 namespace {
@@ -33,27 +35,11 @@ Policy TestPolicy() {
 
 // An approved view of `unit`: the helper's file, no drop-in, the unit user, bounded.
 LoadedView Approved(std::string_view unit = kUnit) {
-  LoadedView v;
-  v.load_state = "loaded";
-  v.fragment_path = "/etc/systemd/system/" + std::string(unit);
-  v.start_limit_interval_usec = 10'000'000;
-  v.is_service = true;
-  v.user = "decnet";
-  v.group = "decnet";
+  LoadedView v = testing_support::BoundedServiceView("/etc/systemd/system/" + std::string(unit),
+                                                     "decnet", "decnet");
   v.exec = {{"ExecStart", "/opt/decnet/current/bin/agent", {}},
             {"ExecStartPre", "/bin/true", {"ignore-failure", "no-env-expand"}}};
   v.directories = {{"StateDirectory", {"decnet-demo"}}, {"LogsDirectory", {}}};
-  v.kill_mode = "control-group";
-  v.send_sigkill = true;
-  v.timeout_stop_usec = 90'000'000;
-  v.limit_nproc = 4096;
-  v.limit_nofile = 1024;
-  v.tasks_max = 512;
-  v.capability_bounding_set = ~uint64_t{0};
-  v.no_new_privileges = true;
-  v.standard_input = "null";
-  v.standard_output = "journal";
-  v.standard_error = "inherit";
   return v;
 }
 
