@@ -658,8 +658,12 @@ TEST_F(AStartedHelper, HelperctlSelftestPassesAndNamesTheRefusedCall) {
       out.find("forbidden system call mount (" + std::to_string(SYS_mount) + ") killed by SIGSYS"),
       std::string::npos)
       << out;
+  // The kernel rate-limits its seccomp audit lines (other tests of the run kill processes by
+  // SIGSYS too): a record, when there is one, must agree; its absence must be said.
   if (::access("/dev/kmsg", R_OK) == 0) {
-    EXPECT_NE(out.find("ok: kernel audit record"), std::string::npos) << out;
+    const bool confirmed = out.find("ok: kernel audit record") != std::string::npos;
+    const bool said_missing = out.find("note: no kernel audit record") != std::string::npos;
+    EXPECT_TRUE(confirmed || said_missing) << out;
   }
 }
 
