@@ -1,4 +1,5 @@
 #include "helper/handlers.h"
+#include "tests/support/param_name.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -274,7 +275,8 @@ INSTANTIATE_TEST_SUITE_P(
                        "unit-loaded-exec-flags"},
         ForeignViewRow{"KillMode=none",
                        [](LoadedView& v, const std::string&) { v.kill_mode = "none"; },
-                       "unit-loaded-kill-mode"}));
+                       "unit-loaded-kill-mode"}),
+    decnet::test::NameFromWhat{});
 
 TEST_F(AServingSession, RefusesTheRestartOfAUnitChangedOnDiskSinceItWasWritten) {
   ASSERT_TRUE(Write("decnet-demo.service", kGoodUnit));

@@ -35,6 +35,7 @@
 #include "helper/systemd_manager.h"
 #include "tests/helper/helper_harness.h"
 #include "tests/integration/helper_testbed.h"
+#include "tests/support/param_name.h"
 #include "tests/integration/testbed.h"
 
 namespace decnet::test {
@@ -306,7 +307,8 @@ INSTANTIATE_TEST_SUITE_P(
               [](const fs::path& u, const std::string&) {
                 std::ofstream(u / "decnet-lv.service", std::ios::app) << kPayload;
               },
-              "unit-loaded-fragment-changed"}));
+              "unit-loaded-fragment-changed"}),
+    decnet::test::NameFromWhat{});
 
 // The control: the planted payload is real. Restarted directly over the bus (not through the
 // helper), systemd runs it as root.

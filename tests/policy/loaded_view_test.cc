@@ -14,6 +14,7 @@
 #include <string>
 
 #include "policy/rules.h"
+#include "tests/support/param_name.h"
 #include "tests/support/loaded_view_support.h"
 
 namespace decnet::helper {
@@ -372,7 +373,8 @@ const Row kRows[] = {
      "unit-loaded-stdio-file"},
 };
 
-INSTANTIATE_TEST_SUITE_P(Rows, ALoadedViewChangedInOneWay, ::testing::ValuesIn(kRows));
+INSTANTIATE_TEST_SUITE_P(Rows, ALoadedViewChangedInOneWay, ::testing::ValuesIn(kRows),
+    decnet::test::NameFromWhat{});
 
 TEST(ALoadedView, EvenWithOperatorDropInsKeepsTheEffectiveSettingsWithinPolicy) {
   LoadedView v = Approved();
