@@ -6,6 +6,13 @@ decnet_gtest(daemon_client_identity_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/client_identity_test.cc
   LIBS decnet_daemon_http decnet_test_pki)
 
+# ReadClientIdentity behind a server context that lets unverified clients finish the
+# handshake. Built from the one source it needs, so it does not wait for the HTTP server.
+decnet_gtest(daemon_client_identity_recheck_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/client_identity_recheck_test.cc
+          ${PROJECT_SOURCE_DIR}/daemon/client_identity.cc
+  LIBS decnet_test_pki tl::expected)
+
 decnet_gtest(daemon_http_server_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/http_server_test.cc
   LIBS decnet_daemon_http decnet_test_pki
