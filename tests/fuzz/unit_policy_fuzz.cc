@@ -70,7 +70,10 @@ void CheckInvariants(const Policy& p, std::string_view unit_name, std::string_vi
     }
     if (k == "KillMode") Require(a.value != "none" && a.value != "process");
     if (k == "SendSIGKILL") Require(ParseSystemdBool(a.value).value_or(true));
-    if (k == "RefuseManualStop") Require(!ParseSystemdBool(a.value).value_or(true));
+    // An empty assignment resets to the default (no), which is stoppable.
+    if (k == "RefuseManualStop" && !a.value.empty()) {
+      Require(!ParseSystemdBool(a.value).value_or(true));
+    }
     if (k == "TimeoutStopSec" || k == "TimeoutSec" || k == "TimeoutAbortSec") {
       Require(a.value.find("infinity") == std::string::npos && a.value != "0");
     }
