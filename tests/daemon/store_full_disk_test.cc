@@ -113,9 +113,9 @@ class AStoreOnAFullDisk : public ::testing::Test {
     config_.links = {{"decnet", "venv/bin/decnet"}};
     dirs_.policy().links = {{"decnet", install_ + "/current"}};
     // The agent's unit is installed (the releases here ship none): it restarts as configured.
-    std::ofstream(dirs_.units() + "/decnet-agent.service")
-        << "[Unit]\nDescription=agent\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\n"
-           "NoNewPrivileges=yes\nExecStart=/opt/decnet/current/venv/bin/decnet agent\n";
+    ASSERT_TRUE(test::InstallOperatorUnit(
+        dirs_, "decnet-agent.service",
+        test::OperatorUnit("agent", "/opt/decnet/current/venv/bin/decnet agent")));
     helper_.emplace(dirs_, "test");
     auto store = ReleaseStore::Open(install_);
     ASSERT_TRUE(store) << store.error().message;

@@ -2,6 +2,7 @@
 // process (confinement cannot be undone, so every confined thing happens in a child that
 // reports back through a pipe or by how it died).
 #include "helper/confine.h"
+#include "tests/support/kmsg.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -314,26 +315,7 @@ TEST(ConfineHelper, KillsSignalsToOtherProcesses) {
 // proves the call itself is in the table). With the argument check removed the forbidden
 // variant returns, the child reports it and exits 2: the test fails.
 
-// The kernel's seccomp record (type=1326) for `pid` in /dev/kmsg, if readable: its syscall.
-std::optional<long> AuditedSyscall(pid_t pid) {
-  const int fd = ::open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  std::optional<long> found;
-  char buf[8192];
-  ssize_t n = 0;
-  while ((n = ::read(fd, buf, sizeof buf)) != 0) {
-    if (n < 0 && errno == EPIPE) continue;
-    if (n < 0) break;
-    const std::string rec(buf, static_cast<size_t>(n));
-    if (rec.find("type=1326") == std::string::npos ||
-        rec.find(" pid=" + std::to_string(pid) + " ") == std::string::npos)
-      continue;
-    const size_t at = rec.find(" syscall=");
-    if (at != std::string::npos) found = std::atol(rec.c_str() + at + 9);
-  }
-  ::close(fd);
-  return found;
-}
+using test::AuditedSyscall;
 
 // Checks that the child was killed by SIGSYS right after announcing `call`, and (when the
 // kernel's audit record is readable and not rate-limited) that seccomp names `nr`.

@@ -33,6 +33,7 @@
 
 #include "ctl/ctl.h"
 #include "policy/policy.h"
+#include "tests/support/kmsg.h"
 
 namespace decnet::helper {
 namespace {
@@ -593,26 +594,7 @@ TEST_F(AStartedHelper, FailsStartUpWithoutASystemBus) {
 
 // --- self-test ---------------------------------------------------------------------------
 
-// The kernel's seccomp audit record for `pid`, if /dev/kmsg is readable: the syscall number.
-std::optional<long> AuditedSyscall(pid_t pid) {
-  const int fd = ::open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  std::optional<long> found;
-  char buf[8192];
-  ssize_t n = 0;
-  while ((n = ::read(fd, buf, sizeof buf)) != 0) {
-    if (n < 0 && errno == EPIPE) continue;
-    if (n < 0) break;
-    const std::string rec(buf, static_cast<size_t>(n));
-    if (rec.find("type=1326") == std::string::npos ||
-        rec.find(" pid=" + std::to_string(pid) + " ") == std::string::npos)
-      continue;
-    const size_t at = rec.find(" syscall=");
-    if (at != std::string::npos) found = std::atol(rec.c_str() + at + 9);
-  }
-  ::close(fd);
-  return found;
-}
+using test::AuditedSyscall;
 
 TEST_F(AStartedHelper, SelftestModeDiesBySigsysAtTheAnnouncedCall) {
   auto selftest =
