@@ -19,6 +19,7 @@
 #include "daemon/http_server.h"
 #include "daemon/tls.h"
 #include "tests/daemon/test_pki.h"
+#include "tests/support/loopback.h"
 
 namespace decnet::daemon {
 namespace {
@@ -66,18 +67,8 @@ Talk Converse(SSL_CTX* ctx, std::uint16_t port, const std::string& head, std::ui
               const std::string& tail = "", char fill = 'a') {
   Talk out;
   signal(SIGPIPE, SIG_IGN);  // the server closing under our writes must not kill the test
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return out;
-  }
+  const int fd = test::ConnectLoopback(port);
+  if (fd < 0) return out;
   decnet::testing::SslPtr ssl(SSL_new(ctx));
   SSL_set_fd(ssl.get(), fd);
   if (SSL_connect(ssl.get()) == 1) {

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "daemon/tls.h"
+#include "tests/support/loopback.h"
 #include "tests/daemon/test_pki.h"
 
 namespace decnet::daemon {
@@ -301,15 +302,8 @@ struct FastWriter {
 FastWriter WriteWithoutWaiting(std::uint16_t port, SSL_CTX* ctx, std::uint64_t body) {
   FastWriter out;
   signal(SIGPIPE, SIG_IGN);  // the server closing under our writes must not kill the test
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return out;
+  const int fd = test::ConnectLoopback(port);
+  if (fd < 0) return out;
   decnet::testing::SslPtr ssl(SSL_new(ctx));
   SSL_set_fd(ssl.get(), fd);
   if (SSL_connect(ssl.get()) == 1) {
@@ -480,12 +474,8 @@ TEST_F(AnHttpServer, DoesNotCountIdleConnectionsAgainstTheAuthenticatedCap) {
   Start(config);
   std::vector<int> idle;
   for (int i = 0; i < 2; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port_);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    const int fd = test::ConnectLoopback(port_);
+    ASSERT_GE(fd, 0);
     idle.push_back(fd);
   }
   ASSERT_TRUE(Eventually([&] { return server_->Stats().pending_connections == 2; }));
