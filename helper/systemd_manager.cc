@@ -125,18 +125,23 @@ class DbusSystemdManager final : public SystemdManager {
     return RunJob("StopUnit", name, timeout);
   }
 
+  // A proxy of the unit's object, through Manager.LoadUnit: unlike GetUnit it answers for a
+  // unit that is not loaded (load state "not-found" when no file exists), which is what a
+  // status query and the loaded-view check must see. Throws the library's errors; callers
+  // catch them.
+  std::unique_ptr<sdbus::IProxy> LoadUnitProxy(const UnitName& name) {
+    auto call = manager_->createMethodCall(kManagerInterface, "LoadUnit");
+    call << name.str();
+    auto reply = manager_->callMethod(call, Usec(kCallTimeout));
+    sdbus::ObjectPath path;
+    reply >> path;
+    return sdbus::createProxy(*connection_, kDestination, path);
+  }
+
   Result<proto::UnitState> GetUnitState(const UnitName& name) override {
     const std::string what = "state of " + name.str();
     try {
-      // LoadUnit (unlike GetUnit) answers for a unit that is not loaded, with load state
-      // "not-found" when no file exists, which is what a status query should report.
-      auto call = manager_->createMethodCall(kManagerInterface, "LoadUnit");
-      call << name.str();
-      auto reply = manager_->callMethod(call, Usec(kCallTimeout));
-      sdbus::ObjectPath path;
-      reply >> path;
-
-      auto unit = sdbus::createProxy(*connection_, kDestination, path);
+      auto unit = LoadUnitProxy(name);
       proto::UnitState state;
       state.load_state = GetProperty<std::string>(*unit, kUnitInterface, "LoadState");
       state.active_state = GetProperty<std::string>(*unit, kUnitInterface, "ActiveState");
@@ -156,13 +161,7 @@ class DbusSystemdManager final : public SystemdManager {
   Result<LoadedView> GetLoadedView(const UnitName& name) override {
     const std::string what = "loaded view of " + name.str();
     try {
-      auto call = manager_->createMethodCall(kManagerInterface, "LoadUnit");
-      call << name.str();
-      auto reply = manager_->callMethod(call, Usec(kCallTimeout));
-      sdbus::ObjectPath path;
-      reply >> path;
-      auto unit = sdbus::createProxy(*connection_, kDestination, path);
-
+      auto unit = LoadUnitProxy(name);
       const Properties u = GetAll(*unit, kUnitInterface);
       LoadedView view;
       view.load_state = Take<std::string>(u, "LoadState");
