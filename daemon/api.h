@@ -1,4 +1,4 @@
-// The updater's HTTP API (DECNET-REFERENCE.md §2) on top of the transport seam
+// The updater's HTTP API (DECNET's updater contract) on top of the transport seam
 // (http_server.h): routing, authorisation, DECNET's form checks, one operation at a time off
 // the I/O thread, the update deadline, and our additive endpoints (/metrics, /audit).
 //

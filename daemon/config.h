@@ -1,5 +1,5 @@
 // The daemon's configuration: a JSON file whose every key is optional and defaults to
-// DECNET's own (DECNET-REFERENCE.md §1). Unknown keys, wrong types and invalid values are
+// the value DECNET's own updater uses. Unknown keys, wrong types and invalid values are
 // refused with an error naming the key.
 #pragma once
 

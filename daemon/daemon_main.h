@@ -1,4 +1,4 @@
-// decnet-updaterd's start-up and lifetime (DESIGN.md §2, §6): started only by
+// decnet-updaterd's start-up and lifetime: started only by
 // decnet-update-helper with its end of the socketpair as fd 3, never as root. In order:
 // arguments, identity and fd 3 checks, configuration, helper policy, audit log, release
 // store and its crash recovery, TLS context, API and server listening, `hello` to the

@@ -1,5 +1,5 @@
 // The health gate: settle, then probe. DECNET takes any single 200 from the agent right
-// after the restart (DECNET-REFERENCE.md §4, defect 10); a unit that crash-loops, or an
+// after the restart (DECNET's defect 10, docs/decnet-compat.md); a unit that crash-loops, or an
 // old agent still answering, would pass. So the gate first watches every restarted unit
 // for the settle window (still active, no new restart), then probes, optionally checking
 // the version the agent reports.

@@ -1,4 +1,4 @@
-// update-self, the daemon's half (DESIGN.md §6). POST /update-self installs a build of
+// update-self, the daemon's half. POST /update-self installs a build of
 // decnet-updaterd into the daemon's own release store (config.updater_dir):
 //
 //   1. the verified tarball is extracted into releases/<id> exactly as a service release is;

@@ -1,4 +1,4 @@
-// The update pipeline (DESIGN.md §6): spool+verify -> extract and install in place ->
+// The update pipeline: spool+verify -> extract and install in place ->
 // validate units with the helper's policy -> flip `current` -> helper: write/remove units,
 // daemon-reload, repoint links -> restart units in order -> health gate -> commit, or roll
 // back the release, its units and its links. Every answer is DECNET's status and JSON.

@@ -1,4 +1,4 @@
-// DECNET's upload form (DECNET-REFERENCE.md §2): the `tarball` file part streamed into a
+// DECNET's upload form (DECNET's updater contract): the `tarball` file part streamed into a
 // Spool, the short text fields `sha`, `sha256` and `confirm_self` kept in memory, and the
 // checks DECNET applies to them, in DECNET's order.
 #pragma once

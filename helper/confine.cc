@@ -1,7 +1,7 @@
 // Confinement of the helper (root side) and of the daemon child (user side).
 //
 // The root side keeps uid 0 because systemd authorises uid-0 D-Bus callers without any
-// capability (DESIGN.md §2); everything else that makes root powerful is taken away here,
+// capability; everything else that makes root powerful is taken away here,
 // in an order where each step still has the privilege it needs: the Landlock rules are built from
 // the caller's checked directory descriptors, capabilities and securebits next (dropping the
 // bounding set needs CAP_SETPCAP), then NoNewPrivs (which Landlock and unprivileged seccomp

@@ -1,4 +1,4 @@
-// The helper's half of update-self (DESIGN.md §6).
+// The helper's half of update-self.
 //
 // The daemon runs from its own release store, `policy.daemon_store` (default
 // /opt/decnet-updater/updater): `current -> releases/<id>`, where <id> is 16 lower-case hex

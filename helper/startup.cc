@@ -1,4 +1,4 @@
-// Start-up of the helper, in the order DESIGN.md §2 fixes. Everything that needs privilege
+// Start-up of the helper, in a fixed order (docs/security-review.md §1). Everything that needs privilege
 // (reading the root-owned policy, the state directory, the revert decision, changing the
 // child's ids) happens before the parent drops it; everything after ConfineHelper runs under
 // the seccomp allow-list, so this file does its own output with write(2) (no stdio, whose
@@ -252,7 +252,7 @@ Result<DaemonIdentity> ResolveDaemonIdentity(const Policy& policy) {
   if (id.uid == 0 || id.gid == 0)
     return Fail(ErrorCode::kDenied, "daemon-user-root",
                 "daemon user/group " + policy.daemon_user + ":" + policy.daemon_group + " is root");
-  // SECURITY: separate users: a compromised unit must not be the daemon (DESIGN.md §2).
+  // SECURITY: separate users: a compromised unit must not be the daemon.
   for (const std::string& unit_user : policy.unit_users) {
     const passwd* u = unit_user == policy.daemon_user ? pw : ::getpwnam(unit_user.c_str());
     if (unit_user == policy.daemon_user || (u != nullptr && u->pw_uid == id.uid))
@@ -306,7 +306,7 @@ int RunHelper(const std::string& config_path) {
     return Exit(HelperExit::kStartupFailed);
   }
   // Before the fork and while root still holds its capabilities: the daemon-owned store can
-  // only be written now (DESIGN.md §6).
+  // only be written now.
   auto self_update = ApplySelfUpdateRevertDecision(policy, started->state_fd);
   if (!self_update) {
     LogError("update-self start-up", self_update.error());

@@ -1,4 +1,4 @@
-// Start-up of decnet-update-helper (DESIGN.md §2): policy, state directory, the self-update
+// Start-up of decnet-update-helper: policy, state directory, the self-update
 // revert decision (helper/self_update.h), the daemon's identity, the socketpair and fork; the child drops to the daemon
 // user and execs the daemon; the parent opens its directories, connects to the system bus,
 // confines itself and serves. Also the self-test mode that `helperctl selftest` runs.

@@ -1,4 +1,4 @@
-// The curated directive table of the unit policy (DESIGN.md §5): every [Section] Key= a unit
+// The curated directive table of the unit policy: every [Section] Key= a unit
 // may use, and which check its value goes through. Internal to the policy library; the
 // printable form for helperctl is DirectiveTable() in policy/unit_policy.h.
 #pragma once

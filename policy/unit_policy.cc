@@ -1,4 +1,4 @@
-// The unit policy of DESIGN.md §5. The unit text comes from the daemon, which the helper
+// The unit policy (docs/security-review.md §5). The unit text comes from the daemon, which the helper
 // does not trust: assume an attacker wrote every byte of it. Everything here works on what
 // systemd will apply (policy/unit_file.h), never on a looser reading of the text.
 //

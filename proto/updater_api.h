@@ -1,4 +1,4 @@
-// The updater's HTTP API (DECNET-REFERENCE.md §2): the JSON shapes of every answer. DECNET's
+// The updater's HTTP API (DECNET's updater contract): the JSON shapes of every answer. DECNET's
 // master reads these; our additions are extra fields and endpoints, never changed ones.
 #pragma once
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Boots and stops a throw-away container whose PID 1 is a real systemd (TESTBED.md).
+# Boots and stops a throw-away container whose PID 1 is a real systemd.
 #
 #   scripts/testbed/container.sh start NAME WORKDIR [--share-host-network] [extra systemd-nspawn args...]
 #   scripts/testbed/container.sh stop  NAME WORKDIR
@@ -154,7 +154,7 @@ do_start() {
 
   local h
   for h in "${CG_HIERARCHIES[@]}"; do
-    [ -d "$h" ] || die "cgroup hierarchy $h is missing (TESTBED.md expects cgroup v1 hybrid)"
+    [ -d "$h" ] || die "cgroup hierarchy $h is missing (the testbed expects cgroup v1 hybrid)"
     # Retried: a concurrent `stop` may remove the shared, empty parent in between.
     mkdir -p "$h/$CG_PARENT/$NAME" 2>/dev/null || mkdir -p "$h/$CG_PARENT/$NAME"
   done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds, or reuses from the cache, the root filesystem of the throw-away systemd containers
-# the integration tests boot (docs: /work/shared/TESTBED.md, scripts/testbed/container.sh).
+# the integration tests boot (scripts/testbed/container.sh).
 #
 #   scripts/testbed/rootfs.sh [--print-path] [--rebuild]
 #

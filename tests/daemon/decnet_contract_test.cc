@@ -1,4 +1,4 @@
-// DECNET's contract (shared/DECNET-REFERENCE.md §3) and its defects (§4), where no other test
+// DECNET's contract and its defects (docs/decnet-compat.md), where no other test
 // pinned them: the real update pipeline, release store and extractor, the helper's real serve
 // loop writing real unit files and links, systemd mocked (every call recorded), a scripted
 // health gate. With the HTTP build, the digest rules also run through the real mTLS server and

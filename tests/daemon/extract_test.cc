@@ -1,5 +1,5 @@
 // Tests daemon/extract*.cc: the path validator's table, DECNET's own extraction tests
-// (DECNET-REFERENCE.md §3), and archives made by the system's tar.
+// (docs/decnet-compat.md), and archives made by the system's tar.
 #include "daemon/extract.h"
 
 #include <gtest/gtest.h>
@@ -99,7 +99,7 @@ class AnExtraction : public ::testing::Test {
   fs::path dest_;
 };
 
-// DECNET's tests (DECNET-REFERENCE.md §3), each against our extractor.
+// DECNET's tests (docs/decnet-compat.md), each against our extractor.
 TEST_F(AnExtraction, ExtractsANormalFileWithItsContent) {
   auto r = Extract(Gzip(TestTar().Dir("./").File("./hello.txt", "hello world\n").End().bytes()));
   ASSERT_TRUE(r) << r.error().message;

@@ -13,7 +13,7 @@ if(DECNET_BUILD_HTTP)
   add_dependencies(daemon_update_pipeline_test decnet-updaterd)
 endif()
 
-# DECNET's contract and defects (shared/DECNET-REFERENCE.md §3, §4; docs/decnet-compat.md):
+# DECNET's contract and defects (docs/decnet-compat.md):
 # the real pipeline, store, extractor and helper serve loop; with the HTTP build, the digest
 # rules also through the real mTLS server and API, curl as the master.
 decnet_gtest(daemon_decnet_contract_test

@@ -177,7 +177,7 @@ TEST(AnUploadForm, RefusesToHandOverAFormWhosePartIsStillOpen) {
   EXPECT_EQ(done.error().rule, "multipart-truncated");
 }
 
-// ---- DECNET's digest rules (DECNET-REFERENCE.md §3) ---------------------------------
+// ---- DECNET's digest rules (docs/decnet-compat.md) ---------------------------------
 
 struct VerifyRow {
   const char* what;

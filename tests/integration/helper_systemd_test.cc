@@ -45,7 +45,7 @@ constexpr auto kRunTimeout = 60s;
 constexpr char kService[] = "org.freedesktop.systemd1.Service";
 constexpr char kUnit[] = "org.freedesktop.systemd1.Unit";
 
-// A hardened unit the policy accepts: Type=exec, so a failed exec fails the job (TESTBED.md).
+// A hardened unit the policy accepts: Type=exec, so a failed exec fails the job.
 std::string HardenedUnit(std::string_view exec_start) {
   return "[Unit]\nDescription=DECNET integration test unit\n\n[Service]\nType=exec\n"
          "User=decnet\nGroup=decnet\nNoNewPrivileges=yes\nExecStart=" +

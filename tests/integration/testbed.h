@@ -1,5 +1,5 @@
 // A throw-away container whose PID 1 is a real systemd, for integration and end-to-end
-// tests (TESTBED.md; scripts/testbed/container.sh does the work, this class drives it).
+// tests (scripts/testbed/container.sh does the work, this class drives it).
 //
 // Typical use, one container per test:
 //

@@ -1,5 +1,5 @@
 # Integration tests against a real systemd: PID 1 of a throw-away container
-# (scripts/testbed/, TESTBED.md). Included from tests/CMakeLists.txt.
+# (scripts/testbed/). Included from tests/CMakeLists.txt.
 #
 # Tests that boot containers use:
 #   LABELS systemd
