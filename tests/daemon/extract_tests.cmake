@@ -22,8 +22,11 @@ decnet_gtest(gzip_bomb_test
   LIBS decnet_daemon_extract ZLIB::ZLIB
   PROPERTIES TIMEOUT 120)
 
+# The replay compares each input's outcome with the one its file name expects
+# (accept--NAME, refuse--RULE--NAME); the target itself aborts on a write outside the
+# destination or a forbidden file inside it.
 add_executable(extract_corpus
-  ${CMAKE_CURRENT_LIST_DIR}/extract_fuzz.cc ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus_driver.cc)
+  ${CMAKE_CURRENT_LIST_DIR}/extract_fuzz.cc ${CMAKE_CURRENT_LIST_DIR}/extract_corpus_replay.cc)
 target_include_directories(extract_corpus PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(extract_corpus PRIVATE decnet_daemon_extract)
 add_test(NAME fuzz_corpus_extract

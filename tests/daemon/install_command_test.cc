@@ -1,10 +1,9 @@
 #include "daemon/install_command.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -12,6 +11,8 @@
 #include <fstream>
 #include <string>
 #include <thread>
+
+#include "tests/support/wait.h"
 
 namespace decnet::daemon {
 namespace {
@@ -98,35 +99,38 @@ TEST_F(AnInstallCommand, ReportsAProgramThatCannotStart) {
 TEST_F(AnInstallCommand, KillsTheWholeProcessGroupOnTimeout) {
   fs::path pid_file = fs::path(dir_) / "grandchild.pid";
   // The grandchild ignores SIGTERM, so only the group SIGKILL ends it.
-  auto config = Shell("(trap '' TERM; echo $$ > /dev/null; sh -c 'echo $$ > grandchild.pid; "
-                      "trap \"\" TERM; while :; do sleep 1; done' &) ; echo started; sleep 60");
+  // "started" is printed once the grandchild has written its pid; "ended-by-itself" only if
+  // the command outlived its 60 s sleep, i.e. was not cut off at the timeout.
+  auto config = Shell(
+      "mkfifo ready; (trap '' TERM; sh -c 'echo $$ > grandchild.pid; "
+      "echo > ready; trap \"\" TERM; while :; do sleep 1; done' &); "
+      "read line < ready; echo started; sleep 60; echo ended-by-itself");
   config.timeout = milliseconds(500);
-  auto start = std::chrono::steady_clock::now();
   auto out = Run(config);
-  auto took = std::chrono::steady_clock::now() - start;
   ASSERT_FALSE(out);
   EXPECT_EQ(out.error().rule, "install-timeout");
   EXPECT_EQ(out.error().code, ErrorCode::kTimeout);
   EXPECT_NE(out.error().message.find("started"), std::string::npos);
-  EXPECT_LT(took, std::chrono::seconds(10));
+  EXPECT_EQ(out.error().message.find("ended-by-itself"), std::string::npos);
   std::string pid_text;
   std::ifstream(pid_file) >> pid_text;
   ASSERT_FALSE(pid_text.empty());
   pid_t grandchild = std::stoi(pid_text);
-  for (int i = 0; i < 100 && IsAlive(grandchild); ++i) {
-    std::this_thread::sleep_for(milliseconds(20));
-  }
+  EXPECT_TRUE(test::WaitForExit(grandchild)) << "grandchild " << grandchild << " survived";
   EXPECT_FALSE(IsAlive(grandchild)) << "grandchild " << grandchild << " survived";
 }
 
 TEST_F(AnInstallCommand, KillsWhatASuccessfulCommandLeftRunning) {
-  auto out = Run(Shell("sh -c 'echo $$ > bg.pid; exec sleep 60' & sleep 0.2; exit 0"));
+  // The command exits once the background process has written its pid (the fifo says so).
+  auto out =
+      Run(Shell("mkfifo ready; sh -c 'echo $$ > bg.pid; echo > ready; exec sleep 60' & "
+                "read line < ready; exit 0"));
   ASSERT_TRUE(out) << out.error().message;
   std::string pid_text;
   std::ifstream(fs::path(dir_) / "bg.pid") >> pid_text;
   ASSERT_FALSE(pid_text.empty());
   pid_t bg = std::stoi(pid_text);
-  for (int i = 0; i < 100 && IsAlive(bg); ++i) std::this_thread::sleep_for(milliseconds(20));
+  EXPECT_TRUE(test::WaitForExit(bg)) << "background process " << bg << " survived";
   EXPECT_FALSE(IsAlive(bg));
 }
 

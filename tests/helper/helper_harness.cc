@@ -10,9 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "proto/sha256.h"
+#include "tests/support/wait.h"
 
 extern char** environ;
 
@@ -31,18 +31,11 @@ void WriteFile(const std::string& path, const std::string& content, mode_t mode)
   ::chmod(path.c_str(), mode);
 }
 
-// Starts a dbus-daemon on a socket in `dir`; returns its pid.
+// Starts a dbus-daemon on a socket in `dir` and returns its pid once it listens (it prints
+// its address then), or -1.
 int StartBus(const std::string& dir, std::string& address) {
-  std::string socket = dir + "/bus";
-  address = "unix:path=" + socket;
-  std::string addr_arg = "--address=" + address;
-  const char* argv[] = {"dbus-daemon", "--session",      "--nofork",
-                        "--nopidfile", addr_arg.c_str(), nullptr};
-  pid_t pid = -1;
-  posix_spawnp(&pid, "dbus-daemon", nullptr, nullptr, const_cast<char**>(argv), environ);
-  for (int i = 0; i < 200 && !fs::exists(socket); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  return pid;
+  address = "unix:path=" + dir + "/bus";
+  return SpawnDbusDaemon({"--session", "--address=" + address}).pid;
 }
 
 }  // namespace
@@ -123,17 +116,12 @@ HelperRun HelperHarness::Run(const std::string& script, std::chrono::seconds tim
     return run;
   }
   posix_spawn_file_actions_destroy(&actions);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    pid_t r = ::waitpid(pid, &run.wait_status, WNOHANG);
-    if (r == pid) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &run.wait_status, 0);
-      run.timed_out = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (const auto status = WaitForChild(pid, timeout)) {
+    run.wait_status = *status;
+  } else {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &run.wait_status, 0);
+    run.timed_out = true;
   }
   // The stand-in daemon's stdout reaches the helper's relayed under the daemon's name.
   std::istringstream replies(Slurp(out_path));

@@ -34,6 +34,7 @@
 #include "ctl/ctl.h"
 #include "policy/policy.h"
 #include "tests/support/kmsg.h"
+#include "tests/support/wait.h"
 
 namespace decnet::helper {
 namespace {
@@ -77,14 +78,8 @@ bool Gone(pid_t pid) {
   return status.empty() || status.at("State").rfind("Z", 0) == 0;
 }
 
-bool WaitUntil(const std::function<bool()>& done, milliseconds bound) {
-  const auto end = Clock::now() + bound;
-  while (Clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return done();
-}
+// Waits for `pid` (the helper's child, not ours) to exit, through its pidfd.
+bool WaitGone(pid_t pid) { return test::WaitForExit(pid) && Gone(pid); }
 
 // A started child process with its stdin and stdout as pipes.
 struct Proc {
@@ -122,14 +117,7 @@ struct Proc {
 
   // Waits for the process to end; returns its wait status or nullopt after `bound`.
   std::optional<int> Wait(milliseconds bound) {
-    std::optional<int> result;
-    WaitUntil(
-        [&] {
-          int status = 0;
-          if (::waitpid(pid, &status, WNOHANG) == pid) result = status;
-          return result.has_value();
-        },
-        bound);
+    std::optional<int> result = test::WaitForChild(pid, bound);
     if (result) pid = -1;
     return result;
   }
@@ -201,18 +189,10 @@ class AStartedHelper : public ::testing::Test {
 
   void WritePolicy() { WriteFile(policy_path_, policy_json_.dump(), 0644); }
 
+  // Returns once dbus-daemon listens (it prints its address then).
   void StartBus() {
-    bus_pid_ = ::fork();
-    if (bus_pid_ == 0) {
-      const int null_fd = ::open("/dev/null", O_RDWR);
-      ::dup2(null_fd, 1);
-      ::execlp("dbus-daemon", "dbus-daemon", "--session",
-               ("--address=unix:path=" + root_ + "/bus").c_str(), "--nofork", nullptr);
-      ::_exit(127);
-    }
-    ASSERT_TRUE(WaitUntil([&] { return ::access((root_ + "/bus").c_str(), F_OK) == 0; },
-                          milliseconds(10'000)))
-        << "dbus-daemon did not create its socket";
+    bus_pid_ = test::SpawnDbusDaemon({"--session", "--address=unix:path=" + root_ + "/bus"}).pid;
+    ASSERT_GT(bus_pid_, 0) << "dbus-daemon did not start";
   }
 
   std::string StderrPath() const { return root_ + "/helper.stderr"; }
@@ -311,7 +291,8 @@ TEST_F(AStartedHelper, RunsTheDaemonUnprivilegedWithOnlyItsPair) {
 
 // The flags of descriptor `fd` of process `pid`, from /proc/PID/fdinfo.
 long FdFlags(pid_t pid, int fd) {
-  const std::string info = ReadFile("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd));
+  const std::string info =
+      ReadFile("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd));
   const size_t at = info.find("flags:");
   return at == std::string::npos ? -1 : std::strtol(info.c_str() + at + 6, nullptr, 8);
 }
@@ -375,7 +356,7 @@ TEST_F(AStartedHelper, EndsTheDaemonAfterAProtocolViolation) {
   EXPECT_TRUE(WIFEXITED(*status)) << "the helper died instead of ending the daemon: " << *status;
   EXPECT_EQ(WEXITSTATUS(*status), 4);  // kProtocolViolation
   // The helper closed the pair: the probe notices and exits.
-  EXPECT_TRUE(WaitUntil([&] { return Gone(probe_pid_); }, milliseconds(10'000)));
+  EXPECT_TRUE(WaitGone(probe_pid_));
   EXPECT_TRUE(helper_->WaitLine("probe=pair-closed"));
 }
 
@@ -392,7 +373,7 @@ TEST_F(AStartedHelper, EndsTheDaemonThatNeverSaysHello) {
   EXPECT_TRUE(WIFEXITED(*status)) << *status;
   EXPECT_EQ(WEXITSTATUS(*status), 5);  // kHelloTimeout
   // The probe watches its pair while it delays: the closed pair ends it.
-  EXPECT_TRUE(WaitUntil([&] { return Gone(probe_pid_); }, milliseconds(10'000)));
+  EXPECT_TRUE(WaitGone(probe_pid_));
   EXPECT_TRUE(helper_->WaitLine("probe=pair-closed"));
 }
 
@@ -400,8 +381,7 @@ TEST_F(AStartedHelper, TakesTheDaemonDownWhenItDies) {
   StartAndGreet();
   ASSERT_EQ(::kill(helper_->pid, SIGKILL), 0);
   ASSERT_TRUE(helper_->Wait(milliseconds(5'000)));
-  EXPECT_TRUE(WaitUntil([&] { return Gone(probe_pid_); }, milliseconds(10'000)))
-      << "the daemon outlived the helper";
+  EXPECT_TRUE(WaitGone(probe_pid_)) << "the daemon outlived the helper";
 }
 
 TEST_F(AStartedHelper, ReportsReadyOnlyAfterTheDaemonsHello) {
@@ -411,34 +391,33 @@ TEST_F(AStartedHelper, ReportsReadyOnlyAfterTheDaemonsHello) {
   addr.sun_family = AF_UNIX;
   std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", notify_path.c_str());
   ASSERT_EQ(::bind(notify, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  auto drain = [&] {
-    std::string all;
+  // The next datagram, waited for; nullopt when none comes.
+  auto next = [&]() -> std::optional<std::string> {
+    if (!test::WaitForFd(notify, POLLIN)) return std::nullopt;
     char buf[4096];
-    ssize_t n = 0;
-    while ((n = ::recv(notify, buf, sizeof buf, 0)) > 0)
-      all.append(buf, static_cast<size_t>(n)).push_back('|');
-    return all;
+    const ssize_t n = ::recv(notify, buf, sizeof buf, 0);
+    if (n <= 0) return std::nullopt;
+    return std::string(buf, static_cast<size_t>(n));
   };
-  policy_json_["daemon_args"] = {"--hello-delay-ms", "1500"};
-  WritePolicy();
   StartHelper(notify_path);
-  ASSERT_TRUE(helper_->WaitLine("fds="));
-  // The helper is confined and serving well within this; the probe has not said hello yet.
-  ASSERT_TRUE(
-      WaitUntil([&] { return ProcStatus(helper_->pid)["Seccomp"] == "2"; }, milliseconds(5'000)));
-  std::this_thread::sleep_for(milliseconds(500));
-  const std::string before = drain();
-  ASSERT_TRUE(helper_->WaitLine("hello=sending", milliseconds(5'000)));
+  // Datagrams arrive in the order the helper sent them. Its serve loop starts by publishing
+  // STATUS=await-hello, after confinement and before it reads any frame: whatever it said
+  // during start-up came before that, and its next datagram answers the first frame.
+  std::string before;
+  for (;;) {
+    const auto d = next();
+    ASSERT_TRUE(d) << "no STATUS=await-hello; got: " << before;
+    before += *d + "|";
+    if (d->find("STATUS=await-hello") != std::string::npos) break;
+  }
   EXPECT_EQ(before.find("READY=1"), std::string::npos) << before;
+  EXPECT_EQ(ProcStatus(helper_->pid)["Seccomp"], "2") << "serving before it is confined";
   ASSERT_TRUE(helper_->WaitLine("hello=ok"));
-  std::string after;
-  EXPECT_TRUE(WaitUntil(
-      [&] {
-        after += drain();
-        return after.find("READY=1") != std::string::npos;
-      },
-      milliseconds(5'000)))
-      << "no READY=1 after hello; got: " << after;
+  // The first frame is the probe's hello: READY=1 comes with it, in the serving phase.
+  const auto ready = next();
+  ASSERT_TRUE(ready) << "nothing after the hello";
+  EXPECT_NE(ready->find("READY=1"), std::string::npos) << *ready;
+  EXPECT_NE(ready->find("STATUS=serving"), std::string::npos) << *ready;
   ::close(notify);
 }
 
@@ -615,7 +594,10 @@ TEST_F(AStartedHelper, SelftestModeDiesBySigsysAtTheAnnouncedCall) {
   EXPECT_EQ(*announced, "calling forbidden system call: mount (" + std::to_string(SYS_mount) + ")");
   // The kernel's own record names the call seccomp refused: the announced one.
   std::optional<long> audited;
-  WaitUntil([&] { return (audited = AuditedSyscall(pid)).has_value(); }, milliseconds(2'000));
+  // kauditd prints asynchronously and /dev/kmsg signals nothing one could wait on for one
+  // record: a bounded poll.
+  test::Eventually([&] { return (audited = AuditedSyscall(pid)).has_value(); }, milliseconds(2'000),
+                   milliseconds(20));
   // The kernel rate-limits these records under bursts (parallel tests), so a missing one is
   // reported, not failed; a present one must name mount.
   if (audited) {

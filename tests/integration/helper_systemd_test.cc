@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -30,6 +32,7 @@
 #include "tests/helper/helper_harness.h"
 #include "tests/integration/helper_testbed.h"
 #include "tests/integration/testbed.h"
+#include "tests/support/wait.h"
 
 extern char** environ;
 
@@ -39,7 +42,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 constexpr auto kRunTimeout = 60s;
 constexpr char kService[] = "org.freedesktop.systemd1.Service";
@@ -234,50 +236,115 @@ TEST_F(AHelperOnARealSystemd, LeavesAUnitFileItDidNotWriteAlone) {
                      {"restart_unit", "ok"}});
 }
 
-// `busctl monitor` on the container's bus, writing one JSON message per line to a file.
+// `busctl monitor` on the container's bus (one JSON message per line). A thread collects what
+// it prints, so the test waits for what the monitor saw rather than for time to pass.
 class BusMonitor {
  public:
-  BusMonitor(const std::string& address, const fs::path& dir)
-      : out_(dir / "monitor.jsonl"), err_(dir / "monitor.err") {
+  BusMonitor(const std::string& address, const fs::path& dir) : address_(address), dir_(dir) {
+    int out[2], err[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) return;
+    if (::pipe2(err, O_CLOEXEC) != 0) {
+      ::close(out[0]);
+      ::close(out[1]);
+      return;
+    }
     const std::string addr = "--address=" + address;
     const char* argv[] = {"busctl", addr.c_str(), "monitor", "--json=short", nullptr};
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&actions, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, err[1], 2);
     if (posix_spawnp(&pid_, "busctl", &actions, nullptr, const_cast<char**>(argv), environ) != 0)
       pid_ = -1;
     posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    ::close(err[1]);
+    thread_ = std::thread([this, out = out[0], err = err[0]] { Collect(out, err); });
   }
   ~BusMonitor() { Stop(); }
-  // Waits (bounded) until busctl says it is monitoring.
-  bool WaitReady(std::chrono::milliseconds timeout) {
-    for (auto end = Clock::now() + timeout; Clock::now() < end; std::this_thread::sleep_for(20ms)) {
-      if (Slurp(err_).find("Monitoring") != std::string::npos) return true;
-    }
-    return false;
+  // Waits until busctl says it is monitoring; false if it ended or never said so.
+  bool WaitReady() {
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, kHangBound, [&] { return Monitoring() || ended_; });
+    return Monitoring();
   }
-  // Stops busctl; returns every message it saw.
+  // Makes one last call through the bus (GetUnit of a unit no one has), waits until the
+  // monitor shows it (the bus hands a monitor its messages in the order it routed them, so
+  // everything earlier has been printed by then), stops busctl, and returns every message.
   std::vector<json> Stop() {
     if (pid_ > 0) {
-      std::this_thread::sleep_for(200ms);  // let the last messages reach the file
+      (void)RunToLog({"busctl", "--address=" + address_, "call", "org.freedesktop.systemd1",
+                      "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "GetUnit",
+                      "s", kLastCall},
+                     dir_ / "monitor-last-call.log");
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait_for(lock, kHangBound,
+                     [&] { return out_.find(kLastCall) != std::string::npos || ended_; });
+      }
       ::kill(pid_, SIGTERM);
       ::waitpid(pid_, nullptr, 0);
       pid_ = -1;
     }
+    if (thread_.joinable()) thread_.join();
     std::vector<json> messages;
-    std::istringstream in(Slurp(out_));
+    std::istringstream in(out_);
     for (std::string line; std::getline(in, line);) {
       json j = json::parse(line, nullptr, false);
       if (!j.is_discarded()) messages.push_back(std::move(j));
     }
     return messages;
   }
-  std::string Errors() const { return Slurp(err_); }
+  std::string Errors() {
+    std::lock_guard lock(mutex_);
+    return err_;
+  }
 
  private:
-  fs::path out_, err_;
+  static constexpr const char* kLastCall = "decnet-monitor-last-call.service";
+
+  bool Monitoring() const { return err_.find("Monitoring") != std::string::npos; }
+
+  // Reads busctl's stdout and stderr until both end (busctl exited).
+  void Collect(int out, int err) {
+    pollfd fds[2] = {{out, POLLIN, 0}, {err, POLLIN, 0}};
+    int open = 2;
+    while (open > 0) {
+      if (::poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      for (pollfd& p : fds) {
+        if (p.fd < 0 || p.revents == 0) continue;
+        char buf[65536];
+        const ssize_t n = ::read(p.fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        std::lock_guard lock(mutex_);
+        if (n <= 0) {
+          ::close(p.fd);
+          p.fd = -1;
+          --open;
+        } else {
+          (p.fd == out ? out_ : err_).append(buf, static_cast<size_t>(n));
+        }
+        cv_.notify_all();
+      }
+    }
+    for (pollfd& p : fds)
+      if (p.fd >= 0) ::close(p.fd);
+    std::lock_guard lock(mutex_);
+    ended_ = true;
+    cv_.notify_all();
+  }
+
+  std::string address_;
+  fs::path dir_;
   pid_t pid_ = -1;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::string out_, err_;  // under mutex_
+  bool ended_ = false;     // under mutex_
 };
 
 TEST_F(AHelperOnARealSystemd, RefusesUnitsOutsideTheAllowListBeforeReachingDBus) {
@@ -285,7 +352,7 @@ TEST_F(AHelperOnARealSystemd, RefusesUnitsOutsideTheAllowListBeforeReachingDBus)
   const std::string entered = Property("systemd-journald.service", kUnit, "ActiveEnterTimestamp");
   const std::string restarts = Property("systemd-journald.service", kService, "NRestarts");
   BusMonitor monitor(testbed().bus_address(), testbed().workdir());
-  ASSERT_TRUE(monitor.WaitReady(5s)) << "busctl monitor did not start: " << monitor.Errors();
+  ASSERT_TRUE(monitor.WaitReady()) << "busctl monitor did not start: " << monitor.Errors();
 
   // The last request is a positive control: an allowed name does reach the bus, and the
   // monitor sees it.
@@ -329,14 +396,11 @@ TEST_F(AHelperOnARealSystemd, RefusesUnitsOutsideTheAllowListBeforeReachingDBus)
                      {"unit_status", "ok"}});
 }
 
-// An AF_UNIX datagram socket standing in for systemd's NOTIFY_SOCKET; a thread timestamps
-// every datagram.
+// An AF_UNIX datagram socket standing in for systemd's NOTIFY_SOCKET. The kernel queues each
+// datagram when it is sent, in order, so once the sender has exited everything it said can be
+// read at once.
 class NotifyListener {
  public:
-  struct Datagram {
-    Clock::time_point at;
-    std::string text;
-  };
   explicit NotifyListener(const fs::path& path) : path_(path) {
     fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
@@ -344,76 +408,57 @@ class NotifyListener {
     std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
     ::unlink(path.c_str());
     ok_ = fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    if (ok_) thread_ = std::thread([this] { Loop(); });
   }
   ~NotifyListener() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
     if (fd_ >= 0) ::close(fd_);
     ::unlink(path_.c_str());
   }
   bool ok() const { return ok_; }
-  std::vector<Datagram> Received() {
-    std::lock_guard lock(mutex_);
-    return received_;
+  // Every datagram queued so far, in the order they were sent.
+  std::vector<std::string> Drain() {
+    std::vector<std::string> received;
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT)) > 0;)
+      received.emplace_back(buf, static_cast<size_t>(n));
+    return received;
   }
 
  private:
-  void Loop() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      char buf[4096];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) continue;
-      std::lock_guard lock(mutex_);
-      received_.push_back({Clock::now(), std::string(buf, static_cast<size_t>(n))});
-    }
-  }
-
   fs::path path_;
   int fd_ = -1;
   bool ok_ = false;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-  std::mutex mutex_;
-  std::vector<Datagram> received_;
 };
 
 TEST_F(AHelperOnARealSystemd, ReportsReadyOnlyAfterTheDaemonsHello) {
   NotifyListener listener(testbed().workdir() / "notify");
   ASSERT_TRUE(listener.ok()) << "cannot bind the notify socket";
-  constexpr auto kBeforeHello = 1500ms;
-  const auto started = Clock::now();
-  // The client is spawned after `started` and sleeps before its hello, so a READY=1 before
-  // started + kBeforeHello came before the hello.
-  HelperRun run = RunScript("sleep 1500\nhello\nsleep 300\n",
-                            {{"NOTIFY_SOCKET", (testbed().workdir() / "notify").string()}});
-  std::this_thread::sleep_for(100ms);
+  HelperRun run =
+      RunScript("hello\n", {{"NOTIFY_SOCKET", (testbed().workdir() / "notify").string()}});
   ASSERT_EQ(run.replies.size(), 1u) << Describe(run);
   EXPECT_EQ(Str(Reply(run, 0), "result"), "ok") << run.replies[0];
 
-  const auto datagrams = listener.Received();
+  // The helper has exited: all it sent is queued, in order. Its serve loop publishes
+  // STATUS=await-hello before it reads any frame, and one datagram per answered frame after;
+  // the first frame is the hello.
+  const std::vector<std::string> datagrams = listener.Drain();
   std::ostringstream seen;
-  for (const auto& d : datagrams) {
-    seen << "  +" << std::chrono::duration_cast<std::chrono::milliseconds>(d.at - started).count()
-         << " ms: " << d.text << "\n";
+  for (const auto& d : datagrams) seen << "  " << d << "\n";
+  size_t awaiting = datagrams.size(), ready = datagrams.size();
+  for (size_t i = 0; i < datagrams.size(); ++i) {
+    if (awaiting == datagrams.size() &&
+        datagrams[i].find("STATUS=await-hello") != std::string::npos)
+      awaiting = i;
+    if (ready == datagrams.size() && datagrams[i].find("READY=1") != std::string::npos) ready = i;
   }
-  const Clock::time_point* ready = nullptr;
-  const Clock::time_point* status_before = nullptr;
-  for (const auto& d : datagrams) {
-    const bool is_ready = d.text.find("READY=1") != std::string::npos;
-    if (is_ready && ready == nullptr) ready = &d.at;
-    if (!is_ready && ready == nullptr && d.text.find("STATUS=") != std::string::npos)
-      status_before = &d.at;
-  }
-  ASSERT_NE(ready, nullptr) << "no READY=1 arrived; datagrams:\n" << seen.str();
-  EXPECT_GE(*ready - started, kBeforeHello) << "READY=1 before the hello; datagrams:\n"
-                                            << seen.str();
-  // The channel worked before the hello (the helper published STATUS= at start-up), so the
-  // absence of READY=1 until then was the helper's choice, not a deaf socket.
-  ASSERT_NE(status_before, nullptr) << "no STATUS= before READY=1; datagrams:\n" << seen.str();
-  EXPECT_LT(*status_before - started, kBeforeHello) << "datagrams:\n" << seen.str();
+  // The channel worked before the hello, so the absence of READY=1 until then was the
+  // helper's choice, not a deaf socket.
+  ASSERT_LT(awaiting, datagrams.size()) << "no STATUS=await-hello; datagrams:\n" << seen.str();
+  ASSERT_LT(ready, datagrams.size()) << "no READY=1 arrived; datagrams:\n" << seen.str();
+  EXPECT_EQ(ready, awaiting + 1) << "READY=1 must answer the hello, the first frame; datagrams:\n"
+                                 << seen.str();
+  EXPECT_NE(datagrams[ready].find("STATUS=serving"), std::string::npos)
+      << "READY=1 sent before the session left await-hello; datagrams:\n"
+      << seen.str();
   ExpectRecordLists({{"hello", "ok"}});
 }
 

@@ -35,8 +35,9 @@
 #include "helper/systemd_manager.h"
 #include "tests/helper/helper_harness.h"
 #include "tests/integration/helper_testbed.h"
-#include "tests/support/param_name.h"
 #include "tests/integration/testbed.h"
+#include "tests/support/param_name.h"
+#include "tests/support/wait.h"
 
 namespace decnet::test {
 namespace {
@@ -334,17 +335,19 @@ TEST_F(ALoadedViewOnARealSystemd, AForeignDropInOnTheUpdatersOwnUnitShowsAndRefu
   PlantDropIn(Units() / "decnet-updater.service.d", kPayloadDropIn, 0644, kUnitUid);
   ReloadDirectly();
 
-  auto helper_run = std::async(std::launch::async, [this] {
-    return harness_->Run("hello\nsleep 4000\nrestart_unit decnet-updater.service\n", 60s);
+  // The stand-in daemon holds its restart request until the test opens the gate.
+  const fs::path gate = fs::path(harness_->root()) / "status-shown";
+  auto helper_run = std::async(std::launch::async, [this, gate] {
+    return harness_->Run(
+        "hello\nawait " + gate.string() + "\nrestart_unit decnet-updater.service\n", 60s);
   });
-  // While the helper serves: helperctl status, from the operator's side.
+  // While the helper serves: helperctl status, from the operator's side. The helper writes
+  // its confinement record after the self-unit view and just before it serves.
   const fs::path state = harness_->policy().state_dir;
-  for (auto end = std::chrono::steady_clock::now() + 10s;
-       !fs::exists(state / "self-unit-view.json") && std::chrono::steady_clock::now() < end;)
-    std::this_thread::sleep_for(50ms);
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(test::WaitForPath(state / "confinement.json")) << "the helper never got to serve";
   const auto [status_exit, shown] =
       Command({DECNET_HELPERCTL_BINARY, "--config", harness_->config_path(), "status"});
+  std::ofstream(gate).put('\n');
 
   const HelperRun run = helper_run.get();
   ASSERT_EQ(run.replies.size(), 2u) << Describe(run);

@@ -8,6 +8,8 @@
 //   oversize N                   empty                       sleep MS
 //   fdpass                       (send a frame carrying a descriptor)
 //   wait-close                   (wait until the helper closes the pair)
+//   await PATH                   (wait until PATH exists: a gate the test opens; prints
+//                                "await: PATH" and stops reading commands if it never does)
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 
 #include "proto/framing.h"
 #include "proto/helper_protocol.h"
+#include "tests/support/wait.h"
 
 namespace {
 
@@ -116,6 +119,11 @@ bool Run(const std::string& line) {
   if (cmd == "sleep") {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(a)));
     return true;
+  }
+  if (cmd == "await") {
+    if (decnet::test::WaitForPath(a)) return true;
+    Print("await: " + a);
+    return false;
   }
   if (cmd == "wait-close") {
     auto r = RecvFrame(kPairFd, 30'000);
