@@ -196,6 +196,7 @@ class HttpServer {
   struct Impl;
 
  private:
+  friend struct HttpServerInternals;  // http_session.h: connections over another transport
   explicit HttpServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

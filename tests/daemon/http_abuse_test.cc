@@ -35,17 +35,18 @@ constexpr char kForm[] = "Content-Type: multipart/form-data; boundary=b\r\n";
 // Operations that answer at once and count what ran.
 class CountingOps : public Operations {
  public:
-  ApiAnswer Update(const Caller&, const VerifiedTarball&) override {
+  UpdateOutcome Update(const Caller&, const VerifiedTarball&) override {
     ++ran;
-    return {200, {{"status", "updated"}}};
+    return outcome::Updated{};
   }
-  ApiAnswer UpdateSelf(const Caller&, const VerifiedTarball&, std::function<void()>*) override {
+  SelfUpdateOutcome UpdateSelf(const Caller&, const VerifiedTarball&,
+                               std::function<void()>*) override {
     ++ran;
-    return {200, {{"status", "self-update queued"}}};
+    return outcome::SelfQueued{};
   }
-  ApiAnswer Rollback(const Caller&) override {
+  RollbackOutcome Rollback(const Caller&) override {
     ++ran;
-    return {200, {{"status", "rolled back"}}};
+    return outcome::Restored{};
   }
   std::vector<nlohmann::json> Releases() override { return {}; }
   std::atomic<int> ran{0};
@@ -272,6 +273,23 @@ TEST_F(AServerUnderAbuse, JudgesRequestHeadsByTheTable) {
     }
     EXPECT_TRUE(StillServes()) << row.name;
   }
+  EXPECT_EQ(ops_.ran, 0);
+}
+
+// A HEAD answered with a body would make a pipelining client read that body as the start of
+// the next response.
+TEST_F(AServerUnderAbuse, AnswersHeadWithoutABodySoThePipelinedNextResponseStaysFramed) {
+  Start();
+  Talk talk = AsMaster(
+      "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(talk.response.rfind("HTTP/1.1 405", 0), 0u) << talk.response;
+  std::size_t head_end = talk.response.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos) << talk.response;
+  EXPECT_NE(talk.response.substr(0, head_end).find("Content-Length: "), std::string::npos)
+      << talk.response;
+  EXPECT_EQ(talk.response.compare(head_end + 4, 12, "HTTP/1.1 200"), 0)
+      << "bytes between the HEAD's answer and the next response:\n" << talk.response;
   EXPECT_EQ(ops_.ran, 0);
 }
 

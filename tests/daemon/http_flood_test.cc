@@ -352,6 +352,16 @@ TEST_F(AServerUnderAFlood, KeepsTheFullDeadlineWhileFewArePending) {
   EXPECT_EQ(server_->Stats().pending_connections, 16u);
 }
 
+// Resident memory says what the server holds only with the system allocator: ASan keeps freed
+// blocks in quarantine and pads every allocation, so a sanitizer build checks the behaviour
+// around the numbers (the flood is shed, the trim happens, the master is served) and prints
+// them, but does not judge them.
+#if defined(DECNET_SANITIZER_BUILD)
+constexpr bool kJudgesResidentMemory = false;
+#else
+constexpr bool kJudgesResidentMemory = true;
+#endif
+
 TEST_F(AServerUnderAFlood, HandsItsMemoryBackAfterTheFlood) {
   Start();
   EXPECT_EQ(MasterServed(3), 3);
@@ -371,13 +381,15 @@ TEST_F(AServerUnderAFlood, HandsItsMemoryBackAfterTheFlood) {
               during / 1048576.0, after / 1048576.0);
   // Without the trim the process keeps nearly all it grew by (measured: 44.8 -> 41.6 MiB);
   // the margin absorbs what other threads of a loaded machine leave behind.
-  EXPECT_LT(after, idle + (8ull << 20)) << "idle " << idle << ", after " << after;
-  // Signed: the trim may leave the process smaller than it was before the flood.
-  const auto grew = [idle](std::uint64_t rss) {
-    return static_cast<std::int64_t>(rss) - static_cast<std::int64_t>(idle);
-  };
-  EXPECT_LT(grew(after), grew(during) / 2)
-      << "idle " << idle << ", during " << during << ", after " << after;
+  if (kJudgesResidentMemory) {
+    EXPECT_LT(after, idle + (8ull << 20)) << "idle " << idle << ", after " << after;
+    // Signed: the trim may leave the process smaller than it was before the flood.
+    const auto grew = [idle](std::uint64_t rss) {
+      return static_cast<std::int64_t>(rss) - static_cast<std::int64_t>(idle);
+    };
+    EXPECT_LT(grew(after), grew(during) / 2)
+        << "idle " << idle << ", during " << during << ", after " << after;
+  }
   EXPECT_EQ(MasterServed(3), 3);
 }
 
@@ -389,8 +401,12 @@ TEST_F(AServerUnderAFlood, HoldsNoTlsStateForIdleConnections) {
   Open(flood, 2000, 256, 128, /*stall=*/false);  // 128 addresses x 16: every slot taken
   ASSERT_TRUE(Eventually([&] { return server_->Stats().pending_connections == 256; }));
   std::uint64_t during = Rss();
+  std::printf("RSS idle %.1f MiB, 256 idle connections pending %.1f MiB\n", idle / 1048576.0,
+              during / 1048576.0);
   // A TLS stream with its buffers is about 100 KiB: 256 of them would be 25 MiB.
-  EXPECT_LT(during, idle + (4ull << 20)) << "idle " << idle << ", during " << during;
+  if (kJudgesResidentMemory) {
+    EXPECT_LT(during, idle + (4ull << 20)) << "idle " << idle << ", during " << during;
+  }
   EXPECT_EQ(MasterServed(3), 3);
 }
 

@@ -21,3 +21,21 @@ endfunction()
 decnet_fuzz_target(unit_policy unit_policy_fuzz.cc decnet_policy
   ${PROJECT_SOURCE_DIR}/tests/fixtures/units)
 decnet_fuzz_target(request request_fuzz.cc decnet_proto_helper)
+
+# The daemon's whole HTTP session over a socket pair (no TLS): the real server, API and upload
+# form with a fake Operations. The replay fails on a broken invariant, not only on a crash.
+if(DECNET_BUILD_HTTP)
+  add_executable(http_session_corpus
+    ${DECNET_FUZZ_DIR}/http_session_fuzz.cc ${DECNET_FUZZ_DIR}/corpus_driver.cc)
+  target_include_directories(http_session_corpus PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(http_session_corpus PRIVATE decnet_daemon_api decnet_daemon_http_testing)
+  add_test(NAME fuzz_corpus_http_session
+    COMMAND http_session_corpus ${DECNET_FUZZ_DIR}/corpus/http_session)
+  set_tests_properties(fuzz_corpus_http_session PROPERTIES LABELS "unit;fuzz" TIMEOUT 300)
+  if(DECNET_FUZZ)
+    add_executable(http_session_fuzzer ${DECNET_FUZZ_DIR}/http_session_fuzz.cc)
+    target_include_directories(http_session_fuzzer PRIVATE ${PROJECT_SOURCE_DIR})
+    target_link_libraries(http_session_fuzzer PRIVATE decnet_daemon_api decnet_daemon_http_testing)
+    target_link_options(http_session_fuzzer PRIVATE -fsanitize=fuzzer)
+  endif()
+endif()
