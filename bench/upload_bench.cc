@@ -30,13 +30,14 @@ namespace {
 
 class NullOps final : public Operations {
  public:
-  ApiAnswer Update(const Caller&, const VerifiedTarball&) override {
-    return {200, {{"status", "updated"}}};
+  UpdateOutcome Update(const Caller&, const VerifiedTarball&) override {
+    return outcome::Updated{};
   }
-  ApiAnswer UpdateSelf(const Caller&, const VerifiedTarball&, std::function<void()>*) override {
-    return {500, {}};
+  SelfUpdateOutcome UpdateSelf(const Caller&, const VerifiedTarball&,
+                               std::function<void()>*) override {
+    return outcome::Failed{};
   }
-  ApiAnswer Rollback(const Caller&) override { return {404, {}}; }
+  RollbackOutcome Rollback(const Caller&) override { return outcome::NoPrevious{}; }
   std::vector<nlohmann::json> Releases() override { return {}; }
 };
 

@@ -154,7 +154,8 @@ Route UpdaterApi::StartOperation(Op op, const RequestHead& head, const Peer& pee
   }
   if (busy_.exchange(true)) {
     Refuse(op, caller, Error{ErrorCode::kFailed, "update-busy", "an update is already running"});
-    return JsonResponse(503, json{{"detail", {{"error", "an update is already running"}}}});
+    return JsonResponse(
+        503, api::FailureJson("an update is already running", "", std::nullopt, "update-busy"));
   }
   if (op == Op::kRollback) return MakeRollbackConsumer(*this, std::move(caller));
   return MakeFormConsumer(*this, op, std::move(caller), std::move(*reader));
@@ -199,29 +200,32 @@ void UpdaterApi::RunJob(Job& job) {
     tarball = VerifiedTarball{job.upload->tarball.fd.get(), job.upload->tarball.size,
                               job.upload->sha256, job.upload->sha};
   switch (job.op) {
-    case Op::kUpdate: answer = ops_.Update(job.caller, *tarball); break;
-    case Op::kUpdateSelf: answer = ops_.UpdateSelf(job.caller, *tarball, &after_reply); break;
-    case Op::kRollback: answer = ops_.Rollback(job.caller); break;
+    case Op::kUpdate: answer = AnswerFor(ops_.Update(job.caller, *tarball)); break;
+    case Op::kUpdateSelf:
+      answer = AnswerFor(ops_.UpdateSelf(job.caller, *tarball, &after_reply));
+      break;
+    case Op::kRollback: answer = AnswerFor(ops_.Rollback(job.caller)); break;
   }
   job.upload.reset();  // closes the spool file: its space is freed now
-  RefreshSnapshot();   // first: a GET /releases right after the answer sees its outcome
-  job.reply->Send(JsonResponse(answer.status, answer.body));
+  RefreshSnapshot();   // a GET /releases right after the answer sees its outcome
   Count(job.op, answer.status, Clock::now() - start);
-  ops_.AfterReply();
-  RefreshSnapshot();   // the releases the prune removed
   {
     std::lock_guard lock(mu_);
     running_.reset();
   }
   cv_.notify_all();
+  // The operation is over: the next one may start as soon as the master has read this answer
+  // (it is queued until this job returns). update-self stays busy until the restart it
+  // queued, so that no update starts only to be killed by it.
+  if (!after_reply) busy_.store(false);
+  job.reply->Send(JsonResponse(answer.status, answer.body));
   if (after_reply) {
     // The seam has no "flushed" signal: give the transport time to write the 200 before the
-    // helper restarts this unit (see ApiOptions::self_restart_delay). Still busy meanwhile,
-    // so no update starts only to be killed by the restart.
+    // helper restarts this unit (see ApiOptions::self_restart_delay).
     std::this_thread::sleep_for(options_.self_restart_delay);
     after_reply();
+    busy_.store(false);
   }
-  busy_.store(false);
 }
 
 void UpdaterApi::WatchdogLoop() {

@@ -15,9 +15,18 @@
 // 503 {"detail":{"error":"an update is already running"}} while an operation runs (the busy
 // flag is taken here, never queued).
 //
-// Operations run on one worker thread. The releases snapshot served by /health and
-// /releases is taken at construction and after each operation, on the worker, so
-// Operations::Releases() never runs beside another operation and /health never waits.
+// Operations run on one worker thread and return what happened (daemon/outcome.h), which
+// daemon/api_answers.h alone turns into DECNET's statuses and bodies. The releases snapshot
+// served by /health and /releases is taken at construction and after each operation, on the
+// worker, so Operations::Releases() never runs beside another operation and /health never
+// waits.
+//
+// No busy window: the busy flag is released, and the snapshot refreshed, before an operation's
+// reply is handed to the transport, so a request the master sends as soon as it reads the
+// answer is served as if the daemon were idle (the worker takes it once it has counted the
+// last one). Old releases are deleted in the background by the pipeline's pruner, beside
+// whatever runs next. Only update-self keeps the flag after its reply, until the restart of
+// the daemon's own unit (which ends this process) has been asked for.
 //
 // Deadline: when an operation has not returned within `update_deadline`, a watchdog thread
 // answers 500 {"detail":{"error":...,"stderr":"","rolled_back":false,"rule":"update-deadline"}}
@@ -44,6 +53,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/api_answers.h"
 #include "daemon/audit_log.h"
 #include "daemon/http_server.h"
 #include "daemon/spool.h"

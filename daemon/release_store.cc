@@ -300,6 +300,17 @@ Result<std::optional<ReleaseId>> ReleaseStore::AdoptRevertedCurrent(std::string_
   return std::optional<ReleaseId>(failed);
 }
 
+Result<std::optional<ReleaseId>> ReleaseStore::CommitFlippedActivation() {
+  if (!pending_ || pending_->op != PendingOp::kActivate) return std::optional<ReleaseId>();
+  auto current = ReadCurrent();
+  if (!current) return tl::make_unexpected(current.error());
+  const ReleaseId id = pending_->id;
+  if (!*current || **current != LinkTarget(id) || !IsComplete(id))
+    return std::optional<ReleaseId>();
+  if (auto r = Commit(); !r) return tl::make_unexpected(r.error());
+  return std::optional<ReleaseId>(id);
+}
+
 Result<void> ReleaseStore::Commit() {
   if (!pending_) return Fail(ErrorCode::kDenied, "store-no-pending", "nothing awaits a verdict");
   auto saved_pending = pending_;

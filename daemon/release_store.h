@@ -7,6 +7,9 @@
 //                                       release directory without it is incomplete
 //   root/current -> releases/<id>       relative symlink, flipped by renaming a fresh link
 //   root/state.json                     written atomically (temp, fsync, rename, fsync dir)
+//   root/pruned/<id>.<n>/               pruned releases awaiting deletion in the background
+//                                       (Prune(kDeferred), daemon/release_pruner.h); nothing
+//                                       names them, nothing reads them
 //
 // state.json (format 1):
 //   {"format":1, "active":id|null, "previous":id|null, "next_seq":N,
@@ -64,6 +67,8 @@ namespace decnet::daemon {
 
 // Name of the completion record inside a release directory.
 inline constexpr std::string_view kCompletionRecordName = ".decnet-complete";
+// Name of the directory beneath the store root that pruned releases are moved into.
+inline constexpr std::string_view kPrunedDirName = "pruned";
 // Releases kept by default (including the active and previous ones).
 inline constexpr size_t kDefaultKeepReleases = 3;
 
@@ -107,6 +112,12 @@ struct FailedRelease {
 enum class RevertMark {
   kRecordFailed,
   kKeepState,
+};
+
+// When Prune() deletes the directories of the releases it prunes.
+enum class PruneDeletion {
+  kNow,       // before it returns
+  kDeferred,  // moved into pruned/ (one rename each) for a ReleasePruner to delete
 };
 
 // The operation a pending journal entry describes.
@@ -209,6 +220,15 @@ class ReleaseStore {
   // Recover(), which would otherwise point `current` back at the state's active release.
   [[nodiscard]] Result<std::optional<ReleaseId>> AdoptRevertedCurrent(std::string_view cause);
 
+  // The daemon's own store only (update-self): an activation still pending whose `current`
+  // was already flipped (the daemon died between the flip and the commit) is committed, not
+  // reverted: the helper has started the build `current` names, so reverting would leave the
+  // unit running a build its store no longer calls current; the helper's probation judges it
+  // instead. Returns the id committed, or nullopt, changing nothing, when no such change is
+  // pending (an activation whose `current` did not move yet is left to Recover()). Call
+  // before Recover().
+  [[nodiscard]] Result<std::optional<ReleaseId>> CommitFlippedActivation();
+
   // Deletes release directories without a completion record or not in state.json (never the
   // active, previous or pending one), and drops records whose directory is gone. Part of
   // Recover(); callable alone.
@@ -220,7 +240,12 @@ class ReleaseStore {
   // state.json is rewritten before the directories go; when it cannot be (a full disk), the
   // directories go first, each losing its completion record before its tree, and the state is
   // saved after them.
-  [[nodiscard]] Result<std::vector<ReleaseId>> Prune();
+  // With kDeferred, each pruned directory is renamed into pruned/ under a fresh name once
+  // state.json no longer names it, and left there for a ReleasePruner; where the rename fails
+  // (no room for pruned/ on a full disk) or the state could not be saved, it is deleted at
+  // once as above. Crash-safe either way: an unrecorded directory left beneath releases/ is
+  // deleted by Recover(), a partly deleted one beneath pruned/ by the next pruner.
+  [[nodiscard]] Result<std::vector<ReleaseId>> Prune(PruneDeletion deletion = PruneDeletion::kNow);
 
   // Releases in DECNET's order: active, previous, then the others newest first.
   std::vector<ReleaseEntry> Releases() const;
@@ -253,6 +278,7 @@ class ReleaseStore {
   Record* FindRecord(const ReleaseId& id);
   const Record* FindRecord(const ReleaseId& id) const;
   bool IsProtected(const std::string& id) const;
+  Result<void> MoveToPruned(const ReleaseId& id);
 
   std::string root_path_;
   size_t keep_;
@@ -264,6 +290,7 @@ class ReleaseStore {
   std::vector<FailedRelease> failed_;
   std::vector<Record> records_;
   uint64_t next_seq_ = 1;
+  uint64_t pruned_names_ = 0;  // makes each name beneath pruned/ fresh
   CrashHook crash_;
 };
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <ctime>
 #include <set>
 
@@ -280,7 +281,26 @@ Result<RecoveryReport> ReleaseStore::Recover() {
   return report;
 }
 
-Result<std::vector<ReleaseId>> ReleaseStore::Prune() {
+Result<void> ReleaseStore::MoveToPruned(const ReleaseId& id) {
+  auto pruned = EnsureDirAt(root_.get(), kPrunedDirName);
+  if (!pruned) return tl::make_unexpected(pruned.error());
+  // A fresh name: a directory of the same release pruned earlier (re-pushed since) may still be
+  // there, half deleted, and a rename never merges into it. The time makes names differ across
+  // restarts, the counter within one.
+  const auto stamp = std::chrono::system_clock::now().time_since_epoch().count();
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const std::string name =
+        id.str() + "." + std::to_string(stamp) + "." + std::to_string(++pruned_names_);
+    if (renameat(releases_.get(), id.str().c_str(), pruned->get(), name.c_str()) == 0) {
+      Crash("prune-moved");
+      return {};
+    }
+    if (errno != EEXIST && errno != ENOTEMPTY) break;
+  }
+  return IoError("move release " + id.str() + " into pruned/");
+}
+
+Result<std::vector<ReleaseId>> ReleaseStore::Prune(PruneDeletion deletion) {
   std::vector<const Record*> candidates;
   size_t protected_count = 0;
   for (const auto& r : records_) {
@@ -308,6 +328,8 @@ Result<std::vector<ReleaseId>> ReleaseStore::Prune() {
   if (SaveState()) {
     Crash("prune-state-written");
     for (const auto& id : doomed) {
+      // No record names the directory any more: moved aside, it is the pruner's alone.
+      if (deletion == PruneDeletion::kDeferred && MoveToPruned(id)) continue;
       if (auto gone = RemoveTreeAt(releases_.get(), id.str()); !gone) {
         return tl::make_unexpected(gone.error());
       }

@@ -13,7 +13,6 @@
 namespace decnet::daemon {
 
 using pipeline::Attempt;
-using pipeline::Failure;
 using pipeline::MsSince;
 
 namespace {
@@ -28,13 +27,14 @@ Error Refusal(std::string rule, std::string message) {
 // without following a symlink.
 Result<void> CheckDaemonBinary(int release_dir_fd) {
   const int bin = ::openat(release_dir_fd, "bin", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  struct stat st{};
+  struct stat st {};
   const bool ok = bin >= 0 && ::fstatat(bin, "decnet-updaterd", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                   S_ISREG(st.st_mode) && (st.st_mode & S_IXUSR) != 0;
   if (bin >= 0) ::close(bin);
   if (!ok)
-    return tl::make_unexpected(Refusal(
-        "update-self-binary", std::string("the build has no regular, executable ") + kDaemonBinary));
+    return tl::make_unexpected(
+        Refusal("update-self-binary",
+                std::string("the build has no regular, executable ") + kDaemonBinary));
   return {};
 }
 
@@ -52,8 +52,13 @@ Result<void> CheckUpdaterManifest(const std::optional<ReleaseManifest>& manifest
     return tl::make_unexpected(Refusal(
         "update-self-manifest",
         "the tarball has no " + std::string(kReleaseManifestName) +
-            ": it is not a build of decnet-updaterd (a DECNET master's own Python tree cannot "
-            "replace this daemon; push releases of the suite to /update)"));
+            ", so it is not a build of decnet-updaterd: a DECNET master's Python tree "
+            "(pyproject.toml and decnet/) cannot replace this daemon, and goes to /update as a "
+            "release of the suite. To update this daemon, send /update-self an updater build: "
+            "the tarball the `updater-build` build target makes (scripts/pack-updater-build.sh), "
+            "bin/decnet-updaterd with a " +
+            std::string(kReleaseManifestName) +
+            " of kind \"updater\" for this host's architecture and helper protocol"));
   if (manifest->kind != ReleaseKind::kUpdater)
     return tl::make_unexpected(Refusal(
         "update-self-kind", "the manifest's kind is \"" +
@@ -64,17 +69,18 @@ Result<void> CheckUpdaterManifest(const std::optional<ReleaseManifest>& manifest
         "update-self-arch", "the build is for " + manifest->arch.value_or("no architecture") +
                                 "; this host is " + arch));
   if (manifest->helper_protocol != helper_protocol)
-    return tl::make_unexpected(Refusal(
-        "update-self-helper-protocol",
-        "the build speaks helper protocol " + std::to_string(manifest->helper_protocol.value_or(0)) +
-            "; the installed helper speaks " + std::to_string(helper_protocol) +
-            " (the helper changes only through the OS package manager)"));
+    return tl::make_unexpected(
+        Refusal("update-self-helper-protocol",
+                "the build speaks helper protocol " +
+                    std::to_string(manifest->helper_protocol.value_or(0)) +
+                    "; the installed helper speaks " + std::to_string(helper_protocol) +
+                    " (the helper changes only through the OS package manager)"));
   return {};
 }
 
 Result<UpdaterStoreOpened> OpenUpdaterStore(const DaemonConfig& config, AuditLog& audit) {
   UpdaterStoreOpened out;
-  struct stat st{};
+  struct stat st {};
   if (::stat(config.updater_dir.c_str(), &st) != 0) {
     out.note = "update-self unavailable: " + config.updater_dir + " does not exist";
     return out;
@@ -99,6 +105,25 @@ Result<UpdaterStoreOpened> OpenUpdaterStore(const DaemonConfig& config, AuditLog
     entry.rollback_cause = entry.error;
     (void)audit.Append(entry);
     out.note = "update-self: " + entry.error;
+  }
+  // SECURITY: the helper started what `current` names; the store must agree with it.
+  auto committed = store->CommitFlippedActivation();
+  if (!committed) return tl::make_unexpected(committed.error());
+  if (*committed) {
+    AuditEntry entry;
+    entry.op = "update-self";
+    entry.release = (*committed)->str();
+    if (auto record = store->Find(**committed)) {
+      entry.sha256 = record->sha256;
+      entry.version = record->version.str();
+    }
+    entry.result = "committed";
+    entry.rule = "update-self-interrupted";
+    entry.error = "build " + (*committed)->str() +
+                  " was switched to when the daemon stopped; it runs now and is kept, on the "
+                  "helper's probation";
+    (void)audit.Append(entry);
+    out.note += (out.note.empty() ? "" : "; ") + std::string("update-self: ") + entry.error;
   }
   auto recovered = store->Recover();
   if (!recovered) return tl::make_unexpected(recovered.error());
@@ -145,18 +170,18 @@ Result<InstalledBuild> InstallUpdaterBuild(ReleaseStore& store, const VerifiedTa
     // The build must run on this host before anything points at it.
     InstallVars vars{store.root() + "/releases/" + id->str(), id->str(), out.version,
                      tarball.sha256};
-    InstallCommandConfig smoke{{vars.release_dir + "/" + kDaemonBinary, "--version"},
-                               {},
-                               checks.smoke_timeout};
+    InstallCommandConfig smoke;
+    smoke.argv = {vars.release_dir + "/" + kDaemonBinary, "--version"};
+    smoke.timeout = checks.smoke_timeout;
     t = pipeline::Clock::now();
     auto ran = RunInstallCommand(smoke, vars, dir->get());
     out.durations_ms.emplace_back("smoke", MsSince(t));
     if (!ran)
-      return fail(Refusal("update-self-smoke",
-                          "the build's decnet-updaterd --version did not run here: " +
-                              ran.error().message));
+      return fail(Refusal(
+          "update-self-smoke",
+          "the build's decnet-updaterd --version did not run here: " + ran.error().message));
     ReleaseRecord record{tarball.sha256, tarball.sha, (*manifest)->version, ReleaseKind::kUpdater,
-                         tarball.size, "", ReleaseState::kReady, 0};
+                         tarball.size,   "",          ReleaseState::kReady, 0};
     if (auto ok = store.MarkComplete(*id, record); !ok) return fail(ok.error());
     at("self-complete");
   }
@@ -172,36 +197,48 @@ Result<InstalledBuild> InstallUpdaterBuild(ReleaseStore& store, const VerifiedTa
   return out;
 }
 
-ApiAnswer UpdatePipeline::UpdateSelf(const Caller& caller, const VerifiedTarball& tarball,
-                                     std::function<void()>* after_reply) {
+SelfUpdateOutcome UpdatePipeline::UpdateSelf(const Caller& caller, const VerifiedTarball& tarball,
+                                             std::function<void()>* after_reply) {
   Attempt a("update-self", caller, std::chrono::milliseconds(config_.update_deadline_ms));
   a.audit.sha256 = tarball.sha256;
   if (auto id = ReleaseId::FromSha256Hex(tarball.sha256)) a.audit.release = id->str();
-  auto finish = [&](ApiAnswer answer, std::string result, const Error* e) {
-    return a.Finish(audit_, std::move(answer), std::move(result), e);
+  auto finish = [&](auto outcome, std::string result, const Error* e) -> SelfUpdateOutcome {
+    return a.Finish(audit_, std::move(outcome), std::move(result), e);
   };
   if (self_.store == nullptr) {
     Error e = Refusal("update-self-unavailable", self_.unavailable_why);
-    return finish(Failure(500, e, "", std::nullopt), "refused", &e);
+    return finish(outcome::Refused{e, ""}, "refused", &e);
   }
   UpdaterBuildChecks checks{self_.helper_protocol, self_.arch, self_.smoke_timeout};
   auto installed = InstallUpdaterBuild(*self_.store, tarball, checks,
                                        [this](std::string_view step) { Step(step); });
   if (!installed) {
     const Error& e = installed.error();
-    const bool refused = e.code == ErrorCode::kDenied || e.code == ErrorCode::kMalformed;
-    return finish(Failure(500, e, "", std::nullopt), refused ? "refused" : "failed", &e);
+    if (e.code == ErrorCode::kDenied || e.code == ErrorCode::kMalformed)
+      return finish(outcome::Refused{e, ""}, "refused", &e);
+    return finish(outcome::Failed{e, ""}, "failed", &e);
   }
   a.audit.version = installed->version;
   for (auto& d : installed->durations_ms) a.audit.durations_ms.push_back(d);
   auto unit = UnitName::Parse(policy_.self_unit);
   if (unit && after_reply != nullptr) {
-    *after_reply = [this, name = *unit] {
+    *after_reply = [this, name = *unit, caller, release = a.audit.release] {
       // The helper and this daemon end with the unit's stop; systemd starts the new build.
-      (void)helper_.RestartUnit(name);
+      // Reaching here after the reply, a refusal can only be recorded, never answered.
+      auto restarted = helper_.RestartUnit(name);
+      if (restarted) return;
+      AuditEntry entry;
+      entry.op = "update-self";
+      entry.client_fingerprint = caller.fingerprint;
+      entry.client_cn = caller.cn;
+      entry.release = release;
+      entry.result = "restart-failed";
+      entry.rule = restarted.error().rule;
+      entry.error = name.str() + ": " + restarted.error().message;
+      (void)audit_.Append(entry);
     };
   }
-  return finish({200, {{"status", "self_update_queued"}, {"via", "systemd"}}}, "queued", nullptr);
+  return finish(outcome::SelfQueued{}, "queued", nullptr);
 }
 
 }  // namespace decnet::daemon

@@ -10,8 +10,9 @@
 //      here: `decnet-updaterd --version`, run like the install command, must exit 0 within
 //      the smoke timeout ("update-self-smoke");
 //   4. the release is completed, `current` flipped and the change committed;
-//   5. 200 {"status":"self_update_queued","via":"systemd"} is answered, and once the reply is
-//      out the helper is asked to restart the updater's own unit.
+//   5. the outcome is SelfQueued (answered 200 {"status":"self_update_queued","via":"systemd"}),
+//      and once the reply is out the helper is asked to restart the updater's own unit (a
+//      refusal then is recorded in the audit log, result "restart-failed").
 //
 // The helper starts the daemon from `current`; a fresh build that fails to start is flipped
 // back by the helper at the next start (helper/self_update.h). OpenUpdaterStore, at the

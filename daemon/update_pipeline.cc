@@ -8,6 +8,7 @@
 
 #include "daemon/extract.h"
 #include "daemon/install_command.h"
+#include "daemon/release_install.h"
 #include "daemon/release_units.h"
 #include "daemon/update_pipeline_internal.h"
 #include "proto/release_manifest.h"
@@ -17,7 +18,6 @@ namespace decnet::daemon {
 
 using pipeline::Attempt;
 using pipeline::Clock;
-using pipeline::Failure;
 using pipeline::MsSince;
 using pipeline::ReadManifest;
 
@@ -25,9 +25,12 @@ namespace {
 
 std::string SlotName(ReleaseSlot slot) {
   switch (slot) {
-    case ReleaseSlot::kActive: return "active";
-    case ReleaseSlot::kPrevious: return "prev";
-    case ReleaseSlot::kOther: return "kept";
+    case ReleaseSlot::kActive:
+      return "active";
+    case ReleaseSlot::kPrevious:
+      return "prev";
+    case ReleaseSlot::kOther:
+      return "kept";
   }
   return "kept";
 }
@@ -45,11 +48,6 @@ int64_t MsSince(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
 }
 
-ApiAnswer Failure(unsigned status, const Error& e, const std::string& stderr_text,
-                  std::optional<bool> rolled_back) {
-  return {status, api::FailureJson(e.message, stderr_text, rolled_back, e.rule)};
-}
-
 Result<std::optional<ReleaseManifest>> ReadManifest(int release_dir_fd) {
   const std::string name(kReleaseManifestName);
   int fd = ::openat(release_dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -57,7 +55,7 @@ Result<std::optional<ReleaseManifest>> ReadManifest(int release_dir_fd) {
     if (errno == ENOENT) return std::optional<ReleaseManifest>();
     return Fail(ErrorCode::kDenied, "manifest-file", "the release manifest cannot be opened");
   }
-  struct stat st{};
+  struct stat st {};
   std::string bytes;
   bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
             st.st_size <= static_cast<off_t>(kMaxReleaseManifestBytes);
@@ -66,7 +64,9 @@ Result<std::optional<ReleaseManifest>> ReadManifest(int release_dir_fd) {
     ok = ::pread(fd, bytes.data(), bytes.size(), 0) == st.st_size;
   }
   ::close(fd);
-  if (!ok) return Fail(ErrorCode::kDenied, "manifest-size", "the release manifest is not a small regular file");
+  if (!ok)
+    return Fail(ErrorCode::kDenied, "manifest-size",
+                "the release manifest is not a small regular file");
   auto manifest = ParseReleaseManifest(bytes);
   if (!manifest) return tl::make_unexpected(manifest.error());
   return std::optional<ReleaseManifest>(std::move(*manifest));
@@ -79,7 +79,7 @@ Attempt::Attempt(std::string op, const Caller& caller, std::chrono::milliseconds
   audit.client_cn = caller.cn;
 }
 
-ApiAnswer Attempt::Finish(AuditLog& log, ApiAnswer answer, std::string result, const Error* e) {
+void Attempt::Record(AuditLog& log, std::string result, const Error* e) {
   audit.result = std::move(result);
   if (e) {
     audit.rule = e->rule;
@@ -87,7 +87,6 @@ ApiAnswer Attempt::Finish(AuditLog& log, ApiAnswer answer, std::string result, c
   }
   audit.durations_ms.emplace_back("total", MsSince(start));
   (void)log.Append(audit);
-  return answer;
 }
 
 }  // namespace pipeline
@@ -95,41 +94,73 @@ ApiAnswer Attempt::Finish(AuditLog& log, ApiAnswer answer, std::string result, c
 UpdatePipeline::UpdatePipeline(const DaemonConfig& config, const helper::Policy& policy,
                                ReleaseStore& store, HelperClient& helper, HealthGate& gate,
                                AuditLog& audit)
-    : config_(config), policy_(policy), store_(store), helper_(helper), gate_(gate), audit_(audit) {}
+    : config_(config),
+      policy_(policy),
+      store_(store),
+      helper_(helper),
+      gate_(gate),
+      audit_(audit),
+      pruner_(store.root_fd()) {}
 
 void UpdatePipeline::Step(std::string_view name) const {
   if (step_) step_(name);
 }
 
+namespace {
+
+api::Release ReleaseView(const ReleaseEntry& e) {
+  api::Release r;
+  r.slot = SlotName(e.slot);
+  r.sha = e.record.sha;
+  r.installed_at = e.record.installed_at;
+  r.id = e.id.str();
+  r.sha256 = e.record.sha256;
+  r.version = e.record.version.str();
+  r.size = e.record.size;
+  r.state = e.record.state == ReleaseState::kFailed ? "failed" : "ready";
+  return r;
+}
+
+}  // namespace
+
 std::vector<nlohmann::json> UpdatePipeline::Releases() {
   std::vector<nlohmann::json> out;
-  for (const auto& e : store_.Releases()) {
-    api::Release r;
-    r.slot = SlotName(e.slot);
-    r.sha = e.record.sha;
-    r.installed_at = e.record.installed_at;
-    r.id = e.id.str();
-    r.sha256 = e.record.sha256;
-    r.version = e.record.version.str();
-    r.size = e.record.size;
-    r.state = e.record.state == ReleaseState::kFailed ? "failed" : "ready";
-    out.push_back(api::ReleaseJson(r));
-  }
+  for (const auto& e : store_.Releases()) out.push_back(api::ReleaseJson(ReleaseView(e)));
   return out;
 }
 
-// Writes the units of `to`, removes those `from` installed that `to` lacks, reloads once if
+std::optional<api::Release> UpdatePipeline::ReleaseRow(const ReleaseId& id) const {
+  for (const auto& e : store_.Releases()) {
+    if (e.id == id) return ReleaseView(e);
+  }
+  return std::nullopt;
+}
+
+void UpdatePipeline::PruneStore() {
+  // Housekeeping, not a step of the operation: a failure leaves an extra release or an
+  // unrecorded directory, which the next prune or Recover() deletes.
+  auto pruned = store_.Prune(PruneDeletion::kDeferred);
+  if (pruned && !pruned->empty()) pruner_.Wake();
+}
+
+// Writes the units of `to`, removes those `others` installed that `to` lacks, reloads once if
 // anything changed, repoints the links and restarts the configured units in order. The
-// restarted units and their restart counts go to `restarts` for the health gate.
+// restarted units and their restart counts go to `restarts` for the health gate. Every helper
+// call is checked: the first that fails ends it with that call's error (and rule), for the
+// caller to roll back. Only the optional units' restarts are best effort (DECNET's contract:
+// a unit not installed is skipped, one that does not restart is reported in `report`).
 Result<void> UpdatePipeline::ApplyRelease(const ReleaseId& to, const std::vector<ReleaseId>& others,
                                           std::map<UnitName, uint32_t>* restarts,
-                                          std::string* report, Restart restart) {
+                                          std::string* report, Restart restart,
+                                          std::set<UnitName>* written,
+                                          const std::set<UnitName>* removable) {
   auto dir_of = [&](const ReleaseId& id) {
     return ::open((store_.root() + "/releases/" + id.str()).c_str(),
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   };
   int to_fd = dir_of(to);
-  if (to_fd < 0) return Fail(ErrorCode::kFailed, "release-missing", "release " + to.str() + " is gone");
+  if (to_fd < 0)
+    return Fail(ErrorCode::kFailed, "release-missing", "release " + to.str() + " is gone");
   auto units = ReadReleaseUnits(to_fd);
   ::close(to_fd);
   if (!units) return tl::make_unexpected(units.error());
@@ -138,10 +169,11 @@ Result<void> UpdatePipeline::ApplyRelease(const ReleaseId& to, const std::vector
   for (const auto& other : others) {
     if (other == to) continue;
     int other_fd = dir_of(other);
-    if (other_fd < 0) continue;
+    if (other_fd < 0) continue;  // pruned: whatever it shipped was removed back then
     auto read = ReadReleaseUnits(other_fd);
     ::close(other_fd);
-    if (read && *read) old_units.insert(old_units.end(), (*read)->begin(), (*read)->end());
+    if (!read) return tl::make_unexpected(read.error());
+    if (*read) old_units.insert(old_units.end(), (*read)->begin(), (*read)->end());
   }
   bool changed = false;
   if (*units) {
@@ -151,10 +183,12 @@ Result<void> UpdatePipeline::ApplyRelease(const ReleaseId& to, const std::vector
       if (!w) return tl::make_unexpected(w.error());
       changed |= w->changed;
       keep.insert(u.name);
+      if (written != nullptr) written->insert(u.name);
       Step("unit-written");
     }
     for (const auto& u : old_units) {
       if (keep.contains(u.name)) continue;
+      if (removable != nullptr && !removable->contains(u.name)) continue;
       keep.insert(u.name);  // once, even when several releases ship it
       auto r = helper_.RemoveUnit(u.name);
       if (!r) return tl::make_unexpected(r.error());
@@ -169,18 +203,20 @@ Result<void> UpdatePipeline::ApplyRelease(const ReleaseId& to, const std::vector
     auto name = LinkName::Parse(link.name);
     auto target = AbsPath::Parse(config_.install_dir + "/current/" + link.target);
     if (!name || !target) return Fail(ErrorCode::kFailed, "config-value", "bad link " + link.name);
+    // A target missing from the release ("link-target-missing") fails like any other refusal:
+    // the release would run without what the link promises.
     auto r = helper_.RepointLink(*name, *target);
-    if (r) changed |= r->changed;
-    if (!r && r.error().code == ErrorCode::kNotFound) {
-      *report += "link " + link.name + " skipped: " + r.error().message + "\n";
-    } else if (!r) {
-      return tl::make_unexpected(r.error());
+    if (!r) {
+      Error e = r.error();
+      e.message = "link " + link.name + " -> current/" + link.target + ": " + e.message;
+      return tl::make_unexpected(e);
     }
+    changed |= r->changed;
   }
   if (restart == Restart::kIfChanged && !changed) return {};
   for (size_t i = 0; i < config_.units.size(); ++i) {
     auto unit = UnitName::Parse(config_.units[i]);
-    if (!unit) continue;
+    if (!unit) return Fail(ErrorCode::kFailed, "config-value", "bad unit " + config_.units[i]);
     const bool required = i == 0;
     if (!required) {
       auto st = helper_.UnitStatus(*unit);
@@ -199,21 +235,28 @@ Result<void> UpdatePipeline::ApplyRelease(const ReleaseId& to, const std::vector
   return {};
 }
 
-ApiAnswer UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& tarball) {
+UpdateOutcome UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& tarball) {
   Attempt a("update", caller, std::chrono::milliseconds(config_.update_deadline_ms));
+  UpdateOutcome out = RunUpdate(a, tarball);
+  PruneStore();
+  return out;
+}
+
+UpdateOutcome UpdatePipeline::RunUpdate(Attempt& a, const VerifiedTarball& tarball) {
   a.audit.sha256 = tarball.sha256;
-  auto finish = [&](ApiAnswer answer, std::string result, const Error* e) {
-    return a.Finish(audit_, std::move(answer), std::move(result), e);
+  auto finish = [&](auto outcome, std::string result, const Error* e) -> UpdateOutcome {
+    return a.Finish(audit_, std::move(outcome), std::move(result), e);
   };
   auto id = ReleaseId::FromSha256Hex(tarball.sha256);
-  if (!id) return finish(Failure(400, id.error(), "", false), "refused", &id.error());
+  if (!id) return finish(outcome::Rejected{id.error(), ""}, "refused", &id.error());
   a.id = *id;
   a.audit.release = id->str();
   if (store_.IsComplete(*id)) {
     auto record = store_.Find(*id);
     if (!record || record->kind != ReleaseKind::kService) {
-      Error e{ErrorCode::kDenied, "manifest-kind", "release " + id->str() + " is not a service release"};
-      return finish(Failure(500, e, "", false), "refused", &e);
+      Error e{ErrorCode::kDenied, "manifest-kind",
+              "release " + id->str() + " is not a service release"};
+      return finish(outcome::Refused{e, ""}, "refused", &e);
     }
     a.version = record->version.str();
     a.audit.version = a.version;
@@ -221,9 +264,10 @@ ApiAnswer UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& ta
   }
   auto fail_install = [&](const Error& e, std::string stderr_text) {
     (void)store_.RemoveIncomplete();
-    // An empty tarball is the client's error, not the host's: 400, DECNET's failure shape.
-    if (e.rule == "archive-empty") return finish(Failure(400, e, stderr_text, false), "refused", &e);
-    return finish(Failure(500, e, stderr_text, false), "failed", &e);
+    // An empty tarball is the client's error, not the host's.
+    if (e.rule == "archive-empty")
+      return finish(outcome::Rejected{e, std::move(stderr_text)}, "refused", &e);
+    return finish(outcome::Failed{e, std::move(stderr_text)}, "failed", &e);
   };
   auto dir = store_.BeginRelease(*id);
   if (!dir) return fail_install(dir.error(), "");
@@ -238,7 +282,8 @@ ApiAnswer UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& ta
   if (!manifest) return fail_install(manifest.error(), "");
   if (*manifest && (*manifest)->kind != ReleaseKind::kService) {
     return fail_install(Error{ErrorCode::kDenied, "manifest-kind",
-                              "an updater build goes to /update-self, not /update"}, "");
+                              "an updater build goes to /update-self, not /update"},
+                        "");
   }
   auto version = *manifest ? Result<ReleaseVersion>((*manifest)->version)
                            : VersionWithoutManifest(tarball.sha, tarball.sha256);
@@ -250,33 +295,46 @@ ApiAnswer UpdatePipeline::Update(const Caller& caller, const VerifiedTarball& ta
   if (*units) {
     if (auto ok = CheckReleaseUnits(policy_, **units); !ok) return fail_install(ok.error(), "");
   }
-  if (!config_.install_command.empty()) {
+  if (PlanReleaseInstall(config_, dir->get()) != InstallKind::kNone) {
     t = Clock::now();
-    InstallCommandConfig install{config_.install_command, {},
-                                 std::chrono::milliseconds(config_.install_timeout_ms)};
-    InstallVars vars{store_.root() + "/releases/" + id->str(), id->str(), a.version, tarball.sha256};
+    InstallVars vars{store_.root() + "/releases/" + id->str(), id->str(), a.version,
+                     tarball.sha256};
     Step("installing");
-    auto out = RunInstallCommand(install, vars, dir->get());
+    auto out = InstallRelease(config_, store_.root(), vars, dir->get());
     a.audit.durations_ms.emplace_back("install", MsSince(t));
-    if (!out) return fail_install(out.error(), out.error().message);
+    if (!out) {
+      // The installer's output travels as DECNET's `stderr`; the error keeps the summary.
+      Error e = out.error();
+      std::string output;
+      constexpr std::string_view kOutput = "; output:\n";
+      if (auto at = e.message.find(kOutput); at != std::string::npos) {
+        output = e.message.substr(at + kOutput.size());
+        e.message.resize(at);
+      }
+      return fail_install(e, output.empty() ? e.message : output);
+    }
     Step("installed");
   }
-  ReleaseRecord record{tarball.sha256, tarball.sha, *version, ReleaseKind::kService,
-                       tarball.size, "", ReleaseState::kReady, 0};
+  ReleaseRecord record{tarball.sha256,
+                       tarball.sha,
+                       *version,
+                       ReleaseKind::kService,
+                       tarball.size,
+                       "",
+                       ReleaseState::kReady,
+                       0};
   if (auto ok = store_.MarkComplete(*id, record); !ok) return fail_install(ok.error(), "");
   a.fresh = true;
   Step("complete");
-  return Activate(a);  // old releases are pruned in AfterReply()
+  return Activate(a);
 }
-
-void UpdatePipeline::AfterReply() { (void)store_.Prune(); }
 
 // Flips to a.id, applies it, gates it; commits, or reverts to what was active and proves
 // that healthy again.
-ApiAnswer UpdatePipeline::Activate(Attempt& a) {
-  auto finish = [&](ApiAnswer answer, std::string result, std::string rule, std::string error) {
-    Error e{ErrorCode::kFailed, std::move(rule), std::move(error)};
-    return a.Finish(audit_, std::move(answer), std::move(result), e.rule.empty() ? nullptr : &e);
+UpdateOutcome UpdatePipeline::Activate(Attempt& a) {
+  auto finish = [&](auto outcome, std::string result, const Error* e) -> UpdateOutcome {
+    return a.Finish(audit_, std::move(outcome), std::move(result),
+                    e != nullptr && !e->rule.empty() ? e : nullptr);
   };
   a.from = store_.Active();
   const bool redeploy = a.from && *a.from == *a.id;
@@ -284,12 +342,14 @@ ApiAnswer UpdatePipeline::Activate(Attempt& a) {
     // Never activated (the journal could not be written: a full disk): a release this
     // attempt installed is not kept, so the store lists only what it could run.
     if (a.fresh) (void)store_.Discard(*a.id);
-    return finish(Failure(500, ok.error(), "", false), "failed", ok.error().rule, ok.error().message);
+    return finish(outcome::Failed{ok.error(), ""}, "failed", &ok.error());
   }
   Step("flipped");
   std::map<UnitName, uint32_t> restarts;
+  std::set<UnitName> written;  // what a rollback has to take away again
   auto t = Clock::now();
-  auto applied = ApplyRelease(*a.id, Others(a.from), &restarts, &a.stderr_text);
+  auto applied =
+      ApplyRelease(*a.id, Others(a.from), &restarts, &a.stderr_text, Restart::kAlways, &written);
   a.audit.durations_ms.emplace_back("apply", MsSince(t));
   GateVerdict verdict;
   if (applied) {
@@ -301,12 +361,6 @@ ApiAnswer UpdatePipeline::Activate(Attempt& a) {
   } else {
     verdict = GateVerdict{false, "", applied.error().message, applied.error().rule};
   }
-  auto release_json = [&] {
-    for (auto& r : Releases()) {
-      if (r["id"] == a.id->str()) return r;
-    }
-    return nlohmann::json::object();
-  };
   bool unrecorded = false;
   if (verdict.healthy && !redeploy) {
     if (auto ok = store_.Commit(); !ok) {
@@ -318,20 +372,20 @@ ApiAnswer UpdatePipeline::Activate(Attempt& a) {
   }
   if (verdict.healthy) {
     Step("committed");
-    return finish({200, {{"status", "updated"}, {"release", release_json()}, {"probe", verdict.probe}}},
-                  "updated", "", "");
+    return finish(outcome::Updated{ReleaseRow(*a.id), verdict.probe}, "updated", nullptr);
   }
   const std::string cause = verdict.rule + ": " + verdict.detail;
   a.audit.rollback_cause = cause;
   if (redeploy) {
-    Error e{ErrorCode::kFailed, verdict.rule, "redeploy of the active release failed: " + verdict.detail};
-    return finish(Failure(500, e, verdict.probe + "\n" + a.stderr_text, false), "failed", e.rule, e.message);
+    Error e{ErrorCode::kFailed, verdict.rule,
+            "redeploy of the active release failed: " + verdict.detail};
+    return finish(outcome::Failed{e, verdict.probe + "\n" + a.stderr_text}, "failed", &e);
   }
   Step("rolling-back");
   if (auto ok = store_.Revert(RevertMark::kRecordFailed, cause); !ok) {
     // `current` could not be flipped back: the new release stays where it is.
     if (store_.Pending()) {
-      return finish(Failure(500, ok.error(), verdict.probe, false), "failed", ok.error().rule, ok.error().message);
+      return finish(outcome::Failed{ok.error(), verdict.probe}, "failed", &ok.error());
     }
     // Flipped back, but state.json not rewritten (a full disk): the rollback goes on.
     a.stderr_text += "state.json not rewritten: " + ok.error().message + "\n";
@@ -344,61 +398,83 @@ ApiAnswer UpdatePipeline::Activate(Attempt& a) {
     // The old release is held to the same gate, its own version included.
     std::string old_version;
     if (auto record = store_.Find(*a.from)) old_version = record->version.str();
-    auto reapplied = ApplyRelease(*a.from, {*a.id}, &old_restarts, &a.stderr_text);
-    GateVerdict again = reapplied ? gate_.Check(old_restarts, old_version, a.deadline - std::chrono::seconds(2))
-                                  : GateVerdict{false, "", reapplied.error().message, reapplied.error().rule};
+    auto reapplied = ApplyRelease(*a.from, {*a.id}, &old_restarts, &a.stderr_text, Restart::kAlways,
+                                  nullptr, &written);
+    GateVerdict again =
+        reapplied ? gate_.Check(old_restarts, old_version, a.deadline - std::chrono::seconds(2))
+                  : GateVerdict{false, "", reapplied.error().message, reapplied.error().rule};
     old_healthy = again.healthy;
     old_probe = again.healthy ? again.probe : again.rule + ": " + again.detail + " " + again.probe;
   }
-  std::string both = "new release: " + verdict.probe + "\nold release: " + old_probe + "\n" + a.stderr_text;
+  std::string both =
+      "new release: " + verdict.probe + "\nold release: " + old_probe + "\n" + a.stderr_text;
   Error e{ErrorCode::kFailed, verdict.rule,
           (unrecorded ? "the new release passed its health gate but its commit was not recorded ("
                       : "the new release failed its health gate (") +
               verdict.detail + ")"};
   if (!old_healthy) {
     e.message += "; the rollback did not prove healthy either";
-    return finish(Failure(500, e, both, false), "failed", e.rule, e.message);
+    return finish(outcome::Failed{e, both}, "failed", &e);
   }
-  return finish(Failure(409, e, both, true), "rolled_back", e.rule, e.message);
+  return finish(outcome::RolledBack{e, both}, "rolled_back", &e);
 }
 
-ApiAnswer UpdatePipeline::Rollback(const Caller& caller) {
+RollbackOutcome UpdatePipeline::Rollback(const Caller& caller) {
   Attempt a("rollback", caller, std::chrono::milliseconds(config_.update_deadline_ms));
-  auto finish = [&](ApiAnswer answer, std::string result, const Error* e) {
-    return a.Finish(audit_, std::move(answer), std::move(result), e);
+  RollbackOutcome out = RunRollback(a);
+  PruneStore();
+  return out;
+}
+
+RollbackOutcome UpdatePipeline::RunRollback(Attempt& a) {
+  auto finish = [&](auto outcome, std::string result, const Error* e) -> RollbackOutcome {
+    return a.Finish(audit_, std::move(outcome), std::move(result), e);
   };
   auto previous = store_.Previous();
   auto active = store_.Active();
   if (!previous || !active) {
     Error e{ErrorCode::kNotFound, "rollback-no-previous", "there is no previous release"};
-    return finish({404, api::DetailJson("no previous release to roll back to")}, "refused", &e);
+    return finish(outcome::NoPrevious{}, "refused", &e);
   }
   a.audit.release = previous->str();
   if (auto record = store_.Find(*previous)) a.audit.version = record->version.str();
-  if (auto ok = store_.Rollback(); !ok) return finish(Failure(500, ok.error(), "", std::nullopt), "failed", &ok.error());
+  if (auto ok = store_.Rollback(); !ok)
+    return finish(outcome::Failed{ok.error(), ""}, "failed", &ok.error());
   Step("flipped");
   std::map<UnitName, uint32_t> restarts;
-  auto applied = ApplyRelease(*previous, {*active}, &restarts, &a.stderr_text);
-  GateVerdict verdict = applied ? gate_.Check(restarts, a.audit.version, a.start + (a.deadline - a.start) * 11 / 20)
-                                : GateVerdict{false, "", applied.error().message, applied.error().rule};
-  if (verdict.healthy && store_.Commit()) {
-    nlohmann::json release = nlohmann::json::object();
-    for (auto& r : Releases()) {
-      if (r["id"] == previous->str()) release = r;
+  std::set<UnitName> written;
+  auto applied =
+      ApplyRelease(*previous, {*active}, &restarts, &a.stderr_text, Restart::kAlways, &written);
+  GateVerdict verdict =
+      applied ? gate_.Check(restarts, a.audit.version, a.start + (a.deadline - a.start) * 11 / 20)
+              : GateVerdict{false, "", applied.error().message, applied.error().rule};
+  if (verdict.healthy) {
+    if (auto ok = store_.Commit(); ok) {
+      return finish(outcome::Restored{ReleaseRow(*previous), verdict.probe}, "rolled_back",
+                    nullptr);
+    } else {
+      verdict = GateVerdict{false, verdict.probe, ok.error().message, ok.error().rule};
     }
-    return finish({200, {{"status", "rolled_back"}, {"release", release}, {"probe", verdict.probe}}},
-                  "rolled_back", nullptr);
   }
-  // The older release did not prove healthy: go back to what was active.
+  // The older release did not prove healthy: go back to what was active, and say so when
+  // even that did not work.
   Error e{ErrorCode::kFailed, verdict.rule.empty() ? "store-io" : verdict.rule,
-          "the previous release failed its health gate (" + verdict.detail + "); staying on the active one"};
-  (void)store_.Revert(RevertMark::kKeepState, e.message);
+          "the previous release failed its health gate (" + verdict.detail +
+              "); staying on the active one"};
+  if (auto reverted = store_.Revert(RevertMark::kKeepState, e.message); !reverted)
+    a.stderr_text += "returning to the active release: [" + reverted.error().rule + "] " +
+                     reverted.error().message + "\n";
   std::map<UnitName, uint32_t> again;
-  (void)ApplyRelease(*active, {*previous}, &again, &a.stderr_text);
-  return finish(Failure(500, e, verdict.probe + "\n" + a.stderr_text, std::nullopt), "failed", &e);
+  if (auto reapplied = ApplyRelease(*active, {*previous}, &again, &a.stderr_text, Restart::kAlways,
+                                    nullptr, &written);
+      !reapplied)
+    a.stderr_text += "units and links of the active release not restored: [" +
+                     reapplied.error().rule + "] " + reapplied.error().message + "\n";
+  return finish(outcome::Failed{e, verdict.probe + "\n" + a.stderr_text}, "failed", &e);
 }
 
 bool UpdatePipeline::Reconcile(const std::string& why, bool reverted) {
+  pruner_.Wake();  // whatever a prune interrupted by a crash left beneath pruned/
   AuditEntry entry;
   entry.op = "recovery";
   entry.error = why;

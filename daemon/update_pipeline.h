@@ -1,22 +1,28 @@
 // The update pipeline: spool+verify -> extract and install in place ->
 // validate units with the helper's policy -> flip `current` -> helper: write/remove units,
 // daemon-reload, repoint links -> restart units in order -> health gate -> commit, or roll
-// back the release, its units and its links. Every answer is DECNET's status and JSON.
-// One operation at a time: the caller (the API) refuses a second one with 503.
+// back the release, its units and its links. Each operation returns what happened (an outcome,
+// daemon/outcome.h); the API turns it into DECNET's status and JSON (daemon/api_answers.h).
+// One operation at a time: the caller (the API) refuses a second one while one runs.
+// Old releases are pruned without holding anyone up: at the end of each operation their
+// records go and their directories are moved aside (one rename each); a background pruner
+// (daemon/release_pruner.h) deletes them beside whatever runs next.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <optional>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
 
 #include "daemon/audit_log.h"
 #include "daemon/config.h"
 #include "daemon/health_gate.h"
 #include "daemon/helper_client.h"
+#include "daemon/outcome.h"
+#include "daemon/release_pruner.h"
 #include "daemon/release_store.h"
 #include "policy/policy.h"
 
@@ -40,30 +46,22 @@ struct VerifiedTarball {
   std::optional<std::string> sha;
 };
 
-// An HTTP answer in DECNET's shapes.
-struct ApiAnswer {
-  unsigned status = 500;
-  nlohmann::json body;
-};
-
 // What the API asks of the update side; the pipeline implements it, API tests fake it.
 // Calls come one at a time, from a worker thread (never the I/O thread).
 class Operations {
  public:
   virtual ~Operations() = default;
-  // POST /update with a verified tarball: 200 updated, 409 rolled back, 500 failed.
-  virtual ApiAnswer Update(const Caller& caller, const VerifiedTarball& tarball) = 0;
-  // POST /update-self with a verified tarball (confirm_self already checked): 200 queued
-  // (the restart follows once `after_reply` runs), 400/500 refused.
-  virtual ApiAnswer UpdateSelf(const Caller& caller, const VerifiedTarball& tarball,
-                               std::function<void()>* after_reply) = 0;
-  // POST /rollback: 200 rolled back, 404 no previous release, 500 failed.
-  virtual ApiAnswer Rollback(const Caller& caller) = 0;
+  // POST /update with a verified tarball: updated, rolled back (with the failed step's rule),
+  // rejected, refused or failed.
+  virtual UpdateOutcome Update(const Caller& caller, const VerifiedTarball& tarball) = 0;
+  // POST /update-self with a verified tarball (confirm_self already checked): queued (the
+  // restart follows once `after_reply` runs), refused or failed.
+  virtual SelfUpdateOutcome UpdateSelf(const Caller& caller, const VerifiedTarball& tarball,
+                                       std::function<void()>* after_reply) = 0;
+  // POST /rollback: restored, no previous release, or failed.
+  virtual RollbackOutcome Rollback(const Caller& caller) = 0;
   // The releases in DECNET's order (active, previous, then the others kept).
   virtual std::vector<nlohmann::json> Releases() = 0;
-  // Runs after each operation's reply was handed to the transport, still one at a time:
-  // work the caller need not wait for, such as deleting old releases.
-  virtual void AfterReply() {}
 };
 
 // What POST /update-self installs into: the daemon's own release store (config.updater_dir,
@@ -71,8 +69,8 @@ class Operations {
 struct SelfUpdateTarget {
   ReleaseStore* store = nullptr;  // null: update-self is refused with `unavailable_why`
   std::string unavailable_why = "no store for the daemon's own builds is configured";
-  uint64_t helper_protocol = 0;   // the protocol the installed helper speaks
-  std::string arch;               // uname -m of this host
+  uint64_t helper_protocol = 0;                     // the protocol the installed helper speaks
+  std::string arch;                                 // uname -m of this host
   std::chrono::milliseconds smoke_timeout{10'000};  // `decnet-updaterd --version` of the build
 };
 
@@ -81,18 +79,28 @@ class UpdatePipeline : public Operations {
   UpdatePipeline(const DaemonConfig& config, const helper::Policy& policy, ReleaseStore& store,
                  HelperClient& helper, HealthGate& gate, AuditLog& audit);
 
-  ApiAnswer Update(const Caller& caller, const VerifiedTarball& tarball) override;
-  ApiAnswer UpdateSelf(const Caller& caller, const VerifiedTarball& tarball,
-                       std::function<void()>* after_reply) override;
-  ApiAnswer Rollback(const Caller& caller) override;
+  // Every step is checked: a unit that cannot be written or removed, a daemon-reload that
+  // fails, a link that cannot be repointed (its target missing included) or a required unit
+  // that does not restart fails the update after `current` moved, which is then rolled back
+  // (release, units, links) and answered RolledBack with that step's rule; the audit line
+  // names the rule too. Ends by pruning the store to keep_releases (see above).
+  UpdateOutcome Update(const Caller& caller, const VerifiedTarball& tarball) override;
+  SelfUpdateOutcome UpdateSelf(const Caller& caller, const VerifiedTarball& tarball,
+                               std::function<void()>* after_reply) override;
+  // Ends by pruning, as Update.
+  RollbackOutcome Rollback(const Caller& caller) override;
   std::vector<nlohmann::json> Releases() override;
-  // Prunes the store to keep_releases (deleting a large tree can take seconds on a
-  // discard-mounted disk: the master is not kept waiting for it).
-  void AfterReply() override;
+  // Blocks until the background pruner has deleted everything pruned so far (tests; the
+  // pruner's destructor also finishes the directory it is deleting). Returns its last error.
+  Result<void> WaitForPruning() { return pruner_.WaitIdle(); }
+  // Test-only: called by the pruner's thread with "deleting" and "deleted" around each pruned
+  // directory it removes. Set before the first operation.
+  void SetPruneHook(ReleasePruner::Hook hook) { pruner_.SetHook(std::move(hook)); }
   // At start-up, once the store has recovered: makes units and links match the active
   // release (removing units only other kept releases ship), restarting the services when
   // `reverted` (recovery undid an interrupted update) or when anything had to change.
-  // Returns false (with an audit entry) when it could not.
+  // Returns false (with an audit entry) when it could not. Also sets the pruner to delete what
+  // an interrupted prune left behind.
   bool Reconcile(const std::string& why, bool reverted);
 
   // Test-only: called with the name of each step ("extracting", "extracted", "installing",
@@ -107,11 +115,21 @@ class UpdatePipeline : public Operations {
   void SetSelfUpdate(SelfUpdateTarget target) { self_ = std::move(target); }
 
  private:
-  ApiAnswer Activate(pipeline::Attempt& a);
+  UpdateOutcome RunUpdate(pipeline::Attempt& a, const VerifiedTarball& tarball);
+  UpdateOutcome Activate(pipeline::Attempt& a);
+  RollbackOutcome RunRollback(pipeline::Attempt& a);
+  // Prunes the store beyond keep_releases, deferring the deletion to the pruner.
+  void PruneStore();
+  std::optional<api::Release> ReleaseRow(const ReleaseId& id) const;
   enum class Restart { kAlways, kIfChanged };
+  // `written` (when set) collects the units this call wrote; `removable` (when set) limits
+  // the removal of the other releases' units to those names (a rollback removes only what
+  // the failed attempt wrote, never a unit it was refused).
   Result<void> ApplyRelease(const ReleaseId& id, const std::vector<ReleaseId>& others,
                             std::map<UnitName, uint32_t>* restarts, std::string* stderr_text,
-                            Restart restart = Restart::kAlways);
+                            Restart restart = Restart::kAlways,
+                            std::set<UnitName>* written = nullptr,
+                            const std::set<UnitName>* removable = nullptr);
   void Step(std::string_view name) const;
 
   const DaemonConfig& config_;
@@ -122,6 +140,7 @@ class UpdatePipeline : public Operations {
   AuditLog& audit_;
   StepHook step_;
   SelfUpdateTarget self_;
+  ReleasePruner pruner_;  // last: its thread stops before the rest goes
 };
 
 }  // namespace decnet::daemon

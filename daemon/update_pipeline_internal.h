@@ -17,10 +17,6 @@ using Clock = std::chrono::steady_clock;
 
 int64_t MsSince(Clock::time_point t);
 
-// DECNET's failure shape: {"detail":{"error","stderr","rolled_back"?,"rule"}}.
-ApiAnswer Failure(unsigned status, const Error& e, const std::string& stderr_text,
-                  std::optional<bool> rolled_back);
-
 // The manifest at the release's root, or nullopt for a tree without one (a DECNET push).
 // Refuses a manifest that is not a small regular file ("manifest-file", "manifest-size") and
 // whatever ParseReleaseManifest refuses.
@@ -40,8 +36,13 @@ struct Attempt {
 
   Attempt(std::string op, const Caller& caller, std::chrono::milliseconds budget);
   // Completes the audit line (result, rule, error, total time), appends it, and passes the
-  // answer through.
-  ApiAnswer Finish(AuditLog& log, ApiAnswer answer, std::string result, const Error* e);
+  // outcome through.
+  template <class Outcome>
+  Outcome Finish(AuditLog& log, Outcome outcome, std::string result, const Error* e) {
+    Record(log, std::move(result), e);
+    return outcome;
+  }
+  void Record(AuditLog& log, std::string result, const Error* e);
 };
 
 }  // namespace decnet::daemon::pipeline

@@ -54,7 +54,10 @@ json FailureJson(const std::string& error, const std::string& stderr_text,
   json detail = {{"error", error}, {"stderr", stderr_text}};
   if (rolled_back) detail["rolled_back"] = *rolled_back;
   if (!rule.empty()) detail["rule"] = rule;
-  return {{"detail", detail}};
+  // DECNET's dashboard reads "error" and "stderr" at the top (its rollback handler takes
+  // `error or detail` as a string), its CLI reads detail.error: both get a non-empty string.
+  const std::string shown = error.empty() ? (rule.empty() ? "failed" : rule) : error;
+  return {{"error", shown}, {"stderr", stderr_text}, {"detail", detail}};
 }
 
 }  // namespace decnet::api

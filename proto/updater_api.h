@@ -39,7 +39,9 @@ nlohmann::json RolledBackJson(const Release& r, const std::string& probe);
 nlohmann::json SelfUpdateQueuedJson();
 // {"detail":"<message>"} (400 sha256 required, 403, 404, 422).
 nlohmann::json DetailJson(const std::string& message);
-// {"detail":{"error":e,"stderr":s}} plus "rolled_back" when given (409, 500) and our "rule".
+// {"detail":{"error":e,"stderr":s}} plus "rolled_back" when given (409, 500) and our "rule",
+// with "error" (never empty: the rule, or "failed", when e is) and "stderr" also at the top,
+// where DECNET's dashboard reads them.
 nlohmann::json FailureJson(const std::string& error, const std::string& stderr_text,
                            std::optional<bool> rolled_back, const std::string& rule);
 

@@ -10,9 +10,36 @@ decnet_gtest(daemon_main_test
   LIBS decnet_daemon_main)
 add_dependencies(daemon_main_test decnet-updaterd)
 
-# The crash matrix's points before the pipeline ("uploading", "spooled"; the others are in
-# crash_matrix_test.cc), through the real mTLS server, API and pipeline, curl as the master.
-decnet_gtest(daemon_crash_upload_test
-  SOURCES ${CMAKE_CURRENT_LIST_DIR}/crash_upload_test.cc
+# An upload whose client is killed mid-body, and a spool file a killed daemon left, through the
+# real mTLS server, API and pipeline, curl as the master. (The daemon's own crashes are the
+# crash matrix, tests/integration/crash_e2e_test.cc.)
+decnet_gtest(daemon_upload_cut_short_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/upload_cut_short_test.cc
   LIBS decnet_daemon_api decnet_daemon_pipeline decnet_helper_core decnet_test_pki
   PROPERTIES TIMEOUT 300)
+
+# No busy window: the request the master sends as soon as it reads an answer is served, even
+# while old releases are being deleted (the real mTLS server, API and pipeline, curl).
+decnet_gtest(daemon_no_busy_window_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/no_busy_window_test.cc
+  LIBS decnet_daemon_api decnet_daemon_pipeline decnet_helper_core decnet_test_pki
+  PROPERTIES TIMEOUT 300)
+
+# Every answer of every route, from the real mTLS server, API and pipeline, read by a
+# restatement of DECNET's master (its pydantic models, its handlers, its CLI's table; Debian's
+# python3-pydantic and python3-httpx), its requests sent by our restatement of its client.
+decnet_gtest(daemon_decnet_master_models_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/decnet_master_models_test.cc
+  LIBS decnet_daemon_api decnet_daemon_pipeline decnet_helper_core decnet_test_pki
+  PROPERTIES TIMEOUT 300)
+
+# docs/operations.md holds to the code: its configuration tables against the daemon's and the
+# helper's parsers, and every curl command it shows run as written against the real mTLS
+# server, API and pipeline, with a build packed by scripts/pack-updater-build.sh.
+decnet_gtest(daemon_operations_doc_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/operations_doc_test.cc
+  LIBS decnet_daemon_api decnet_daemon_pipeline decnet_helper_core decnet_test_pki
+  PROPERTIES TIMEOUT 300)
+target_compile_definitions(daemon_operations_doc_test PRIVATE
+  DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>")
+add_dependencies(daemon_operations_doc_test decnet-updaterd)

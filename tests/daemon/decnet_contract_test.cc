@@ -307,7 +307,7 @@ TEST_F(ADecnetContract, RollsBackToTheOldCodeExactlyIncludingWhatTheInstallComma
   ASSERT_EQ(Push(t3).status, 200u);
   ASSERT_EQ(ReadFile(built), "built 3.0\n");
   ASSERT_EQ(ReadFile(linked), "#!/bin/sh\necho 3.0\n");
-  auto back = pipeline_->Rollback({"fp", "decnet-master"});
+  ApiAnswer back = pipeline_->Rollback({"fp", "decnet-master"});
   ASSERT_EQ(back.status, 200u) << back.body.dump();
   EXPECT_EQ(CurrentVersion(), "1.0");
   EXPECT_EQ(ReadFile(built), "built 1.0\n") << "a manual rollback must run the old build";
@@ -352,7 +352,7 @@ TEST_F(ADecnetContract, RemovesUnitsTheNewReleaseDropsAndPutsThemBackOnEitherRol
   EXPECT_EQ(InstalledUnit("decnet-agent.service"), Unit("agent v2"));
 
   // Manual rollback: the old units come back exactly.
-  ASSERT_EQ(pipeline_->Rollback({"fp", "decnet-master"}).status, 200u);
+  ASSERT_EQ(ApiAnswer(pipeline_->Rollback({"fp", "decnet-master"})).status, 200u);
   EXPECT_EQ(InstalledUnit("decnet-agent.service"), Unit("agent v1"));
   EXPECT_EQ(InstalledUnit("decnet-forwarder.service"), Unit("forwarder v1"));
 }

@@ -197,6 +197,54 @@ TEST_F(AReleaseStore, RevertsAFailedActivationAndRecordsItFailed) {
   ExpectConsistent(root_);
 }
 
+// update-self's store: the daemon died after `current` moved and before the commit; the
+// helper has started what `current` names, so the change is kept rather than reverted.
+TEST_F(AReleaseStore, CommitsAnInterruptedActivationWhoseCurrentAlreadyMoved) {
+  {
+    auto store = OpenStore(root_);
+    InstallAndActivate(store, "v1");
+    Install(store, "v2");
+    ASSERT_TRUE(store.Activate(IdOf("v2")));
+  }  // the process dies here: state.json still holds the pending activation
+  auto store = OpenStore(root_);
+  ASSERT_TRUE(store.Pending());
+  auto committed = store.CommitFlippedActivation();
+  ASSERT_TRUE(committed) << committed.error().message;
+  EXPECT_EQ(*committed, IdOf("v2"));
+  EXPECT_FALSE(store.Pending());
+  ASSERT_TRUE(store.Recover());
+  EXPECT_EQ(CurrentApp(root_), "v2");
+  EXPECT_EQ(store.Active(), IdOf("v2"));
+  EXPECT_EQ(store.Previous(), IdOf("v1"));
+  EXPECT_TRUE(store.Failed().empty());
+  ExpectConsistent(root_);
+}
+
+// ... but one whose `current` had not moved yet (died right after the journal) is left to
+// Recover(), which reverts it: `current` and the state agree on the old release.
+TEST_F(AReleaseStore, LeavesAnInterruptedActivationWhoseCurrentDidNotMoveToRecover) {
+  {
+    auto store = OpenStore(root_);
+    InstallAndActivate(store, "v1");
+    Install(store, "v2");
+    ASSERT_TRUE(store.Activate(IdOf("v2")));
+  }
+  fs::path current = fs::path(root_) / "current";
+  fs::remove(current);
+  fs::create_symlink("releases/" + IdOf("v1").str(), current);  // as before the flip
+  auto store = OpenStore(root_);
+  auto committed = store.CommitFlippedActivation();
+  ASSERT_TRUE(committed) << committed.error().message;
+  EXPECT_FALSE(committed->has_value());
+  ASSERT_TRUE(store.Pending());
+  auto recovered = store.Recover();
+  ASSERT_TRUE(recovered) << recovered.error().message;
+  EXPECT_TRUE(recovered->reverted);
+  EXPECT_EQ(CurrentApp(root_), "v1");
+  EXPECT_EQ(store.Active(), IdOf("v1"));
+  ExpectConsistent(root_);
+}
+
 TEST_F(AReleaseStore, RevertsAFailedFirstInstallToNoRelease) {
   auto store = OpenStore(root_);
   Install(store, "v1");

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 
+#include "daemon/api_answers.h"  // pipeline tests read outcomes as DECNET's master would
 #include "daemon/helper_client.h"
 #include "helper/dirs.h"
 #include "helper/serve.h"

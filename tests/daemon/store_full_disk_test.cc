@@ -149,12 +149,13 @@ class AStoreOnAFullDisk : public ::testing::Test {
     }
     return test::PackTree(tree);
   }
-  // One update as the API runs it: the operation, then (after the answer) the prune.
+  // One update as the API runs it: the operation (which prunes), then the background
+  // deletion of what it pruned, awaited so each test sees the space it frees.
   ApiAnswer Push(const Tarball& t) {
     int fd = ::open(t.path.c_str(), O_RDONLY | O_CLOEXEC);
     ApiAnswer a = pipeline_->Update({"fp", "decnet-master"}, {fd, t.size, t.sha256, std::nullopt});
     ::close(fd);
-    pipeline_->AfterReply();
+    (void)pipeline_->WaitForPruning();
     return a;
   }
   // Runs `fill` when the pipeline reaches step `step` (once).

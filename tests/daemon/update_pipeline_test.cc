@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -92,7 +93,7 @@ class AnUpdatePipeline : public ::testing::Test {
     std::string tree = dirs_.root() + "/tree-" + std::to_string(++packed_);
     fs::create_directories(tree + "/venv/bin");
     std::ofstream(tree + "/VERSION") << version << "\n";
-    std::ofstream(tree + "/venv/bin/decnet") << "#!/bin/sh\necho " << version << "\n";
+    if (with_link_target_) std::ofstream(tree + "/venv/bin/decnet") << "#!/bin/sh\necho " << version << "\n";
     if (!units.empty()) fs::create_directories(tree + "/etc/systemd/system");
     for (const auto& [name, content] : units) std::ofstream(tree + "/etc/systemd/system/" + name) << content;
     if (!manifest.empty()) std::ofstream(tree + "/.decnet-release.json") << manifest;
@@ -131,6 +132,7 @@ class AnUpdatePipeline : public ::testing::Test {
   ScriptedGate gate_;
   std::optional<UpdatePipeline> pipeline_;
   int packed_ = 0;
+  bool with_link_target_ = true;  // Pack() ships venv/bin/decnet, the `decnet` link's target
 };
 
 TEST_F(AnUpdatePipeline, InstallsAFirstReleaseWithItsUnitsAndLink) {
@@ -232,16 +234,16 @@ TEST_F(AnUpdatePipeline, AbortsOnAFailedInstallCommandWithItsOutput) {
 
 TEST_F(AnUpdatePipeline, RollsBackManuallyAndRefusesWithoutAPreviousRelease) {
   ASSERT_TRUE(OperatorInstalledAgent());
-  auto none = pipeline_->Rollback({"fp", "decnet-master"});
+  ApiAnswer none = pipeline_->Rollback({"fp", "decnet-master"});
   EXPECT_EQ(none.status, 404u);
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
-  EXPECT_EQ(pipeline_->Rollback({"fp", "decnet-master"}).status, 404u);
+  EXPECT_EQ(ApiAnswer(pipeline_->Rollback({"fp", "decnet-master"})).status, 404u);
   ASSERT_EQ(Push(Pack("2.0", {})).status, 200u);
-  auto a = pipeline_->Rollback({"fp", "decnet-master"});
+  ApiAnswer a = pipeline_->Rollback({"fp", "decnet-master"});
   ASSERT_EQ(a.status, 200u) << a.body.dump();
   EXPECT_EQ(a.body["status"], "rolled_back");
   EXPECT_EQ(CurrentVersion(), "1.0");
-  auto b = pipeline_->Rollback({"fp", "decnet-master"});
+  ApiAnswer b = pipeline_->Rollback({"fp", "decnet-master"});
   ASSERT_EQ(b.status, 200u);
   EXPECT_EQ(CurrentVersion(), "2.0") << "a manual rollback swaps active and previous";
 }
@@ -252,20 +254,98 @@ TEST_F(AnUpdatePipeline, RefusesAnUpdaterBuildOnTheServicePath) {
   EXPECT_EQ(a.body["detail"]["rule"], "manifest-kind");
 }
 
-TEST_F(AnUpdatePipeline, PrunesToKeepReleasesOnlyAfterTheAnswer) {
+TEST_F(AnUpdatePipeline, PrunesBeyondKeepReleasesAndDeletesThemInTheBackground) {
   ASSERT_TRUE(OperatorInstalledAgent());
+  // Holds the pruner inside its first deletion until the test lets it go.
+  std::promise<void> entered, go;
+  std::shared_future<void> go_future = go.get_future().share();
+  std::atomic<int> deleting{0};
+  pipeline_->SetPruneHook([&](std::string_view step) {
+    if (step == "deleting" && deleting++ == 0) {
+      entered.set_value();
+      go_future.wait();
+    }
+  });
   std::vector<Tarball> pushed;  // the store keeps kDefaultKeepReleases (3)
   for (const char* v : {"1.0", "2.0", "3.0", "4.0"}) {
     pushed.push_back(Pack(v, {}));
     ASSERT_EQ(Push(pushed.back()).status, 200u);
   }
-  size_t dirs = 0;
-  for (const auto& e : fs::directory_iterator(install_ + "/releases")) dirs += e.is_directory();
-  EXPECT_EQ(dirs, 4u) << "the answer does not wait for the deletion";
-  pipeline_->AfterReply();
-  EXPECT_FALSE(fs::exists(install_ + "/releases/" + pushed[0].sha256.substr(0, 16)));
+  entered.get_future().wait();  // the oldest release is being deleted, and the answer is out
+  const std::string oldest = pushed[0].sha256.substr(0, 16);
+  EXPECT_FALSE(fs::exists(install_ + "/releases/" + oldest)) << "moved aside before the answer";
+  for (const auto& r : pipeline_->Releases()) EXPECT_NE(r["id"], oldest) << "still listed";
+  size_t waiting = 0;
+  for (const auto& e : fs::directory_iterator(install_ + "/pruned")) {
+    waiting += 1;
+    EXPECT_TRUE(e.path().filename().string().starts_with(oldest + ".")) << e.path();
+  }
+  EXPECT_EQ(waiting, 1u) << "the pruned release waits beneath pruned/";
+  go.set_value();
+  ASSERT_TRUE(pipeline_->WaitForPruning());
+  EXPECT_TRUE(fs::is_empty(install_ + "/pruned")) << "pruning happens eventually";
   for (size_t i = 1; i < pushed.size(); ++i)
     EXPECT_TRUE(fs::exists(install_ + "/releases/" + pushed[i].sha256.substr(0, 16))) << i;
+}
+
+TEST_F(AnUpdatePipeline, ReinstallsARePushOfAPrunedReleaseWhileItsOldTreeIsStillBeingDeleted) {
+  ASSERT_TRUE(OperatorInstalledAgent());
+  std::promise<void> entered, go;
+  std::shared_future<void> go_future = go.get_future().share();
+  std::atomic<int> deleting{0};
+  pipeline_->SetPruneHook([&](std::string_view step) {
+    if (step == "deleting" && deleting++ == 0) {
+      entered.set_value();
+      go_future.wait();
+    }
+  });
+  std::vector<Tarball> pushed;
+  for (const char* v : {"1.0", "2.0", "3.0", "4.0"}) {
+    pushed.push_back(Pack(v, {}));
+    ASSERT_EQ(Push(pushed.back()).status, 200u);
+  }
+  entered.get_future().wait();
+  // 1.0 again, while its pruned tree is held half way: extracted afresh into releases/<id>.
+  auto a = Push(pushed[0]);
+  EXPECT_EQ(a.status, 200u) << a.body.dump();
+  EXPECT_EQ(CurrentVersion(), "1.0");
+  go.set_value();
+  ASSERT_TRUE(pipeline_->WaitForPruning());
+  EXPECT_EQ(CurrentVersion(), "1.0") << "the pruner deleted the re-pushed release";
+  EXPECT_TRUE(fs::exists(install_ + "/current/venv/bin/decnet"));
+}
+
+TEST_F(AnUpdatePipeline, RecoversFromACrashHalfWayThroughDeletingAPrunedRelease) {
+  ASSERT_TRUE(OperatorInstalledAgent());
+  std::vector<Tarball> pushed;
+  for (const char* v : {"1.0", "2.0"}) {
+    pushed.push_back(Pack(v, {}));
+    ASSERT_EQ(Push(pushed.back()).status, 200u);
+  }
+  // What a crash leaves: a tree half deleted beneath pruned/, and one half deleted beneath
+  // releases/ whose record was already dropped (its completion record gone first).
+  fs::create_directories(install_ + "/pruned/0123456789abcdef.1.1/venv/lib");
+  std::ofstream(install_ + "/pruned/0123456789abcdef.1.1/venv/lib/x.py") << "x";
+  fs::create_directories(install_ + "/releases/fedcba9876543210/venv/bin");
+  std::ofstream(install_ + "/releases/fedcba9876543210/VERSION") << "0.1\n";
+  pipeline_.reset();
+  store_.reset();
+  auto store = ReleaseStore::Open(install_);
+  ASSERT_TRUE(store) << store.error().message;
+  store_.emplace(std::move(*store));
+  auto recovered = store_->Recover();
+  ASSERT_TRUE(recovered) << recovered.error().message;
+  EXPECT_EQ(recovered->removed, std::vector<std::string>{"fedcba9876543210"});
+  EXPECT_EQ(store_->Active()->str(), pushed[1].sha256.substr(0, 16));
+  pipeline_.emplace(config_, dirs_.policy(), *store_, helper_->client(), gate_, *audit_);
+  ASSERT_TRUE(pipeline_->Reconcile("start-up", false));
+  ASSERT_TRUE(pipeline_->WaitForPruning());
+  EXPECT_TRUE(fs::is_empty(install_ + "/pruned")) << "the next pruner deletes the leftover";
+  std::set<std::string> dirs;
+  for (const auto& e : fs::directory_iterator(install_ + "/releases")) dirs.insert(e.path().filename());
+  EXPECT_EQ(dirs, (std::set<std::string>{pushed[0].sha256.substr(0, 16), pushed[1].sha256.substr(0, 16)}));
+  ASSERT_EQ(Push(Pack("3.0", {})).status, 200u);
+  EXPECT_EQ(CurrentVersion(), "3.0");
 }
 
 TEST_F(AnUpdatePipeline, FailsWhenTheRequiredUnitDoesNotRestart) {
@@ -279,6 +359,109 @@ TEST_F(AnUpdatePipeline, FailsWhenTheRequiredUnitDoesNotRestart) {
   ASSERT_EQ(a.status, 409u) << a.body.dump();
   EXPECT_EQ(a.body["detail"]["rule"], "unit-restart-failed");
   EXPECT_EQ(CurrentVersion(), "1.0");
+}
+
+// --- every step checked: a step that fails after `current` moved fails the update, which is
+// rolled back (release, units, links) with that step's rule in the answer and the audit log.
+
+constexpr char kAgentUnitV2[] =
+    "[Unit]\nDescription=agent 2\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\n"
+    "NoNewPrivileges=yes\nExecStart=/opt/decnet/current/venv/bin/decnet agent\n";
+
+class AFailingStep : public AnUpdatePipeline {
+ protected:
+  // Release 1.0 with the agent's unit, active and healthy.
+  void InstallFirst() {
+    auto a = Push(Pack("1.0", {{"decnet-agent.service", kAgentUnit}}));
+    ASSERT_EQ(a.status, 200u) << a.body.dump();
+    first_current_ = Current();
+  }
+  // Release 2.0: a changed agent unit and a new unit (so units are written, one removed on
+  // the way back, and systemd reloaded).
+  ApiAnswer PushSecond() {
+    return Push(Pack("2.0", {{"decnet-agent.service", kAgentUnitV2},
+                             {"decnet-extra.service", kExtraUnit}}));
+  }
+  // The answer is DECNET's automatic rollback naming `rule`, the audit line says the same, and
+  // the host is back on 1.0: current, units, the link and the store's verdict.
+  void ExpectRolledBackToTheFirst(const ApiAnswer& a, const std::string& rule,
+                                  const std::set<std::string>& foreign_units = {}) {
+    EXPECT_EQ(a.status, 409u) << a.body.dump();
+    EXPECT_EQ(a.body["detail"]["rolled_back"], true) << a.body.dump();
+    EXPECT_EQ(a.body["detail"]["rule"], rule) << a.body.dump();
+    auto lines = audit_->Tail(1);
+    ASSERT_TRUE(lines && lines->size() == 1u);
+    auto audit = nlohmann::json::parse(lines->back());
+    EXPECT_EQ(audit["op"], "update");
+    EXPECT_EQ(audit["result"], "rolled_back") << audit.dump();
+    EXPECT_EQ(audit["rule"], rule) << audit.dump();
+    EXPECT_EQ(Current(), first_current_);
+    EXPECT_EQ(CurrentVersion(), "1.0");
+    EXPECT_EQ(InstalledUnit("decnet-agent.service"), kAgentUnit) << "the old unit is not back";
+    std::set<std::string> units;
+    for (const auto& e : fs::directory_iterator(dirs_.units())) {
+      if (!e.path().filename().string().starts_with(".")) units.insert(e.path().filename());
+    }
+    std::set<std::string> expected = foreign_units;
+    expected.insert("decnet-agent.service");
+    EXPECT_EQ(units, expected) << "the failed release's units are still installed";
+    const std::string link = dirs_.root() + "/bin/decnet";
+    EXPECT_EQ(fs::read_symlink(link).string(), install_ + "/current/venv/bin/decnet");
+    std::ifstream in(link);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "#!/bin/sh\necho 1.0\n")
+        << "the link does not run the old release";
+    ASSERT_TRUE(store_->Active());
+    EXPECT_EQ("releases/" + store_->Active()->str(), first_current_);
+    auto releases = pipeline_->Releases();
+    ASSERT_EQ(releases.size(), 2u);
+    EXPECT_NE("releases/" + releases[1]["id"].get<std::string>(), first_current_);
+    EXPECT_EQ(releases[1]["state"], "failed") << "the failed release is not recorded failed";
+  }
+  std::string first_current_;
+};
+
+TEST_F(AFailingStep, ALinkWhoseTargetTheReleaseLacksRollsTheUpdateBack) {
+  InstallFirst();
+  with_link_target_ = false;  // a DECNET tree without venv/bin/decnet
+  ExpectRolledBackToTheFirst(PushSecond(), "link-target-missing");
+}
+
+TEST_F(AFailingStep, AUnitThatCannotBeWrittenRollsTheUpdateBack) {
+  InstallFirst();
+  // Not a regular file: the helper refuses to write over it (and the rollback must not try to
+  // remove what it never wrote).
+  fs::create_directory(dirs_.units() + "/decnet-extra.service");
+  ExpectRolledBackToTheFirst(PushSecond(), "unit-file-not-regular", {"decnet-extra.service"});
+  EXPECT_TRUE(fs::is_directory(dirs_.units() + "/decnet-extra.service"));
+}
+
+TEST_F(AFailingStep, ADaemonReloadThatFailsRollsTheUpdateBack) {
+  InstallFirst();
+  EXPECT_CALL(systemd(), Reload())
+      .WillOnce(Return(Result<void>(tl::make_unexpected(
+          Error{ErrorCode::kFailed, "systemd-reload-test", "Reload: the bus went away"}))))
+      .WillRepeatedly(Return(Result<void>{}));
+  ExpectRolledBackToTheFirst(PushSecond(), "systemd-reload-test");
+}
+
+TEST_F(AFailingStep, ARequiredRestartThatFailsRollsTheUpdateBack) {
+  InstallFirst();
+  EXPECT_CALL(systemd(), RestartUnit(_, _)).WillRepeatedly(Return(helper::JobOutcome{"done"}));
+  EXPECT_CALL(systemd(), RestartUnit(*UnitName::Parse("decnet-agent.service"), _))
+      .WillOnce(Return(helper::JobOutcome{"failed"}))
+      .WillRepeatedly(Return(helper::JobOutcome{"done"}));
+  ExpectRolledBackToTheFirst(PushSecond(), "unit-restart-failed");
+}
+
+TEST_F(AFailingStep, AFirstReleaseWithoutItsLinkTargetIsRolledBackToNothing) {
+  with_link_target_ = false;
+  auto a = Push(Pack("1.0", {{"decnet-agent.service", kAgentUnit}}));
+  EXPECT_EQ(a.status, 409u) << a.body.dump();
+  EXPECT_EQ(a.body["detail"]["rule"], "link-target-missing");
+  EXPECT_FALSE(fs::exists(install_ + "/current"));
+  EXPECT_FALSE(store_->Active().has_value());
+  auto audit = nlohmann::json::parse(audit_->Tail(1)->back());
+  EXPECT_EQ(audit["rule"], "link-target-missing");
 }
 
 TEST_F(AnUpdatePipeline, WritesOneAuditLinePerOperation) {

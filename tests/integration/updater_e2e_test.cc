@@ -5,8 +5,10 @@
 // independently, systemd's view, the files, the agent itself, the audit log and the helper's
 // record.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -211,6 +213,78 @@ TEST_F(AnUpdaterEndToEnd, RollsBackAReleaseWhoseAgentAnswersUnhealthy) {
 TEST_F(AnUpdaterEndToEnd, RollsBackAReleaseWhoseAgentReportsAnotherVersion) {
   // The manifest says 2.0.0; the agent it ships says 1.9.9 (the last --version wins).
   ExpectAutomaticRollbackOf(Spec("2.0.0", {"--version", "1.9.9"}), {"gate-version"});
+}
+
+// DECNET's master, restated (tests/support/decnet_master_client.py sends what its client sends:
+// its form fields, the master's certificate, TLS 1.2 or newer, the updater's certificate
+// pinned), pushes a healthy release, a broken one and a rollback to the real daemon; each answer
+// is read by the restatement of its dashboard (tests/daemon/decnet_master_models.py) and
+// classified as DECNET does, and the agent in the container runs the code each answer names.
+TEST_F(AnUpdaterEndToEnd,
+       IsDrivenByDecnetsMasterClientThroughAnUpdateAnAutomaticAndAManualRollback) {
+  const std::string source = DECNET_SOURCE_DIR;
+  const fs::path pki = root() / "pki";
+  const json daemon_config = json::parse(Slurp(root() / "daemon.json"), nullptr, false);
+  ASSERT_TRUE(daemon_config.is_object() && daemon_config.contains("port"));
+  auto shell = [](const std::string& command) {
+    FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while (pipe != nullptr && (n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+    const int status = pipe != nullptr ? ::pclose(pipe) : -1;
+    return std::make_pair(WIFEXITED(status) ? WEXITSTATUS(status) : -1, out);
+  };
+  auto [pin_rc, pin] = shell("openssl x509 -in " + (pki / "updater.crt").string() +
+                             " -outform der | sha256sum | cut -d' ' -f1");
+  ASSERT_EQ(pin_rc, 0) << pin;
+  pin = pin.substr(0, 64);
+  json cases = json::array();
+  // One request of DECNET's master; returns the status and records the case for its models.
+  auto master = [&](const std::string& op, const fs::path& tarball, int want,
+                    const std::string& expect) {
+    auto [rc, out] =
+        shell("/usr/bin/python3 " + source + "/tests/support/decnet_master_client.py" +
+              " --url https://127.0.0.1:" + std::to_string(daemon_config["port"].get<int>()) +
+              " --ca " + (pki / "ca.crt").string() + " --cert " + (pki / "master.crt").string() +
+              " --key " + (pki / "master.key").string() + " --pin " + pin + " " + op +
+              (tarball.empty() ? "" : " " + tarball.string()));
+    const size_t line = out.rfind("{\"status\"");
+    const json answer =
+        json::parse(line == std::string::npos ? "" : out.substr(line), nullptr, false);
+    EXPECT_TRUE(rc == 0 && answer.is_object()) << out;
+    const int status = answer.is_object() ? answer.value("status", 0) : 0;
+    EXPECT_EQ(status, want) << op << ": " << out << Logs();
+    cases.push_back({{"name", op + " " + std::to_string(want)},
+                     {"route", op},
+                     {"status", status},
+                     {"body", answer.is_object() ? answer.value("body", "") : ""},
+                     {"expect", expect},
+                     {"cli", op == "update"}});
+  };
+
+  const BuiltRelease v1 = Install(Spec("1.0.0"));
+  const BuiltRelease v2 = BuildRelease(Spec("2.0.0"));
+  master("update", v2.tarball, 200, "updated");
+  ExpectAgentAnswers("2.0.0");
+  EXPECT_EQ(CurrentRelease(), v2.id());
+
+  master("update", BuildRelease(Spec("3.0.0-unhealthy", {"--unhealthy"})).tarball, 409,
+         "rolled-back");
+  ExpectAgentAnswers("2.0.0");
+  EXPECT_EQ(CurrentRelease(), v2.id());
+
+  master("rollback", {}, 200, "rolled-back");
+  ExpectAgentActive();
+  ExpectAgentAnswers("1.0.0");
+  EXPECT_EQ(CurrentRelease(), v1.id());
+
+  const fs::path file = root() / "master-cases.json";
+  std::ofstream(file) << cases.dump(1);
+  auto [rc, report] = shell("/usr/bin/python3 " + source +
+                            "/tests/daemon/decnet_master_models.py " + file.string());
+  EXPECT_EQ(rc, 0) << report;
+  EXPECT_NE(report.find("3 of 3 answers read"), std::string::npos) << report;
 }
 
 TEST_F(AnUpdaterEndToEnd, RefusesAManualRollbackWithNoPreviousRelease) {

@@ -1,0 +1,305 @@
+// No busy window: once an operation's answer is sent, the next request is served as if the
+// daemon were idle, as DECNET's master expects (it sends update-self right after an update, a
+// rollback right after a push). Through the real mTLS server and API in front of the real
+// pipeline, release store, extractor and the helper's real serve loop (systemd mocked), curl as
+// the master, each second request sent the moment the first answer is read: on the same
+// connection (curl --next) and on a new one. The pruning of old releases runs beside the next
+// operation: held inside the deletion of a 10 001-file release until the next update has been
+// answered, it delays and refuses nothing, and it still finishes afterwards.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "daemon/api.h"
+#include "daemon/http_server.h"
+#include "daemon/self_update.h"
+#include "daemon/tls.h"
+#include "daemon/update_pipeline.h"
+#include "tests/daemon/served_helper.h"
+#include "tests/daemon/test_pki.h"
+#include "tests/daemon/test_tarball.h"
+#include "tests/helper/test_dirs.h"
+#include "tests/support/wait.h"
+
+namespace decnet::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using decnet::testing::CertSpec;
+using decnet::testing::PemPaths;
+using decnet::testing::TempDir;
+using decnet::testing::TestCa;
+using test::Tarball;
+
+constexpr char kUpdaterUnit[] =
+    "[Unit]\nDescription=DECNET release updater\n[Service]\nType=notify\n"
+    "ExecStart=/usr/libexec/decnet-updater/decnet-update-helper\n";
+
+// Always healthy: these tests are about when requests are served, not about the gate.
+class HealthyGate : public HealthGate {
+ public:
+  GateVerdict Check(const std::map<UnitName, uint32_t>&, const std::string&,
+                    std::chrono::steady_clock::time_point) override {
+    return {true, "{\"status\":\"ok\"}", "", ""};
+  }
+};
+
+// One request of a sequence: its path and curl's arguments for its body.
+struct Request {
+  std::string path;
+  std::string args;
+};
+
+class ANextRequest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // The stores, trees and tarballs on a tmpfs when there is one: a 10 001-file release is
+    // written, extracted and deleted several times, which a busy disk makes slow for no gain.
+    char tmpl[] = "/dev/shm/decnet-no-busy-window.XXXXXX";
+    scratch_ = fs::is_directory("/dev/shm") && ::mkdtemp(tmpl) != nullptr ? std::string(tmpl)
+                                                                          : dirs_.root();
+    install_ = scratch_ + "/opt/decnet";
+    updater_ = scratch_ + "/opt/decnet-updater/updater";
+    fs::create_directories(install_);
+    fs::create_directories(updater_);
+    config_.install_dir = install_;
+    config_.updater_dir = updater_;
+    config_.units = {"decnet-agent.service"};
+    config_.links = {{"decnet", "venv/bin/decnet"}};
+    dirs_.policy().links = {{"decnet", install_ + "/current"}};
+    ASSERT_TRUE(test::InstallOperatorUnit(
+        dirs_, "decnet-agent.service",
+        test::OperatorUnit("agent", "/opt/decnet/current/venv/bin/decnet agent")));
+    ASSERT_TRUE(test::InstallOperatorUnit(dirs_, "decnet-updater.service", kUpdaterUnit));
+    helper_.emplace(dirs_, "no-busy-window");
+    auto store = ReleaseStore::Open(install_);
+    ASSERT_TRUE(store) << store.error().message;
+    store_.emplace(std::move(*store));
+    ASSERT_TRUE(store_->Recover());
+    auto audit = AuditLog::Open(dirs_.root() + "/audit.jsonl");
+    ASSERT_TRUE(audit);
+    audit_.emplace(std::move(*audit));
+    auto updater = OpenUpdaterStore(config_, *audit_);
+    ASSERT_TRUE(updater && updater->store);
+    updater_store_.emplace(std::move(*updater->store));
+    pipeline_.emplace(config_, dirs_.policy(), *store_, helper_->client(), gate_, *audit_);
+    SelfUpdateTarget self;
+    self.store = &*updater_store_;
+    self.helper_protocol = proto::kProtocolVersion;
+    self.arch = HostArch();
+    pipeline_->SetSelfUpdate(self);
+  }
+  void TearDown() override {
+    if (http_) http_->Stop();
+    http_.reset();
+    api_.reset();
+    pipeline_.reset();
+    helper_.reset();
+    updater_store_.reset();
+    store_.reset();
+    if (scratch_ != dirs_.root()) fs::remove_all(scratch_);
+  }
+
+  // The API and the mTLS server in front of the pipeline, on an ephemeral port.
+  void Serve() {
+    PemPaths server = WritePem(pki_, "server", ca_.Issue(CertSpec{{"updater"}, true}));
+    master_ = WritePem(pki_, "master", ca_.Issue(CertSpec{{"decnet-master"}}));
+    ca_file_ = pki_.Write("ca.crt", ca_.ca().cert_pem);
+    fs::create_directories(dirs_.root() + "/daemon-state");
+    ApiOptions options;
+    options.spool_dir = dirs_.root() + "/daemon-state/spool";
+    options.version = "test";
+    options.audit = &*audit_;
+    options.self_restart_delay = std::chrono::milliseconds(1);
+    auto api = UpdaterApi::Create(*pipeline_, options);
+    ASSERT_TRUE(api) << api.error().message;
+    api_ = std::move(*api);
+    auto ctx = MakeServerTlsContext(TlsFiles{ca_file_, server.cert, server.key});
+    ASSERT_TRUE(ctx);
+    auto http = HttpServer::Create(std::move(*ctx), ServerConfig{}, *api_);
+    ASSERT_TRUE(http);
+    http_ = std::move(*http);
+    auto port = http_->Start("127.0.0.1", 0);
+    ASSERT_TRUE(port);
+    port_ = *port;
+  }
+
+  // A release: VERSION, the link's target, and `bulk` more files.
+  Tarball Pack(const std::string& version, int bulk = 0) {
+    std::string tree = scratch_ + "/tree-" + std::to_string(++packed_);
+    fs::create_directories(tree + "/venv/bin");
+    std::ofstream(tree + "/VERSION") << version << "\n";
+    std::ofstream(tree + "/venv/bin/decnet") << "#!/bin/sh\necho " << version << "\n";
+    for (int i = 0; i < bulk; ++i) {
+      const std::string sub = tree + "/venv/lib/" + std::to_string(i % 100);
+      if (i < 100) fs::create_directories(sub);
+      std::ofstream(sub + "/m" + std::to_string(i) + ".py") << i;
+    }
+    return test::PackTree(tree);
+  }
+  // A build of the daemon for update-self: its manifest and a binary answering --version.
+  Tarball PackBuild(const std::string& version) {
+    std::string tree = scratch_ + "/build-" + std::to_string(++packed_);
+    fs::create_directories(tree + "/bin");
+    std::ofstream(tree + "/bin/decnet-updaterd")
+        << "#!/bin/sh\necho decnet-updaterd " << version << "\n";
+    fs::permissions(tree + "/bin/decnet-updaterd", fs::perms(0755));
+    nlohmann::json m = {{"format", 1},
+                        {"version", version},
+                        {"kind", "updater"},
+                        {"arch", HostArch()},
+                        {"helper_protocol", proto::kProtocolVersion}};
+    std::ofstream(tree + "/.decnet-release.json") << m.dump();
+    return test::PackTree(tree);
+  }
+  static Request Update(const Tarball& t) {
+    return {"/update", "-F tarball=@" + t.path + " --form-string sha256=" + t.sha256};
+  }
+  static Request UpdateSelf(const Tarball& t) {
+    return {"/update-self", "-F tarball=@" + t.path + " --form-string sha256=" + t.sha256 +
+                                " --form-string confirm_self=true"};
+  }
+  static Request Rollback() { return {"/rollback", "-X POST"}; }
+
+  // Sends `requests` one after the other, each as soon as the previous answer was read: with
+  // one curl on one connection (--next), or with one curl each on fresh connections. Returns
+  // each status, a body after it ("200 {...}").
+  std::vector<std::string> Send(const std::vector<Request>& requests, bool one_connection) {
+    std::string command;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const std::string body = dirs_.root() + "/answer-" + std::to_string(++answers_);
+      bodies_.push_back(body);
+      std::string one = "--cacert " + ca_file_ + " --cert " + master_.cert + " --key " +
+                        master_.key + " -sS --max-time 60 -o " + body + " -w '%{http_code}\\n' " +
+                        requests[i].args + " https://127.0.0.1:" + std::to_string(port_) +
+                        requests[i].path;
+      if (one_connection) {
+        command += (i == 0 ? "curl " : " --next ") + one;
+      } else {
+        command += (i == 0 ? "" : "; ") + std::string("curl ") + one;
+      }
+    }
+    FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while (pipe != nullptr && (n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+    if (pipe != nullptr) ::pclose(pipe);
+    std::vector<std::string> statuses;
+    std::istringstream lines(out);
+    std::string line;
+    size_t first = bodies_.size() - requests.size();
+    while (std::getline(lines, line)) {
+      std::ifstream in(bodies_[first + statuses.size()]);
+      statuses.push_back(line + " " + std::string(std::istreambuf_iterator<char>(in), {}));
+      if (statuses.size() == requests.size()) break;
+    }
+    return statuses;
+  }
+  static std::string StatusOf(const std::string& answer) { return answer.substr(0, 3); }
+  std::string CurrentVersion() {
+    std::ifstream in(install_ + "/current/VERSION");
+    std::string v;
+    std::getline(in, v);
+    return v;
+  }
+  // Every pair, on one connection and on two: both served, neither refused with 503.
+  void ExpectBothServed(const std::vector<Request>& pair, bool one_connection) {
+    auto answers = Send(pair, one_connection);
+    ASSERT_EQ(answers.size(), 2u) << ::testing::PrintToString(answers);
+    for (const auto& a : answers) EXPECT_EQ(StatusOf(a), "200") << a;
+  }
+
+  test::TestDirs dirs_;
+  std::string scratch_, install_, updater_;
+  DaemonConfig config_;
+  std::optional<test::ServedHelper> helper_;  // before what borrows its client
+  std::optional<ReleaseStore> store_;
+  std::optional<ReleaseStore> updater_store_;
+  std::optional<AuditLog> audit_;
+  HealthyGate gate_;
+  std::optional<UpdatePipeline> pipeline_;
+  std::unique_ptr<UpdaterApi> api_;
+  std::unique_ptr<HttpServer> http_;
+  TestCa ca_{"decnet-test-ca"};
+  TempDir pki_;
+  PemPaths master_;
+  std::string ca_file_;
+  uint16_t port_ = 0;
+  int packed_ = 0;
+  int answers_ = 0;
+  std::vector<std::string> bodies_;
+};
+
+TEST_F(ANextRequest, PushThenPushIsServedOnTheSameConnectionAndOnANewOne) {
+  Serve();
+  ExpectBothServed({Update(Pack("1.0")), Update(Pack("2.0"))}, true);
+  ExpectBothServed({Update(Pack("3.0")), Update(Pack("4.0"))}, false);
+  EXPECT_EQ(CurrentVersion(), "4.0");
+}
+
+TEST_F(ANextRequest, PushThenRollbackIsServed) {
+  Serve();
+  ExpectBothServed({Update(Pack("1.0")), Update(Pack("2.0"))}, true);
+  ExpectBothServed({Update(Pack("3.0")), Rollback()}, true);
+  EXPECT_EQ(CurrentVersion(), "2.0");
+  ExpectBothServed({Update(Pack("4.0")), Rollback()}, false);
+  EXPECT_EQ(CurrentVersion(), "2.0") << "4.0 was active, 2.0 previous";
+}
+
+TEST_F(ANextRequest, UpdateThenUpdateSelfIsServed) {
+  Serve();
+  ExpectBothServed({Update(Pack("1.0")), UpdateSelf(PackBuild("2.0.0"))}, true);
+  ASSERT_TRUE(test::Eventually([&] { return !api_->busy(); }));  // the restart was asked for
+  ExpectBothServed({Update(Pack("2.0")), UpdateSelf(PackBuild("3.0.0"))}, false);
+  EXPECT_EQ(CurrentVersion(), "2.0");
+  EXPECT_EQ(updater_store_->Active()->str().size(), 16u);
+}
+
+TEST_F(ANextRequest, IsServedWhilstA10001FileReleaseIsBeingPruned) {
+  // The pruner is held inside the deletion of the first release it prunes until the next
+  // update has been answered: if pruning delayed or refused requests, that update could not
+  // be answered 200 (refused with 503, or waiting behind the latch until curl gives up).
+  std::promise<void> entered, go;
+  std::shared_future<void> go_future = go.get_future().share();
+  std::atomic<int> deleting{0}, deleted{0};
+  pipeline_->SetPruneHook([&](std::string_view step) {
+    if (step == "deleted") ++deleted;
+    if (step != "deleting" || deleting++ != 0) return;
+    entered.set_value();
+    go_future.wait();
+  });
+  Serve();
+  Tarball big = Pack("1.0", 9'999);  // with VERSION and the link's target: 10 001 files
+  const std::string big_id = big.sha256.substr(0, 16);
+  ExpectBothServed({Update(big), Update(Pack("2.0"))}, true);
+  // The store keeps 3: the fourth release prunes the big one, whose deletion then blocks.
+  ExpectBothServed({Update(Pack("3.0")), Update(Pack("4.0"))}, true);
+  entered.get_future().wait();
+  EXPECT_FALSE(fs::exists(install_ + "/releases/" + big_id)) << "not moved out of releases/";
+  auto next = Send({Update(Pack("5.0"))}, false);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(StatusOf(next[0]), "200") << next[0];
+  EXPECT_EQ(CurrentVersion(), "5.0");
+  EXPECT_EQ(deleted.load(), 0) << "the prune was not running beside the update";
+  go.set_value();
+  ASSERT_TRUE(pipeline_->WaitForPruning());
+  EXPECT_TRUE(fs::is_empty(install_ + "/pruned")) << "pruning still happens";
+  EXPECT_GE(deleted.load(), 2) << "the big release and the one the fifth update pruned";
+  std::set<std::string> dirs;
+  for (const auto& e : fs::directory_iterator(install_ + "/releases"))
+    dirs.insert(e.path().filename());
+  EXPECT_EQ(dirs.size(), 3u);
+  EXPECT_FALSE(dirs.contains(big_id));
+}
+
+}  // namespace
+}  // namespace decnet::daemon
