@@ -83,6 +83,15 @@ bool IsFingerprint(const std::string& s) {
   return true;
 }
 bool IsHttpsUrl(const std::string& s) { return s.starts_with("https://") && s.size() < 2048; }
+// Empty, or an http(s) URL with a host (the Python installer reads its port).
+bool IsIndexUrl(const std::string& s) {
+  if (s.empty()) return true;
+  if (s.size() >= 2048 || s.find_first_of(" \t\r\n{}") != std::string::npos) return false;
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (s.starts_with(scheme) && s.size() > scheme.size() && s[scheme.size()] != '/') return true;
+  }
+  return false;
+}
 // A path inside a release: relative, normalised, no "..".
 bool IsReleaseRelative(const std::string& s) {
   return !s.empty() && s.front() != '/' && AbsPath::Parse("/" + s).has_value();
@@ -159,6 +168,8 @@ const std::map<std::string, Setter>& Setters() {
       {"max_upload_bytes", Integer(&DaemonConfig::max_upload_bytes, 1, int64_t{1} << 40)},
       {"install_command", StringList(&DaemonConfig::install_command, IsNonEmpty, "non-empty")},
       {"install_timeout_ms", Integer(&DaemonConfig::install_timeout_ms, 1, 3'600'000)},
+      {"package_index", String(&DaemonConfig::package_index, IsIndexUrl,
+                               "empty or an http:// or https:// URL")},
       {"units", StringList(&DaemonConfig::units, IsUnit, "unit names")},
       {"links", ParseLinks},
       {"helper_policy", String(&DaemonConfig::helper_policy, IsAbsolute, "an absolute path")},
@@ -186,6 +197,18 @@ Result<DaemonConfig> ParseDaemonConfig(std::string_view json_text) {
   }
   if (config.units.empty()) {
     return tl::make_unexpected(Bad("config-value", "units", "must name at least the required unit"));
+  }
+  // Checked once every key is read, so the order of the keys does not matter. A per-source
+  // cap left unset follows a smaller total down; one that was written must fit inside it.
+  if (config.max_pending_per_source > config.max_pending_connections) {
+    if (!parsed->contains("max_pending_per_source")) {
+      config.max_pending_per_source = config.max_pending_connections;
+    } else {
+      return tl::make_unexpected(Bad("config-pending-per-source", "max_pending_per_source",
+                                     "(" + std::to_string(config.max_pending_per_source) +
+                                         ") must not exceed max_pending_connections (" +
+                                         std::to_string(config.max_pending_connections) + ")"));
+    }
   }
   return config;
 }

@@ -41,7 +41,9 @@ struct DaemonConfig {
   std::string master_cn = "decnet-master";  // used only when master_pins is empty
   int max_connections = 512;  // authenticated clients other than the master
   // Connections before a completed TLS handshake: in all, and from one IPv4 address or
-  // IPv6 /64. Over either, the oldest such connection is shed for the newcomer.
+  // IPv6 /64. Over either, the oldest such connection is shed for the newcomer. Each is
+  // 1..65536. A per-source cap written over the total is refused (rule
+  // "config-pending-per-source"); one left unset is lowered to a smaller total.
   int max_pending_connections = 256;
   int max_pending_per_source = 16;
   int io_threads = 2;
@@ -53,11 +55,14 @@ struct DaemonConfig {
   uint64_t max_upload_bytes = 1ull << 30;
   std::vector<std::string> install_command;  // argv template; empty: nothing to install
   int install_timeout_ms = 120'000;
+  // A simple package index (http:// or https:// URL) the built-in Python installer may reach
+  // for what the wheelhouse lacks; empty: air-gapped, every requirement must be in it.
+  std::string package_index;
   // --- units and links
   std::vector<std::string> units = {"decnet-agent.service", "decnet-forwarder.service",
                                     "decnet-collector.service", "decnet-prober.service",
                                     "decnet-sniffer.service"};  // restart order; first required
-  std::vector<LinkConfig> links = {{"decnet", "venv/bin/decnet"}};
+  std::vector<LinkConfig> links = {{"decnet", ".venv/bin/decnet"}};  // the release's own env
   std::string helper_policy = "/etc/decnet-updater/helper.json";
   // --- health gate and deadlines
   ProbeConfig probe;

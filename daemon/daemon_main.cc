@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -29,6 +30,8 @@
 #include "daemon/health_gate.h"
 #include "daemon/helper_client.h"
 #include "daemon/http_server.h"
+#include "daemon/install_confine.h"
+#include "daemon/release_import.h"
 #include "daemon/release_store.h"
 #include "daemon/self_update.h"
 #include "daemon/tls.h"
@@ -109,10 +112,11 @@ Result<void> OpenStorage(Daemon& d) {
   return {};
 }
 
-Result<std::uint16_t> StartServing(Daemon& d) {
+Result<std::uint16_t> StartServing(Daemon& d, const DaemonTestSeams& seams) {
   auto helper_timeout = std::chrono::milliseconds(d.policy.restart_timeout_ms) + std::chrono::seconds(15);
   d.helper = std::make_unique<HelperClient>(kHelperPairFd, helper_timeout);
   d.gate = MakeHealthGate(d.config, *d.helper);
+  if (seams.wrap_gate) d.gate = seams.wrap_gate(std::move(d.gate));
   d.pipeline = std::make_unique<UpdatePipeline>(d.config, d.policy, *d.store, *d.helper, *d.gate,
                                                 *d.audit);
   SelfUpdateTarget self;
@@ -134,6 +138,7 @@ Result<std::uint16_t> StartServing(Daemon& d) {
   auto api = UpdaterApi::Create(*d.pipeline, std::move(options));
   if (!api) return tl::make_unexpected(api.error());
   d.api = std::move(*api);
+  if (seams.serving) seams.serving(*d.pipeline, *d.api);
 
   auto tls = MakeServerTlsContext(TlsFiles{d.config.tls_ca, d.config.tls_cert, d.config.tls_key});
   if (!tls) return tl::make_unexpected(tls.error());
@@ -213,13 +218,13 @@ void SetUpLogging() {
   spdlog::set_default_logger(logger);
 }
 
-int Serve(Daemon& d, int signal_fd) {
+int Serve(Daemon& d, int signal_fd, const DaemonTestSeams& seams) {
   int pair_watch = ::fcntl(kHelperPairFd, F_DUPFD_CLOEXEC, 10);
   if (pair_watch < 0) {
     spdlog::critical("{}", Errno("dup fd 3"));
     return 1;
   }
-  auto port = StartServing(d);
+  auto port = StartServing(d, seams);
   if (!port) {
     spdlog::critical("cannot serve: {}", Describe(port.error()));
     return 1;
@@ -373,7 +378,7 @@ int InstallBuild(const DaemonArgs& args) {
 
 }  // namespace
 
-int RunDaemon(int argc, const char* const* argv) {
+int RunDaemon(int argc, const char* const* argv, const DaemonTestSeams& seams) {
   SetUpLogging();
   auto args = ParseDaemonArgs(argc, argv);
   if (args && args->version_only) {
@@ -382,6 +387,17 @@ int RunDaemon(int argc, const char* const* argv) {
     return 0;
   }
   if (args && !args->install_build.empty()) return InstallBuild(*args);
+  if (IsImportReleaseInvocation(argc, argv)) {  // adoption of a host (daemon/release_import.h)
+    if (auto ok = CheckNotRoot(); !ok) {
+      spdlog::critical("{}", Describe(ok.error()));
+      return 1;
+    }
+    return RunImportRelease(argc, argv);
+  }
+  // SECURITY: an install command runs release code as this same user: non-dumpable, the
+  // daemon cannot be traced nor its memory and keys read through /proc by it.
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) spdlog::warn("{}", Errno("PR_SET_DUMPABLE"));
+  spdlog::info("{}", DescribeInstallConfinement());
   Result<void> ready = args ? CheckNotRoot() : tl::make_unexpected(args.error());
   if (ready) ready = CheckHelperPair(kHelperPairFd);
   Daemon d;
@@ -392,7 +408,7 @@ int RunDaemon(int argc, const char* const* argv) {
     spdlog::critical("{}", Describe(signal_fd.error()));
     return 1;
   }
-  int code = Serve(d, *signal_fd);
+  int code = Serve(d, *signal_fd, seams);
   ::close(*signal_fd);
   return code;
 }

@@ -7,11 +7,17 @@
 // closes (the confined helper cannot signal us; its exit must end ours).
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "proto/result.h"
 
 namespace decnet::daemon {
+
+class HealthGate;
+class UpdatePipeline;
+class UpdaterApi;
 
 inline constexpr char kDefaultDaemonConfig[] = "/etc/decnet-updater/daemon.json";
 inline constexpr int kHelperPairFd = 3;
@@ -37,8 +43,18 @@ struct DaemonArgs {
 // command never inherits the channel to root.
 [[nodiscard]] Result<void> CheckHelperPair(int fd);
 
+// Where a test build of the daemon reaches the objects RunDaemon builds, to attach the step
+// and upload hooks those objects already offer (tests/integration/faults_daemon_main.cc: the
+// crash matrix's injection points). decnet-updaterd passes none; an unset member does nothing.
+struct DaemonTestSeams {
+  // Given the health gate the configuration made; returns the one the pipeline will use.
+  std::function<std::unique_ptr<HealthGate>(std::unique_ptr<HealthGate>)> wrap_gate;
+  // Called once the pipeline and the API exist, before the server listens.
+  std::function<void(UpdatePipeline&, UpdaterApi&)> serving;
+};
+
 // The whole daemon: returns the process exit code (0 after SIGTERM/SIGINT, 1 on a start-up
 // failure or when the helper went away). Logs to stderr (journald) through spdlog.
-int RunDaemon(int argc, const char* const* argv);
+int RunDaemon(int argc, const char* const* argv, const DaemonTestSeams& seams = {});
 
 }  // namespace decnet::daemon

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/close_range.h>
@@ -11,6 +12,8 @@
 
 #include <cerrno>
 #include <cstring>
+
+#include "daemon/release_store_fs.h"
 
 namespace decnet::daemon {
 namespace {
@@ -76,7 +79,10 @@ Result<Prepared> Prepare(const InstallCommandConfig& config, const InstallVars& 
     p.argv.push_back(std::move(*expanded));
   }
   std::vector<std::pair<std::string, std::string>> env = {
-      {"PATH", "/usr/bin:/bin"}, {"HOME", vars.release_dir}, {"LANG", "C.UTF-8"}};
+      {"PATH", "/usr/bin:/bin"},
+      {"HOME", vars.release_dir},
+      {"LANG", "C.UTF-8"},
+      {"TMPDIR", vars.release_dir + "/" + kInstallTmpDir}};
   for (const auto& [name, value] : config.env) {
     auto expanded = ExpandInstallTemplate(value, vars);
     if (!expanded) return tl::make_unexpected(expanded.error());
@@ -96,10 +102,14 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
 
 // In the child, between fork and exec: async-signal-safe calls only. Reports a failure's
 // errno through `report_fd` (close-on-exec, so a successful exec closes it silently).
+// Confinement failures are told apart from exec failures by this offset on the errno.
+constexpr int kConfineErrnoBase = 1 << 16;
+
 [[noreturn]] void ExecChild(int release_dir_fd, int null_fd, int out_fd, int report_fd,
-                            char* const* argv, char* const* envp) {
-  auto die = [&]() {
-    int err = errno;
+                            const InstallConfinement& confinement, char* const* argv,
+                            char* const* envp) {
+  auto die = [&](int base = 0) {
+    int err = errno + base;
     ssize_t ignored = write(report_fd, &err, sizeof err);
     (void)ignored;
     _exit(127);
@@ -112,6 +122,11 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
   signal(SIGPIPE, SIG_DFL);
   if (fchdir(release_dir_fd) != 0) die();
   if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0) die();
+  // SECURITY: the command runs code the release brought: it is confined before it execs.
+  if (int err = confinement.ApplyInChild(); err != 0) {
+    errno = err;
+    die(kConfineErrnoBase);
+  }
   // SECURITY: the daemon's sockets, spool files and its helper channel must not leak into a
   // command that runs release-supplied code. The report pipe is close-on-exec and above 2;
   // keep it open until exec by closing around it.
@@ -270,7 +285,8 @@ Result<void> ValidateInstallCommand(const InstallCommandConfig& config) {
 }
 
 Result<InstallOutput> RunInstallCommand(const InstallCommandConfig& config,
-                                        const InstallVars& vars, int release_dir_fd) {
+                                        const InstallVars& vars, int release_dir_fd,
+                                        std::string* failure_output) {
   auto prepared = Prepare(config, vars);
   if (!prepared) return tl::make_unexpected(prepared.error());
   std::vector<char*> argv = CStrings(prepared->argv);
@@ -279,6 +295,17 @@ Result<InstallOutput> RunInstallCommand(const InstallCommandConfig& config,
   auto spawn_error = [](std::string what) {
     return Fail(ErrorCode::kFailed, "install-spawn", what + ": " + std::strerror(errno));
   };
+  auto confinement =
+      InstallConfinement::Prepare(config.sandbox, release_dir_fd, prepared->argv[0]);
+  if (!confinement) return tl::make_unexpected(confinement.error());
+  // The private TMPDIR: made fresh (whatever the release shipped under that name goes first),
+  // removed after the run.
+  (void)RemoveTreeAt(release_dir_fd, kInstallTmpDir);
+  if (mkdirat(release_dir_fd, kInstallTmpDir, 0700) != 0) return spawn_error("make TMPDIR");
+  struct TmpCleanup {
+    int dir;
+    ~TmpCleanup() { (void)RemoveTreeAt(dir, kInstallTmpDir); }
+  } tmp_cleanup{release_dir_fd};
   int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd < 0) return spawn_error("open /dev/null");
   int out_pipe[2];
@@ -299,7 +326,8 @@ Result<InstallOutput> RunInstallCommand(const InstallCommandConfig& config,
   const auto start = Clock::now();
   pid_t pid = fork();
   if (pid == 0) {
-    ExecChild(release_dir_fd, null_fd, out_pipe[1], report_pipe[1], argv.data(), envp.data());
+    ExecChild(release_dir_fd, null_fd, out_pipe[1], report_pipe[1], *confinement, argv.data(),
+              envp.data());
   }
   int fork_errno = errno;
   close(null_fd);
@@ -324,6 +352,11 @@ Result<InstallOutput> RunInstallCommand(const InstallCommandConfig& config,
   if (reported == static_cast<ssize_t>(sizeof child_errno)) {
     WaitFor(pid, &waited.status);
     close(out_pipe[0]);
+    if (child_errno >= kConfineErrnoBase) {
+      return Fail(ErrorCode::kFailed, "install-confine",
+                  "cannot confine the install command: " +
+                      std::string(std::strerror(child_errno - kConfineErrnoBase)));
+    }
     errno = child_errno;
     return spawn_error("start " + prepared->argv[0]);
   }
@@ -333,6 +366,7 @@ Result<InstallOutput> RunInstallCommand(const InstallCommandConfig& config,
   InstallOutput result;
   result.output = tail.Finish(&result.truncated);
   result.duration = duration_cast<milliseconds>(Clock::now() - start);
+  if (failure_output != nullptr) *failure_output = result.output;
   if (waited.timed_out) {
     return Fail(ErrorCode::kTimeout, "install-timeout",
                 "install command ran longer than " + std::to_string(config.timeout.count()) +

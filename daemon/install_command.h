@@ -6,9 +6,13 @@
 //   {version}      the release version                {sha256}      the tarball digest
 // Anything else between braces is refused. The child runs with:
 //   * cwd = the release directory (fchdir on the directory fd, no path lookup);
-//   * the environment PATH=/usr/bin:/bin, HOME=<release_dir>, LANG=C.UTF-8, then the
-//     configured variables (placeholders expanded; they may override those three); nothing
-//     is inherited from the daemon (no credentials, no proxies);
+//   * the environment PATH=/usr/bin:/bin, HOME=<release_dir>, LANG=C.UTF-8,
+//     TMPDIR=<release_dir>/.decnet-tmp (a private directory made before and removed after the
+//     run), then the configured variables (placeholders expanded; they may override those);
+//     nothing is inherited from the daemon (no credentials, no proxies);
+//   * confined (install_confine.h): NoNewPrivs, Landlock (writes only beneath the release
+//     directory, reads of the system trees, the sandbox's read paths and the program), seccomp
+//     (no tracing, no signals to the daemon, no network unless the sandbox names an index);
 //   * stdin /dev/null, stdout and stderr into one pipe, every other fd closed (close_range);
 //   * its own process group: on timeout the GROUP gets SIGTERM, then SIGKILL after the
 //     grace period. When the command exits, anything it left running in its group is killed
@@ -26,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/install_confine.h"
 #include "proto/result.h"
 
 namespace decnet::daemon {
@@ -38,7 +43,12 @@ struct InstallCommandConfig {
   std::chrono::milliseconds timeout{std::chrono::seconds(120)};
   std::chrono::milliseconds kill_grace{std::chrono::seconds(2)};
   size_t output_cap = 64 * 1024;
+  // What the confined command may reach besides its release directory.
+  InstallSandbox sandbox;
 };
+
+// Name of the private temporary directory inside the release directory.
+inline constexpr char kInstallTmpDir[] = ".decnet-tmp";
 
 struct InstallVars {
   std::string release_dir;
@@ -61,14 +71,19 @@ struct InstallOutput {
 [[nodiscard]] Result<std::string> ExpandInstallTemplate(std::string_view text,
                                                         const InstallVars& vars);
 
-// Runs the command in `release_dir_fd` (vars.release_dir must name the same directory).
-// Returns its captured output when it exits 0. Fails: "install-config" as above;
+// Runs the command, confined, in `release_dir_fd` (vars.release_dir must name the same
+// directory). Returns its captured output when it exits 0. Fails: "install-config" as above;
+// "install-confine" (kFailed) when the confinement cannot be prepared or applied (the command
+// never runs unconfined);
 // "install-spawn" (kFailed) when the process cannot be started (fork, exec: e.g. no such
 // program); "install-failed" (kFailed) on a non-zero exit or death by a signal, the message
 // carrying the status and the output tail; "install-timeout" (kTimeout) when it ran out of
 // time, after its group was killed, with the output tail.
+// When `failure_output` is given, a command that started and then failed or timed out also
+// leaves its captured output there (the same tail the message carries).
 [[nodiscard]] Result<InstallOutput> RunInstallCommand(const InstallCommandConfig& config,
                                                       const InstallVars& vars,
-                                                      int release_dir_fd);
+                                                      int release_dir_fd,
+                                                      std::string* failure_output = nullptr);
 
 }  // namespace decnet::daemon

@@ -14,6 +14,10 @@ PACKAGES=(
   # testbed, demo and test peers
   debootstrap systemd-container systemd dbus iproute2 curl openssl ca-certificates
   util-linux procps
+  # the daemon's built-in Python installer (system Python, venv, Debian's build tooling)
+  python3-venv python3-pip python3-setuptools python3-wheel
+  # the contract test's restatement of DECNET's master (its models, its client)
+  python3-pydantic python3-httpx
 )
 
 if [ "$(id -u)" != 0 ]; then

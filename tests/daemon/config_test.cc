@@ -37,6 +37,14 @@ TEST(ParseDaemonConfig, ReadsEveryKindOfKey) {
   EXPECT_EQ(c->install_command.size(), 4u);
 }
 
+TEST(ParseDaemonConfig, IsAirGappedByDefaultAndTakesAPackageIndexUrl) {
+  EXPECT_EQ(DaemonConfig::Defaults().package_index, "");
+  EXPECT_EQ(DaemonConfig::Defaults().links.front().target, ".venv/bin/decnet");
+  auto c = ParseDaemonConfig(R"({"package_index":"http://10.0.0.5:3141/root/simple"})");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->package_index, "http://10.0.0.5:3141/root/simple");
+}
+
 struct BadRow {
   const char* json;
   const char* rule;
@@ -69,12 +77,111 @@ TEST(ParseDaemonConfig, RefusesBadInputNamingTheKey) {
       {R"({"keep_releases":1})", "config-value", "keep_releases"},
       {R"({"update_deadline_ms":10})", "config-value", "update_deadline_ms"},
       {R"({"install_command":[""]})", "config-value", "install_command"},
+      {R"({"package_index":"ftp://mirror/simple"})", "config-value", "package_index"},
+      {R"({"package_index":"http://"})", "config-value", "package_index"},
+      {R"({"package_index":"https:///simple"})", "config-value", "package_index"},
+      {R"({"package_index":"http://mirror/{version}"})", "config-value", "package_index"},
+      {R"({"package_index":"http://mirror /simple"})", "config-value", "package_index"},
+      {R"({"package_index":7})", "config-type", "package_index"},
   };
   for (const auto& row : rows) {
     auto c = ParseDaemonConfig(row.json);
     ASSERT_FALSE(c) << row.json;
     EXPECT_EQ(c.error().rule, row.rule) << row.json << ": " << c.error().message;
     EXPECT_NE(c.error().message.find(row.key), std::string::npos) << c.error().message;
+  }
+}
+
+// --- the pending-connection caps (connections before a completed TLS handshake) ----------
+
+TEST(ParseDaemonConfig, GivesThePendingCapsTheirDefaults) {
+  auto c = ParseDaemonConfig("{}");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->max_pending_connections, 256);
+  EXPECT_EQ(c->max_pending_per_source, 16);
+}
+
+struct PendingRow {
+  const char* what;
+  const char* json;
+  int total;       // max_pending_connections read
+  int per_source;  // max_pending_per_source read
+};
+
+TEST(ParseDaemonConfig, AcceptsPendingCapsWithinRangeAndPerSourceAtMostTheTotal) {
+  const PendingRow rows[] = {
+      {"both at their minimum", R"({"max_pending_connections":1,"max_pending_per_source":1})", 1,
+       1},
+      {"both at their maximum",
+       R"({"max_pending_connections":65536,"max_pending_per_source":65536})", 65536, 65536},
+      {"per source equal to the total",
+       R"({"max_pending_connections":40,"max_pending_per_source":40})", 40, 40},
+      {"per source below the total, keys in either order",
+       R"({"max_pending_per_source":3,"max_pending_connections":7})", 7, 3},
+      {"a larger total with the default per source", R"({"max_pending_connections":4096})", 4096,
+       16},
+      {"a total equal to the default per source", R"({"max_pending_connections":16})", 16, 16},
+      {"a per source equal to the default total", R"({"max_pending_per_source":256})", 256, 256},
+      {"a smaller per source with the default total", R"({"max_pending_per_source":2})", 256, 2},
+      // An unset per-source cap follows a total below its default (16) down.
+      {"a total below the default per source", R"({"max_pending_connections":15})", 15, 15},
+      {"a total of one", R"({"max_pending_connections":1})", 1, 1},
+  };
+  for (const auto& row : rows) {
+    auto c = ParseDaemonConfig(row.json);
+    ASSERT_TRUE(c) << row.what << ": " << c.error().message;
+    EXPECT_EQ(c->max_pending_connections, row.total) << row.what;
+    EXPECT_EQ(c->max_pending_per_source, row.per_source) << row.what;
+  }
+}
+
+TEST(ParseDaemonConfig, RefusesPendingCapsThatAreNotPositiveIntegersInRange) {
+  for (const char* key : {"max_pending_connections", "max_pending_per_source"}) {
+    const BadRow rows[] = {
+        {"0", "config-value", key},
+        {"-1", "config-value", key},
+        {"-65536", "config-value", key},
+        {"65537", "config-value", key},
+        {"9223372036854775807", "config-value", key},
+        {"9223372036854775808", "config-value", key},  // past int64_t: read as unsigned
+        {"18446744073709551615", "config-value", key},
+        {"18446744073709551616", "config-type", key},  // past uint64_t: read as a double
+        {"1.5", "config-type", key},
+        {"16.0", "config-type", key},
+        {"1e3", "config-type", key},
+        {R"("16")", "config-type", key},
+        {"true", "config-type", key},
+        {"null", "config-type", key},
+        {"[16]", "config-type", key},
+        {R"({"n":16})", "config-type", key},
+    };
+    for (const auto& row : rows) {
+      const std::string json = std::string(R"({")") + key + R"(":)" + row.json + "}";
+      auto c = ParseDaemonConfig(json);
+      ASSERT_FALSE(c) << json;
+      EXPECT_EQ(c.error().rule, row.rule) << json << ": " << c.error().message;
+      EXPECT_NE(c.error().message.find(key), std::string::npos) << c.error().message;
+    }
+  }
+}
+
+TEST(ParseDaemonConfig, RefusesAPerSourcePendingCapOverTheTotal) {
+  const BadRow rows[] = {
+      {R"({"max_pending_connections":16,"max_pending_per_source":17})", "config-pending-per-source",
+       "max_pending_per_source"},
+      {R"({"max_pending_per_source":65536,"max_pending_connections":1})",
+       "config-pending-per-source", "max_pending_per_source"},
+      // A per-source cap written alone, against the default total (256).
+      {R"({"max_pending_per_source":257})", "config-pending-per-source", "max_pending_per_source"},
+  };
+  for (const auto& row : rows) {
+    auto c = ParseDaemonConfig(row.json);
+    ASSERT_FALSE(c) << row.json;
+    EXPECT_EQ(c.error().code, ErrorCode::kMalformed) << row.json;
+    EXPECT_EQ(c.error().rule, row.rule) << row.json << ": " << c.error().message;
+    EXPECT_NE(c.error().message.find(row.key), std::string::npos) << c.error().message;
+    EXPECT_NE(c.error().message.find("max_pending_connections"), std::string::npos)
+        << c.error().message;
   }
 }
 
