@@ -116,4 +116,67 @@ if(DECNET_BUILD_HTTP)
     DECNET_HELPERCTL_BINARY="$<TARGET_FILE:helperctl>")
   add_dependencies(updater_e2e_test decnet-update-helper decnet-updaterd decnet-test-agent
                    helperctl)
+
+  # decnet-updaterd with injection points (faults_daemon_main.cc), for the crash matrix only:
+  # built with the tests, never installed. The wraps let it count the files an extraction
+  # creates and see the install command's output.
+  add_executable(decnet-updaterd-faults ${DECNET_INTEGRATION_DIR}/faults_daemon_main.cc)
+  target_link_libraries(decnet-updaterd-faults PRIVATE decnet_daemon_main)
+  target_link_options(decnet-updaterd-faults PRIVATE -Wl,--wrap=syscall -Wl,--wrap=read)
+
+  # The crash matrix on the real helper, daemon and systemd: at each named point of an update
+  # and of update-self, the daemon stops itself and is SIGKILLed from outside (alone, or with
+  # the helper); after the restart the host is on one complete release, checked through curl,
+  # the files and systemd, and the next update succeeds.
+  decnet_gtest(crash_e2e_test
+    SOURCES ${DECNET_INTEGRATION_DIR}/crash_e2e_test.cc
+            ${DECNET_INTEGRATION_DIR}/updater_e2e_fixture.cc
+    LIBS decnet_testbed decnet_test_pki decnet_policy decnet_proto_helper
+         nlohmann_json::nlohmann_json
+    LABELS systemd
+    PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 900)
+  target_compile_definitions(crash_e2e_test PRIVATE
+    DECNET_HELPER_BINARY="$<TARGET_FILE:decnet-update-helper>"
+    DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd-faults>"
+    DECNET_TEST_AGENT_BINARY="$<TARGET_FILE:decnet-test-agent>"
+    DECNET_HELPERCTL_BINARY="$<TARGET_FILE:helperctl>")
+  add_dependencies(crash_e2e_test decnet-update-helper decnet-updaterd-faults decnet-test-agent
+                   helperctl)
+
+  # A DECNET-like Python tree (its `decnet agent` serves mTLS /health with its version), packed
+  # as DECNET's master packs a working tree and pushed with curl, on the real helper, daemon
+  # and systemd with the default installer: each release runs from its own environment, a
+  # manual rollback runs the old one again, a build that fails is refused with the installer's
+  # output and nothing switched, a new dependency comes from a local index once configured.
+  decnet_gtest(decnet_tree_e2e_test
+    SOURCES ${DECNET_INTEGRATION_DIR}/decnet_tree_e2e_test.cc
+            ${DECNET_INTEGRATION_DIR}/updater_e2e_fixture.cc
+    LIBS decnet_testbed decnet_test_pki decnet_policy decnet_proto_helper
+         nlohmann_json::nlohmann_json
+    LABELS systemd
+    PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 600)
+  target_compile_definitions(decnet_tree_e2e_test PRIVATE
+    DECNET_HELPER_BINARY="$<TARGET_FILE:decnet-update-helper>"
+    DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>"
+    DECNET_TEST_AGENT_BINARY="$<TARGET_FILE:decnet-test-agent>"
+    DECNET_HELPERCTL_BINARY="$<TARGET_FILE:helperctl>")
+  add_dependencies(decnet_tree_e2e_test decnet-update-helper decnet-updaterd decnet-test-agent
+                   helperctl)
+endif()
+
+# decnet-adopt on a host laid out exactly as DECNET's updater leaves it, against a real
+# systemd: the dry run changes nothing; the adoption imports both of DECNET's releases with
+# their own environments (through decnet-updaterd --import-release), retires DECNET's updater,
+# rewrites the units to the policy, repoints the link, opens the keys to the daemon's user
+# only; a second run changes nothing; --undo restores DECNET's layout.
+if(DECNET_BUILD_HTTP)
+  decnet_gtest(adopt_integration_test
+    SOURCES ${DECNET_INTEGRATION_DIR}/adopt_test.cc
+    LIBS decnet_testbed decnet_adopt decnet_policy nlohmann_json::nlohmann_json
+    LABELS systemd
+    PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 600)
+  target_compile_definitions(adopt_integration_test PRIVATE
+    DECNET_ADOPT_BINARY="$<TARGET_FILE:decnet-adopt>"
+    DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>")
+  add_dependencies(adopt_integration_test decnet-adopt decnet-updaterd)
 endif()

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -104,6 +105,65 @@ int RunToEnd(const std::vector<std::string>& args, const fs::path& out, const fs
     status = WaitFor(pid, 5s);
   }
   return status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+}
+
+// One process, named by its pid and its start time (so a reused pid is never mistaken
+// for it).
+struct Proc {
+  pid_t pid = -1;
+  std::string start;  // /proc/PID/stat field 22
+};
+
+// A process's parent pid, state and start time from /proc/PID/stat; false when it is gone.
+bool ReadStat(pid_t pid, pid_t* ppid, char* state, std::string* start) {
+  const std::string stat = Slurp("/proc/" + std::to_string(pid) + "/stat");
+  const auto paren = stat.rfind(')');
+  if (paren == std::string::npos) return false;
+  std::istringstream rest(stat.substr(paren + 1));
+  rest >> *state >> *ppid;
+  std::string field;
+  for (int i = 5; i <= 22 && rest >> field; ++i) *start = field;  // fields 5..22
+  return true;
+}
+
+// Every process beneath `root` (itself first, then breadth first), found by walking /proc's
+// parent links. Read before a kill: once a parent dies its children move to another parent.
+std::vector<Proc> ProcessTree(pid_t root) {
+  std::map<pid_t, std::vector<Proc>> children;
+  Proc top{root, ""};
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    pid_t ppid = 0;
+    char state = 0;
+    Proc p{std::stoi(name), ""};
+    if (!ReadStat(p.pid, &ppid, &state, &p.start)) continue;
+    if (p.pid == root) top = p;
+    children[ppid].push_back(p);
+  }
+  std::vector<Proc> out = {top};
+  for (size_t i = 0; i < out.size(); ++i)
+    for (const Proc& child : children[out[i].pid]) out.push_back(child);
+  return out;
+}
+
+// True while `p` runs (not a zombie, and its pid not reused).
+bool Running(const Proc& p) {
+  pid_t ppid = 0;
+  char state = 0;
+  std::string start;
+  return ReadStat(p.pid, &ppid, &state, &start) && start == p.start && state != 'Z';
+}
+
+// Waits until `p` has ended (gone, or a zombie whose files are closed).
+bool WaitUntilGone(const Proc& p, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Running(p)) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
 }
 
 uint16_t FreePort() {
@@ -228,6 +288,7 @@ void AnUpdaterOnARealSystemd::WriteConfigs() {
   p.links = {{"decnet-test-agent", (install_dir_ / "current").string()}};
   p.hello_timeout_ms = 30'000;
   p.restart_timeout_ms = 20'000;
+  AdjustHelperPolicy(p);
   WriteFile(root_ / "helper.json", helper::PolicyToJson(p), 0644);
   p.restart_timeout_ms += 1;
   WriteFile(root_ / "daemon-policy.json", helper::PolicyToJson(p), 0644);
@@ -259,14 +320,16 @@ void AnUpdaterOnARealSystemd::WriteConfigs() {
       {"settle_ms", 1000},
       {"update_deadline_ms", 60'000},
   };
+  AdjustDaemonConfig(config);
   WriteFile(root_ / "daemon.json", config.dump(2), 0644);
 }
 
-void AnUpdaterOnARealSystemd::StartHelper() {
+void AnUpdaterOnARealSystemd::StartHelperWith(const std::vector<std::string>& extra_env) {
   const fs::path log = root_ / "helper.log";
-  helper_pid_ = Spawn({DECNET_HELPER_BINARY, "--config", (root_ / "helper.json").string()},
-                      {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-                       "DBUS_SYSTEM_BUS_ADDRESS=" + testbed().bus_address()},
+  std::vector<std::string> env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                                  "DBUS_SYSTEM_BUS_ADDRESS=" + testbed().bus_address()};
+  env.insert(env.end(), extra_env.begin(), extra_env.end());
+  helper_pid_ = Spawn({DECNET_HELPER_BINARY, "--config", (root_ / "helper.json").string()}, env,
                       log, log);
   ASSERT_GT(helper_pid_, 0) << "cannot start " << DECNET_HELPER_BINARY;
   // Ready when the daemon answers /health (it says hello to the helper once listening).
@@ -288,15 +351,45 @@ void AnUpdaterOnARealSystemd::StartHelper() {
          << " with the helper alive; last: " << health.Describe() << "\n" << Logs();
 }
 
-void AnUpdaterOnARealSystemd::StopHelper() {
-  if (helper_pid_ <= 0) return;
-  // The daemon is the helper's only child; SIGTERM ends it cleanly, and the helper ends
-  // when the pair closes.
+pid_t AnUpdaterOnARealSystemd::DaemonPid() const {
+  if (helper_pid_ <= 0) return -1;
   std::istringstream children(
       Slurp("/proc/" + std::to_string(helper_pid_) + "/task/" + std::to_string(helper_pid_) +
             "/children"));
   pid_t daemon = -1;
   children >> daemon;
+  return daemon;
+}
+
+std::optional<int> AnUpdaterOnARealSystemd::KillUnit(Kill how) {
+  if (helper_pid_ <= 0) return std::nullopt;
+  const pid_t helper = std::exchange(helper_pid_, -1);
+  // The helper first, its daemon next, then what the daemon started.
+  const std::vector<Proc> unit = ProcessTree(helper);
+  if (how == Kill::kWholeUnit) {
+    for (const Proc& p : unit) ::kill(p.pid, SIGKILL);
+  } else if (unit.size() > 1) {
+    ::kill(unit[1].pid, SIGKILL);
+  }
+  auto status = WaitFor(helper, 15s);
+  if (!status) {
+    ADD_FAILURE() << "the helper did not end within 15 s of its daemon's SIGKILL";
+    ::kill(helper, SIGKILL);
+    WaitFor(helper, 5s);
+  }
+  // What the unit started beyond its daemon (an install command in its own process group).
+  for (size_t i = 1; i < unit.size(); ++i)
+    if (Running(unit[i])) ::kill(unit[i].pid, SIGKILL);
+  for (size_t i = 1; i < unit.size(); ++i)
+    if (!WaitUntilGone(unit[i], 10s)) ADD_FAILURE() << "pid " << unit[i].pid << " outlived SIGKILL";
+  return status;
+}
+
+void AnUpdaterOnARealSystemd::StopHelper() {
+  if (helper_pid_ <= 0) return;
+  // The daemon is the helper's only child; SIGTERM ends it cleanly, and the helper ends
+  // when the pair closes.
+  const pid_t daemon = DaemonPid();
   if (daemon > 0) ::kill(daemon, SIGTERM);
   auto status = WaitFor(helper_pid_, 15s);
   if (!status) {
@@ -310,23 +403,35 @@ void AnUpdaterOnARealSystemd::StopHelper() {
 
 BuiltRelease AnUpdaterOnARealSystemd::BuildUpdaterBuild(const std::string& version, bool broken) {
   const fs::path tree = root_ / "build" / ("u" + std::to_string(++releases_built_));
-  MakeDir(tree / "bin", 0755);
   utsname host{};
   ::uname(&host);
+  if (!broken) {
+    // The build exactly as the updater-build target packs it.
+    MakeDir(tree, 0755);
+    const fs::path log = root_ / "build/pack.log";
+    EXPECT_EQ(RunToEnd({"bash", DECNET_SOURCE_DIR "/scripts/pack-updater-build.sh", "--binary",
+                        DECNET_DAEMON_BINARY, "--version", version, "--source-dir",
+                        DECNET_SOURCE_DIR, "--out-dir", tree.string()},
+                       log, log, 60s),
+              0)
+        << Slurp(log);
+    BuiltRelease r;
+    r.version = version;
+    r.tarball = tree / ("decnet-updater-" + version + "-" + host.machine + ".tar.gz");
+    r.sha256 = Sha256Hex(Slurp(r.tarball));
+    return r;
+  }
+  MakeDir(tree / "bin", 0755);
   WriteFile(tree / ".decnet-release.json",
             json{{"format", 1}, {"version", version}, {"kind", "updater"}, {"arch", host.machine},
                  {"helper_protocol", 1}}
                 .dump(),
             0644);
-  if (broken) {
-    WriteFile(tree / "bin/decnet-updaterd",
-              "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'decnet-updaterd " + version +
-                  "'; exit 0; }\necho 'this build cannot start' >&2\nexit 1\n",
-              0755);
-  } else {
-    fs::copy_file(DECNET_DAEMON_BINARY, tree / "bin/decnet-updaterd");
-    ::chmod((tree / "bin/decnet-updaterd").c_str(), 0755);
-  }
+  // A build that answers --version (update-self's smoke test) and cannot start.
+  WriteFile(tree / "bin/decnet-updaterd",
+            "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'decnet-updaterd " + version +
+                "'; exit 0; }\necho 'this build cannot start' >&2\nexit 1\n",
+            0755);
   BuiltRelease r;
   r.version = version;
   r.tarball = tree.string() + ".tar.gz";
@@ -467,7 +572,8 @@ HttpReply AnUpdaterOnARealSystemd::Curl(const std::string& url, Caller caller,
 HttpReply AnUpdaterOnARealSystemd::PushWithDigest(const BuiltRelease& release,
                                                   const std::string& sha256, Caller caller) {
   std::vector<std::string> form = {"-F", "tarball=@" + release.tarball.string(), "-F",
-                                   "sha=" + release.sha256.substr(0, 40)};
+                                   "sha=" + (release.sha.empty() ? release.sha256.substr(0, 40)
+                                                                  : release.sha)};
   if (!sha256.empty()) form.insert(form.end(), {"-F", "sha256=" + sha256});
   return Curl("https://127.0.0.1:" + std::to_string(daemon_port_) + "/update", caller, form);
 }

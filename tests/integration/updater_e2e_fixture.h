@@ -22,6 +22,10 @@
 #include "tests/daemon/test_pki.h"
 #include "tests/integration/testbed.h"
 
+namespace decnet::helper {
+struct Policy;
+}  // namespace decnet::helper
+
 namespace decnet::test {
 
 // What curl got: the HTTP status (0 when curl failed), the body, and the body as JSON (null
@@ -45,10 +49,15 @@ struct BuiltRelease {
   std::filesystem::path tarball;
   std::string sha256;  // hex of the tarball
   std::string version;
+  std::string sha;  // the form field `sha` (DECNET's commit); "" sends the digest's first 40
   std::string id() const { return sha256.substr(0, 16); }  // the store's release id
 };
 
 enum class Caller { kMaster, kWorker };
+
+// How the unit dies: its daemon alone (the helper then ends as the pair closes, as in
+// service), or the helper and the daemon together (systemd's kill of the unit's cgroup).
+enum class Kill { kDaemonAlone, kWholeUnit };
 
 class AnUpdaterOnARealSystemd : public TestbedTest {
  protected:
@@ -84,8 +93,16 @@ class AnUpdaterOnARealSystemd : public TestbedTest {
   // A fixture that returns true gives the daemon a policy file that differs from the
   // helper's (one timeout changed), as after a half-finished configuration change.
   virtual bool DaemonReadsAnotherPolicy() const { return false; }
-  // An updater build: a manifest of kind "updater" for this host and the daemon binary, or
-  // (broken) a script that answers --version and exits 1 otherwise, never saying hello.
+  // A fixture may change the daemon's configuration (daemon.json) before it is written.
+  virtual void AdjustDaemonConfig(nlohmann::json& /*config*/) const {}
+  // A fixture may change the helper's policy (links, units) before it is written; the daemon
+  // reads the same changes.
+  virtual void AdjustHelperPolicy(helper::Policy& /*policy*/) const {}
+  // The port the agent must serve its mTLS /health on (127.0.0.1, the host's network).
+  uint16_t agent_port() const { return agent_port_; }
+  // An updater build: the daemon binary packed by scripts/pack-updater-build.sh (what the
+  // updater-build target ships), or (broken) a manifest of kind "updater" for this host and a
+  // script that answers --version and exits 1 otherwise, never saying hello.
   BuiltRelease BuildUpdaterBuild(const std::string& version, bool broken = false);
   // POST /update-self with confirm_self=true.
   HttpReply PushSelf(const BuiltRelease& build);
@@ -95,6 +112,18 @@ class AnUpdaterOnARealSystemd : public TestbedTest {
   void RestartHelper();
   std::optional<int> StartHelperExpectingExit();
   void StopUpdater() { StopHelper(); }
+  // StartHelper() with more variables in the helper's environment (it passes DECNET_* on to
+  // the daemon); waits for /health as SetUp does.
+  void StartHelperWith(const std::vector<std::string>& extra_env);
+  // SIGKILLs the running unit as `how` says, then every other process it had started (an
+  // install command), as systemd does once the unit's main process is gone; waits until none
+  // of them runs. Returns the helper's wait status, nullopt when it did not end within 15 s
+  // (it is then killed) or none ran.
+  std::optional<int> KillUnit(Kill how);
+  // The daemon's pid (the helper's only child), -1 when none runs.
+  pid_t DaemonPid() const;
+  // The fixture's temporary directory (policy, configs, state, logs).
+  const std::filesystem::path& root() const { return root_; }
   // The build the running daemon was executed from (from /proc/PID/exe), "" when none runs.
   std::string RunningDaemonBuild() const;
   std::filesystem::path updater_dir() const { return root_ / "updater"; }
@@ -117,7 +146,7 @@ class AnUpdaterOnARealSystemd : public TestbedTest {
  private:
   void MakePki();
   void WriteConfigs();
-  void StartHelper();
+  void StartHelper() { StartHelperWith({}); }
   void StopHelper();
   void SeedUpdaterStore();
   HttpReply Curl(const std::string& url, Caller caller, const std::vector<std::string>& extra);
