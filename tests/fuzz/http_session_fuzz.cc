@@ -270,6 +270,7 @@ struct Reply {
   bool keep_alive = false;
   std::string content_type;
   std::string body;
+  bool head = false;  // the answer to a HEAD: its Content-Length, no body
 };
 
 std::string Lower(std::string_view s) {
@@ -287,8 +288,20 @@ bool IsToken(std::string_view s) {
   });
 }
 
-// Parses the whole output as responses; breaks on anything else.
-std::vector<Reply> ParseResponses(const std::string& out) {
+// The HEAD requests in an input: request lines that start with "HEAD " (at most that many
+// answers may come without their body).
+int HeadRequests(std::string_view input) {
+  int n = input.starts_with("HEAD ") ? 1 : 0;
+  for (std::size_t at = input.find("\nHEAD "); at != std::string_view::npos;
+       at = input.find("\nHEAD ", at + 1))
+    ++n;
+  return n;
+}
+
+// Parses the whole output as responses; breaks on anything else. An answer to HEAD has no
+// body: one is recognised, up to `heads` times, by its end being the end of the output or the
+// start of the next response (no body this server sends starts with "HTTP/1.").
+std::vector<Reply> ParseResponses(const std::string& out, int heads) {
   std::vector<Reply> replies;
   std::size_t at = 0;
   while (at < out.size()) {
@@ -340,6 +353,11 @@ std::vector<Reply> ParseResponses(const std::string& out) {
       continue;
     }
     if (!length) Broken("a final response without Content-Length");
+    if (*length > 0 && heads > 0 && (at == out.size() || out.compare(at, 7, "HTTP/1.") == 0)) {
+      --heads;
+      reply.head = true;
+      length = 0;
+    }
     if (out.size() - at < *length) Broken("a response body shorter than its Content-Length");
     reply.body = out.substr(at, *length);
     at += *length;
@@ -400,6 +418,10 @@ void Check(const std::vector<Reply>& replies, bool master, int calls) {
       continue;
     }
     interim = false;
+    if (r.head) {  // nothing to read in it but its status
+      if (!master && r.status / 100 == 2) Broken("a 2xx to a HEAD from a client: " + what);
+      continue;
+    }
     if (r.content_type.starts_with("application/json") && !json::accept(r.body))
       Broken("a JSON response that does not parse: " + what);
     if (IsOperationAnswer(r)) ++op_answers;
@@ -451,7 +473,7 @@ void RunOne(const std::uint8_t* data, std::size_t size) {
     Broken("AdoptForTesting: " + adopted.error().message);
   g_output = Converse(fds[0], input);
   ::close(fds[0]);
-  std::vector<Reply> replies = ParseResponses(g_output);
+  std::vector<Reply> replies = ParseResponses(g_output, HeadRequests(input));
   if (std::getenv("HTTP_SESSION_FUZZ_VERBOSE") != nullptr) {  // what each input got, for seeds
     std::fprintf(stderr, "%s on %s:", client.name, stand.name);
     for (const Reply& r : replies) std::fprintf(stderr, " %u", r.status);

@@ -297,6 +297,9 @@ case("pipelined-after-a-bad-request",
      b"GET /health HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n", MASTER)
 case("pipelined-get-then-upload", b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + push(GOOD_FORM), MASTER)
 case("pipelined-upload-then-get", push(GOOD_FORM) + get(b"/health"), MASTER)
+case("pipelined-head-then-get",
+     b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\nHEAD /releases HTTP/1.1\r\nHost: x\r\n\r\n"
+     + get(b"/health"), MASTER, WORKER)
 case("get-with-a-body-then-get",
      b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody" + get(b"/health"), MASTER, WORKER)
 
