@@ -25,7 +25,7 @@
 #include "helper/serve.h"
 #include "policy/unit_policy.h"
 #include "proto/sha256.h"
-#include "tests/daemon/served_helper.h"
+#include "tests/daemon/served_stack.h"
 #include "tests/helper/mock_systemd.h"
 #include "tests/helper/test_dirs.h"
 
@@ -92,8 +92,8 @@ class ADecnetContract : public ::testing::Test {
     config_.units = {"decnet-agent.service", "decnet-forwarder.service"};
     config_.links = {{"decnet", "venv/bin/decnet"}};
     dirs_.policy().links = {{"decnet", install_ + "/current"}};
-    helper_.emplace(dirs_, "contract");
-    auto& systemd_ = helper_->systemd();
+    ASSERT_NO_FATAL_FAILURE(stack_.Open(dirs_, config_, {.client = "contract"}));
+    auto& systemd_ = stack_.helper->systemd();
     ON_CALL(systemd_, Reload()).WillByDefault([this]() -> Result<void> {
       Record("reload");
       if (fail_reload_once_.exchange(false)) return Fail(ErrorCode::kFailed, "dbus", "Reload: bus error");
@@ -117,19 +117,8 @@ class ADecnetContract : public ::testing::Test {
       if (not_installed_.contains(u.str())) return proto::UnitState{"not-found", "inactive", "dead", 0, 0};
       return proto::UnitState{"loaded", "active", "running", 42, 0};
     });
-    auto store = ReleaseStore::Open(install_);
-    ASSERT_TRUE(store) << store.error().message;
-    store_.emplace(std::move(*store));
-    ASSERT_TRUE(store_->Recover());
-    auto audit = AuditLog::Open(dirs_.root() + "/audit.jsonl");
-    ASSERT_TRUE(audit);
-    audit_.emplace(std::move(*audit));
-    pipeline_.emplace(config_, dirs_.policy(), *store_, helper_->client(), gate_, *audit_);
   }
-  void TearDown() override {
-    pipeline_.reset();
-    helper_.reset();
-  }
+  void TearDown() override { stack_.Close(); }
 
   void Record(const std::string& event) {
     std::lock_guard lock(mu_);
@@ -162,7 +151,8 @@ class ADecnetContract : public ::testing::Test {
   }
   ApiAnswer Push(const Tarball& t) {
     int fd = ::open(t.path.c_str(), O_RDONLY | O_CLOEXEC);
-    ApiAnswer a = pipeline_->Update({"fp", "decnet-master"}, {fd, t.size, t.sha256, std::nullopt});
+    ApiAnswer a =
+        stack_.pipeline->Update({"fp", "decnet-master"}, {fd, t.size, t.sha256, std::nullopt});
     ::close(fd);
     return a;
   }
@@ -187,11 +177,7 @@ class ADecnetContract : public ::testing::Test {
   std::vector<std::string> events_;
   std::set<std::string> not_installed_, failed_jobs_;
   std::atomic<bool> fail_reload_once_{false}, fail_restart_once_{false};
-  std::optional<test::ServedHelper> helper_;  // before what borrows its client
-  std::optional<ReleaseStore> store_;
-  std::optional<AuditLog> audit_;
-  ScriptedGate gate_;
-  std::optional<UpdatePipeline> pipeline_;
+  test::ServedStack<ScriptedGate> stack_;
   int packed_ = 0;
 };
 
@@ -236,7 +222,7 @@ TEST_F(ADecnetContract, UpdatesWhenAnOptionalUnitIsNotInstalledOrDoesNotRestart)
     not_installed_.clear();
   }
   ASSERT_FALSE(UnitInstalled("decnet-forwarder.service"));
-  auto& systemd = helper_->systemd();
+  auto& systemd = stack_.helper->systemd();
   EXPECT_CALL(systemd, GetLoadedView(_)).Times(::testing::AnyNumber());
   EXPECT_CALL(systemd, GetLoadedView(*UnitName::Parse("decnet-forwarder.service")))
       .Times(::testing::AtLeast(1));
@@ -266,8 +252,9 @@ TEST_F(ADecnetContract, UpdatesWhenAnOptionalUnitIsNotInstalledOrDoesNotRestart)
 TEST_F(ADecnetContract, CarriesBothProbesWhenItRollsBackAndSays500WhenTheOldReleaseFailsToo) {
   ASSERT_TRUE(OperatorInstalledAgent());
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
-  gate_.script = {GateVerdict{false, "new-probe: 503 starting", "agent answered 503", "gate-probe"},
-                  GateVerdict{true, "old-probe: {\"status\":\"ok\"}", "", ""}};
+  stack_.gate.script = {
+      GateVerdict{false, "new-probe: 503 starting", "agent answered 503", "gate-probe"},
+      GateVerdict{true, "old-probe: {\"status\":\"ok\"}", "", ""}};
   auto a = Push(Pack("2.0", {}));
   ASSERT_EQ(a.status, 409u) << a.body.dump();
   EXPECT_EQ(a.body["detail"]["rolled_back"], true);
@@ -276,8 +263,9 @@ TEST_F(ADecnetContract, CarriesBothProbesWhenItRollsBackAndSays500WhenTheOldRele
   EXPECT_NE(both.find("old-probe: {\"status\":\"ok\"}"), std::string::npos) << both;
   EXPECT_EQ(CurrentVersion(), "1.0");
 
-  gate_.script = {GateVerdict{false, "new-probe: down", "agent never answered", "gate-probe"},
-                  GateVerdict{false, "old-probe: down too", "agent never answered", "gate-probe"}};
+  stack_.gate.script = {
+      GateVerdict{false, "new-probe: down", "agent never answered", "gate-probe"},
+      GateVerdict{false, "old-probe: down too", "agent never answered", "gate-probe"}};
   a = Push(Pack("3.0", {}));
   ASSERT_EQ(a.status, 500u) << a.body.dump();
   EXPECT_EQ(a.body["detail"]["rolled_back"], false);
@@ -298,7 +286,7 @@ TEST_F(ADecnetContract, RollsBackToTheOldCodeExactlyIncludingWhatTheInstallComma
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
   ASSERT_EQ(ReadFile(built), "built 1.0\n");
 
-  gate_.script = {GateVerdict{false, "503", "agent answered 503", "gate-probe"}};
+  stack_.gate.script = {GateVerdict{false, "503", "agent answered 503", "gate-probe"}};
   ASSERT_EQ(Push(Pack("2.0", {})).status, 409u);
   EXPECT_EQ(ReadFile(built), "built 1.0\n") << "the failed release's build leaked into the old one";
   EXPECT_EQ(ReadFile(linked), "#!/bin/sh\necho 1.0\n");
@@ -307,7 +295,7 @@ TEST_F(ADecnetContract, RollsBackToTheOldCodeExactlyIncludingWhatTheInstallComma
   ASSERT_EQ(Push(t3).status, 200u);
   ASSERT_EQ(ReadFile(built), "built 3.0\n");
   ASSERT_EQ(ReadFile(linked), "#!/bin/sh\necho 3.0\n");
-  ApiAnswer back = pipeline_->Rollback({"fp", "decnet-master"});
+  ApiAnswer back = stack_.pipeline->Rollback({"fp", "decnet-master"});
   ASSERT_EQ(back.status, 200u) << back.body.dump();
   EXPECT_EQ(CurrentVersion(), "1.0");
   EXPECT_EQ(ReadFile(built), "built 1.0\n") << "a manual rollback must run the old build";
@@ -340,7 +328,7 @@ TEST_F(ADecnetContract, RemovesUnitsTheNewReleaseDropsAndPutsThemBackOnEitherRol
 
   // Automatic rollback: the failed release changed one unit and dropped the other.
   Take();
-  gate_.script = {GateVerdict{false, "503", "agent answered 503", "gate-probe"}};
+  stack_.gate.script = {GateVerdict{false, "503", "agent answered 503", "gate-probe"}};
   ASSERT_EQ(Push(Pack("2.0", v2)).status, 409u);
   EXPECT_EQ(Count("stop decnet-forwarder.service"), 1) << "the dropped unit is stopped before removal";
   EXPECT_EQ(InstalledUnit("decnet-agent.service"), Unit("agent v1"));
@@ -352,7 +340,7 @@ TEST_F(ADecnetContract, RemovesUnitsTheNewReleaseDropsAndPutsThemBackOnEitherRol
   EXPECT_EQ(InstalledUnit("decnet-agent.service"), Unit("agent v2"));
 
   // Manual rollback: the old units come back exactly.
-  ASSERT_EQ(ApiAnswer(pipeline_->Rollback({"fp", "decnet-master"})).status, 200u);
+  ASSERT_EQ(ApiAnswer(stack_.pipeline->Rollback({"fp", "decnet-master"})).status, 200u);
   EXPECT_EQ(InstalledUnit("decnet-agent.service"), Unit("agent v1"));
   EXPECT_EQ(InstalledUnit("decnet-forwarder.service"), Unit("forwarder v1"));
 }
@@ -360,7 +348,7 @@ TEST_F(ADecnetContract, RemovesUnitsTheNewReleaseDropsAndPutsThemBackOnEitherRol
 // Defect 5: failures outside DECNET's own error type skipped its rollback.
 TEST_F(ADecnetContract, RollsBackWhenSystemdFailsOutsideTheHealthGate) {
   ASSERT_EQ(Push(Pack("1.0", {{"decnet-agent.service", Unit("agent v1")}})).status, 200u);
-  const int gate_calls = gate_.calls;
+  const int gate_calls = stack_.gate.calls;
 
   fail_reload_once_ = true;  // the daemon-reload itself errors (D-Bus), not a unit
   auto a = Push(Pack("2.0", {{"decnet-agent.service", Unit("agent v2")}}));
@@ -368,7 +356,8 @@ TEST_F(ADecnetContract, RollsBackWhenSystemdFailsOutsideTheHealthGate) {
   EXPECT_EQ(a.body["detail"]["rolled_back"], true);
   EXPECT_EQ(CurrentVersion(), "1.0");
   EXPECT_EQ(InstalledUnit("decnet-agent.service"), Unit("agent v1"));
-  EXPECT_EQ(gate_.calls, gate_calls + 1) << "only the old release is gated; the new one never got that far";
+  EXPECT_EQ(stack_.gate.calls, gate_calls + 1)
+      << "only the old release is gated; the new one never got that far";
 
   fail_restart_once_ = true;  // the restart call errors instead of reporting a failed job
   a = Push(Pack("3.0", {{"decnet-agent.service", Unit("agent v3")}}));
@@ -379,7 +368,7 @@ TEST_F(ADecnetContract, RollsBackWhenSystemdFailsOutsideTheHealthGate) {
   EXPECT_EQ(CurrentVersion(), "1.0");
   EXPECT_EQ(InstalledUnit("decnet-agent.service"), Unit("agent v1"));
   int failed = 0;
-  for (const auto& r : pipeline_->Releases()) failed += r["state"] == "failed";
+  for (const auto& r : stack_.pipeline->Releases()) failed += r["state"] == "failed";
   EXPECT_EQ(failed, 2) << "both releases are recorded as failed";
 }
 
@@ -425,10 +414,10 @@ TEST_F(ADecnetContract, RecordsEachPushsDigestInTheStoreAndTheAuditLog) {
   ASSERT_TRUE(OperatorInstalledAgent());
   auto t = Pack("1.0", {});
   ASSERT_EQ(Push(t).status, 200u);
-  auto releases = pipeline_->Releases();
+  auto releases = stack_.pipeline->Releases();
   ASSERT_EQ(releases.size(), 1u);
   EXPECT_EQ(releases[0]["sha256"], t.sha256);
-  auto lines = audit_->Tail(1);
+  auto lines = stack_.audit->Tail(1);
   ASSERT_TRUE(lines);
   ASSERT_EQ(lines->size(), 1u);
   EXPECT_EQ(nlohmann::json::parse(lines->back())["sha256"], t.sha256);
@@ -451,7 +440,7 @@ TEST_F(ADecnetContract, UpdatesItselfWithoutTouchingTheSuitesPathLinkOrRelease) 
   const std::string updater = dirs_.root() + "/opt/decnet-updater/updater";
   fs::create_directories(updater);
   config_.updater_dir = updater;
-  auto opened = OpenUpdaterStore(config_, *audit_);
+  auto opened = OpenUpdaterStore(config_, *stack_.audit);
   ASSERT_TRUE(opened) << opened.error().message;
   ASSERT_TRUE(opened->store) << opened->note;
   std::optional<ReleaseStore> updater_store(std::move(*opened->store));
@@ -459,7 +448,7 @@ TEST_F(ADecnetContract, UpdatesItselfWithoutTouchingTheSuitesPathLinkOrRelease) 
   target.store = &*updater_store;
   target.helper_protocol = proto::kProtocolVersion;
   target.arch = HostArch();
-  pipeline_->SetSelfUpdate(target);
+  stack_.pipeline->SetSelfUpdate(target);
 
   const std::string tree = dirs_.root() + "/build";
   fs::create_directories(tree + "/bin");
@@ -474,8 +463,8 @@ TEST_F(ADecnetContract, UpdatesItselfWithoutTouchingTheSuitesPathLinkOrRelease) 
   Take();
   std::function<void()> after_reply;
   int fd = ::open(tarball.c_str(), O_RDONLY | O_CLOEXEC);
-  ApiAnswer a = pipeline_->UpdateSelf({"fp", "decnet-master"}, {fd, bytes.size(), Sha256Hex(bytes), std::nullopt},
-                                      &after_reply);
+  ApiAnswer a = stack_.pipeline->UpdateSelf(
+      {"fp", "decnet-master"}, {fd, bytes.size(), Sha256Hex(bytes), std::nullopt}, &after_reply);
   ::close(fd);
   ASSERT_EQ(a.status, 200u) << a.body.dump();
   EXPECT_EQ(fs::read_symlink(updater + "/current").string(), "releases/" + Sha256Hex(bytes).substr(0, 16));
@@ -486,7 +475,7 @@ TEST_F(ADecnetContract, UpdatesItselfWithoutTouchingTheSuitesPathLinkOrRelease) 
   ASSERT_TRUE(after_reply);
   after_reply();
   EXPECT_EQ(Count("restart decnet-updater.service"), 1) << "the restart follows the reply";
-  pipeline_->SetSelfUpdate({});
+  stack_.pipeline->SetSelfUpdate({});
 }
 
 // Defect 12: DECNET's polkit rule `^decnet-[a-z]+\.service$` misses a second hyphen.
@@ -505,40 +494,22 @@ TEST_F(ADecnetContract, InstallsAndRestartsAUnitWhoseNameHasASecondHyphen) {
 }
 
 #ifdef DECNET_CONTRACT_HTTP
-using decnet::testing::CertSpec;
-using decnet::testing::PemPaths;
-using decnet::testing::TempDir;
-using decnet::testing::TestCa;
-
 // §3: the digest is mandatory and checked before anything else. Through the real server and
 // API in front of the real pipeline: every bad digest is refused, and no release directory,
 // spool file, unit or systemd call is left behind.
 TEST_F(ADecnetContract, RefusesEachMissingBlankMalformedOrMismatchingDigestLeavingNothingStaged) {
   ASSERT_EQ(Push(Pack("1.0", {{"decnet-agent.service", Unit("agent v1")}})).status, 200u);
-  TestCa ca{"decnet-test-ca"};
-  TempDir pki;
-  PemPaths server = WritePem(pki, "server", ca.Issue(CertSpec{{"updater"}, true}));
-  PemPaths master = WritePem(pki, "master", ca.Issue(CertSpec{{"decnet-master"}}));
-  TlsFiles files{pki.Write("ca.crt", ca.ca().cert_pem), server.cert, server.key};
-  const std::string spool = dirs_.root() + "/daemon-state/spool";
-  fs::create_directories(dirs_.root() + "/daemon-state");
-  ApiOptions options;
-  options.spool_dir = spool;
-  options.version = "test";
-  auto api = UpdaterApi::Create(*pipeline_, options);
-  ASSERT_TRUE(api) << api.error().message;
-  auto ctx = MakeServerTlsContext(files);
-  ASSERT_TRUE(ctx);
-  auto http = HttpServer::Create(std::move(*ctx), ServerConfig{}, **api);
-  ASSERT_TRUE(http);
-  auto port = (*http)->Start("127.0.0.1", 0);
-  ASSERT_TRUE(port);
+  const test::UpdaterPki pki;
+  const ApiOptions options = test::TestApiOptions(dirs_);
+  const std::string spool = options.spool_dir;
+  test::ServedFront front;
+  ASSERT_NO_FATAL_FAILURE(front.Start(*stack_.pipeline, options, pki));
 
   auto t2 = Pack("2.0", {{"decnet-agent.service", Unit("agent v2")}});
   auto push = [&](const std::string& digest_args) {
-    std::string out = Sh("curl -sS --max-time 60 --cacert " + files.ca_file + " --cert " + master.cert +
-                         " --key " + master.key + " -w '\\n@@%{http_code}' -F tarball=@" + t2.path + " " +
-                         digest_args + " https://127.0.0.1:" + std::to_string(*port) + "/update 2>/dev/null");
+    std::string out =
+        Sh("curl -sS --max-time 60 " + pki.CurlAsMaster() + " -w '\\n@@%{http_code}' -F tarball=@" +
+           t2.path + " " + digest_args + " " + front.Url() + "/update 2>/dev/null");
     size_t at = out.rfind("\n@@");
     return at == std::string::npos ? std::make_pair(std::string("none"), out)
                                    : std::make_pair(out.substr(at + 3), out.substr(0, at));
@@ -571,7 +542,7 @@ TEST_F(ADecnetContract, RefusesEachMissingBlankMalformedOrMismatchingDigestLeavi
   auto [status, body] = push("--form-string sha256=" + hex_upper);
   EXPECT_EQ(status, "200") << "the same tarball with its digest goes through: " << body;
   EXPECT_EQ(CurrentVersion(), "2.0");
-  (*http)->Stop();
+  front.Stop();
 }
 #endif
 

@@ -31,7 +31,7 @@
 #include "daemon/self_update.h"
 #include "daemon/tls.h"
 #include "daemon/update_pipeline.h"
-#include "tests/daemon/served_helper.h"
+#include "tests/daemon/served_stack.h"
 #include "tests/daemon/test_pki.h"
 #include "tests/daemon/test_tarball.h"
 #include "tests/helper/test_dirs.h"
@@ -43,8 +43,6 @@ namespace {
 namespace fs = std::filesystem;
 using decnet::testing::CertSpec;
 using decnet::testing::PemPaths;
-using decnet::testing::TempDir;
-using decnet::testing::TestCa;
 using nlohmann::json;
 using test::Tarball;
 using namespace std::chrono_literals;
@@ -54,10 +52,6 @@ const std::string kModels =
     std::string(DECNET_SOURCE_DIR) + "/tests/daemon/decnet_master_models.py";
 const std::string kClient =
     std::string(DECNET_SOURCE_DIR) + "/tests/support/decnet_master_client.py";
-
-constexpr char kUpdaterUnit[] =
-    "[Unit]\nDescription=DECNET release updater\n[Service]\nType=notify\n"
-    "ExecStart=/usr/libexec/decnet-updater/decnet-update-helper\n";
 
 std::pair<int, std::string> Shell(const std::string& command) {
   FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
@@ -123,88 +117,48 @@ struct Answer {
 class DecnetsMaster : public ::testing::Test {
  protected:
   void SetUp() override {
-    install_ = dirs_.root() + "/opt/decnet";
-    updater_ = dirs_.root() + "/opt/decnet-updater/updater";
-    fs::create_directories(install_);
-    fs::create_directories(updater_);
-    config_.install_dir = install_;
-    config_.updater_dir = updater_;
+    install_ = test::LayOutHost(dirs_, dirs_.root(), config_, test::SelfUpdate::kOn);
     config_.units = {"decnet-agent.service"};
     config_.links = {{"decnet", "venv/bin/decnet"}};
-    dirs_.policy().links = {{"decnet", install_ + "/current"}};
     ASSERT_TRUE(
         test::InstallOperatorUnit(dirs_, "decnet-agent.service", test::OperatorUnit("agent")));
-    ASSERT_TRUE(test::InstallOperatorUnit(dirs_, "decnet-updater.service", kUpdaterUnit));
-    helper_.emplace(dirs_, "master-models");
-    auto store = ReleaseStore::Open(install_);
-    ASSERT_TRUE(store) << store.error().message;
-    store_.emplace(std::move(*store));
-    ASSERT_TRUE(store_->Recover());
-    auto audit = AuditLog::Open(dirs_.root() + "/audit.jsonl");
-    ASSERT_TRUE(audit);
-    audit_.emplace(std::move(*audit));
-    auto updater = OpenUpdaterStore(config_, *audit_);
-    ASSERT_TRUE(updater && updater->store);
-    updater_store_.emplace(std::move(*updater->store));
-    pipeline_.emplace(config_, dirs_.policy(), *store_, helper_->client(), gate_, *audit_);
-    EnableSelfUpdate(true);
-    server_ = ca_.Issue(CertSpec{{"updater"}, true});
-    server_pem_ = WritePem(pki_, "server", server_);
-    master_ = WritePem(pki_, "master", ca_.Issue(CertSpec{{"decnet-master"}}));
-    worker_ = WritePem(pki_, "worker", ca_.Issue(CertSpec{{"decnet-worker"}}));
-    ca_file_ = pki_.Write("ca.crt", ca_.ca().cert_pem);
+    ASSERT_TRUE(test::InstallOperatorUnit(dirs_, "decnet-updater.service", test::kUpdaterUnit));
+    ASSERT_NO_FATAL_FAILURE(stack_.Open(
+        dirs_, config_, {.client = "master-models", .self_update = test::SelfUpdate::kOn}));
+    worker_ = WritePem(pki_.dir, "worker", pki_.ca.Issue(CertSpec{{"decnet-worker"}}));
   }
   void TearDown() override {
-    gate_.Release();
-    if (http_) http_->Stop();
-    http_.reset();
-    api_.reset();
-    pipeline_.reset();
-    helper_.reset();
+    stack_.gate.Release();
+    front_.Stop();
+    stack_.Close();
   }
 
+  // Self-update pointed at the updater's store, or refused as by a daemon started without one.
   void EnableSelfUpdate(bool on) {
+    if (on) return stack_.EnableSelfUpdate();
     SelfUpdateTarget self;
-    if (on) {
-      self.store = &*updater_store_;
-      self.helper_protocol = proto::kProtocolVersion;
-      self.arch = HostArch();
-    } else {
-      self.unavailable_why = "this daemon was started without its own release store";
-    }
-    pipeline_->SetSelfUpdate(self);
+    self.unavailable_why = "this daemon was started without its own release store";
+    stack_.pipeline->SetSelfUpdate(self);
   }
 
   // The API and the mTLS server in front of the pipeline, on an ephemeral port.
   void Serve(std::chrono::milliseconds deadline = 150'000ms) {
-    fs::create_directories(dirs_.root() + "/daemon-state");
-    ApiOptions options;
-    options.spool_dir = dirs_.root() + "/daemon-state/spool";
-    options.version = "test";
-    options.audit = &*audit_;
+    ApiOptions options = test::TestApiOptions(dirs_);
+    options.audit = &*stack_.audit;
     options.self_restart_delay = 1ms;
     options.max_upload_bytes = 256 * 1024;
     options.update_deadline = deadline;
-    auto api = UpdaterApi::Create(*pipeline_, options);
-    ASSERT_TRUE(api) << api.error().message;
-    api_ = std::move(*api);
-    auto ctx = MakeServerTlsContext(TlsFiles{ca_file_, server_pem_.cert, server_pem_.key});
-    ASSERT_TRUE(ctx);
-    auto http = HttpServer::Create(std::move(*ctx), ServerConfig{}, *api_);
-    ASSERT_TRUE(http);
-    http_ = std::move(*http);
-    auto port = http_->Start("127.0.0.1", 0);
-    ASSERT_TRUE(port);
-    url_ = "https://127.0.0.1:" + std::to_string(*port);
+    ASSERT_NO_FATAL_FAILURE(front_.Start(*stack_.pipeline, options, pki_));
   }
 
   // DECNET's master's request, by our restatement of its client, with `who`'s certificate.
   Answer Master(const std::string& op, const std::string& tarball = "",
                 const PemPaths* who = nullptr) {
-    const PemPaths& id = who ? *who : master_;
-    auto [rc, out] = Shell(std::string(kPython) + " " + kClient + " --url " + url_ + " --ca " +
-                           ca_file_ + " --cert " + id.cert + " --key " + id.key + " --pin " +
-                           server_.fingerprint + " " + op + (tarball.empty() ? "" : " " + tarball));
+    const PemPaths& id = who ? *who : pki_.master;
+    auto [rc, out] =
+        Shell(std::string(kPython) + " " + kClient + " --url " + front_.Url() + " --ca " +
+              pki_.ca_file + " --cert " + id.cert + " --key " + id.key + " --pin " +
+              pki_.server.fingerprint + " " + op + (tarball.empty() ? "" : " " + tarball));
     const size_t line = out.rfind("{\"status\"");  // the client's one line, after any warning
     auto j = json::parse(line == std::string::npos ? "" : out.substr(line), nullptr, false);
     if (rc != 0 || !j.is_object() || !j["status"].is_number()) return {0, "", out};
@@ -213,9 +167,8 @@ class DecnetsMaster : public ::testing::Test {
   // A request DECNET's master never makes (a field missing), with curl.
   Answer Curl(const std::string& path, const std::string& args) {
     const std::string body = dirs_.root() + "/curl-body";
-    auto [rc, out] = Shell("curl -sS --max-time 60 --cacert " + ca_file_ + " --cert " +
-                           master_.cert + " --key " + master_.key + " -o " + body +
-                           " -w '%{http_code}' " + args + " " + url_ + path);
+    auto [rc, out] = Shell("curl -sS --max-time 60 " + pki_.CurlAsMaster() + " -o " + body +
+                           " -w '%{http_code}' " + args + " " + front_.Url() + path);
     std::ifstream in(body);
     return {rc == 0 ? std::atoi(out.c_str()) : 0,
             std::string(std::istreambuf_iterator<char>(in), {}), out};
@@ -291,25 +244,16 @@ class DecnetsMaster : public ::testing::Test {
     return test::PackTree(tree);
   }
   void WaitUntilIdle() {
-    ASSERT_TRUE(test::Eventually([&] { return !api_->busy(); })) << "the daemon stayed busy";
+    ASSERT_TRUE(test::Eventually([&] { return !front_.api->busy(); })) << "the daemon stayed busy";
   }
 
   test::TestDirs dirs_;
-  std::string install_, updater_;
+  std::string install_;
   DaemonConfig config_;
-  std::optional<test::ServedHelper> helper_;  // before what borrows its client
-  std::optional<ReleaseStore> store_;
-  std::optional<ReleaseStore> updater_store_;
-  std::optional<AuditLog> audit_;
-  ScriptedGate gate_;
-  std::optional<UpdatePipeline> pipeline_;
-  std::unique_ptr<UpdaterApi> api_;
-  std::unique_ptr<HttpServer> http_;
-  TestCa ca_{"decnet-test-ca"};
-  TempDir pki_;
-  decnet::testing::Issued server_;
-  PemPaths server_pem_, master_, worker_;
-  std::string ca_file_, url_;
+  test::ServedStack<ScriptedGate> stack_;
+  test::UpdaterPki pki_;     // its server's fingerprint is the one the client pins
+  test::ServedFront front_;  // after the pipeline it borrows
+  PemPaths worker_;
   json cases_ = json::array();
   int packed_ = 0, runs_ = 0;
 };
@@ -320,12 +264,12 @@ TEST_F(DecnetsMaster, ReadsEveryAnswerOfUpdateAsItsDashboardAndItsCliDo) {
   Case("update 200", "update", first, 200, "updated", R"("status":"ok")", true);
   Case("update 200 again", "update", Master("update", Pack("2.0").path), 200, "updated", "", true);
 
-  gate_.Script({GateVerdict{false, "new: 503 starting", "agent answered 503", "gate-probe"},
-                GateVerdict{true, "old: ok", "", ""}});
+  stack_.gate.Script({GateVerdict{false, "new: 503 starting", "agent answered 503", "gate-probe"},
+                      GateVerdict{true, "old: ok", "", ""}});
   Case("update 409 rolled back", "update", Master("update", Pack("3.0").path), 409, "rolled-back",
        "agent answered 503", true);
-  gate_.Script({GateVerdict{false, "new: down", "agent never answered", "gate-probe"},
-                GateVerdict{false, "old: down too", "agent never answered", "gate-probe"}});
+  stack_.gate.Script({GateVerdict{false, "new: down", "agent never answered", "gate-probe"},
+                      GateVerdict{false, "old: down too", "agent never answered", "gate-probe"}});
   Case("update 500 failed after switching", "update", Master("update", Pack("4.0").path), 500,
        "failed", "agent never answered", true);
   Case("update 500 refused before switching", "update",
@@ -392,8 +336,8 @@ TEST_F(DecnetsMaster, ReadsEveryAnswerOfRollbackAsItsDashboardDoes) {
   ASSERT_EQ(Master("update", Pack("1.0").path).status, 200);
   ASSERT_EQ(Master("update", Pack("2.0").path).status, 200);
   Case("rollback 200", "rollback", Master("rollback"), 200, "rolled-back", "rolled_back");
-  gate_.Script({GateVerdict{false, "old: down", "agent never answered", "gate-probe"},
-                GateVerdict{true, "back: ok", "", ""}});
+  stack_.gate.Script({GateVerdict{false, "old: down", "agent never answered", "gate-probe"},
+                      GateVerdict{true, "back: ok", "", ""}});
   Case("rollback 500", "rollback", Master("rollback"), 500, "failed", "agent never answered");
   Case("rollback 403 worker", "rollback", Master("rollback", "", &worker_), 403, "failed",
        "master certificate required");
@@ -403,15 +347,15 @@ TEST_F(DecnetsMaster, ReadsEveryAnswerOfRollbackAsItsDashboardDoes) {
 TEST_F(DecnetsMaster, ReadsEveryBusyAnswerWhileAnOperationRunsAsAFailure) {
   Serve();
   ASSERT_EQ(Master("update", Pack("1.0").path).status, 200);
-  gate_.Hold();
+  stack_.gate.Hold();
   auto running = std::async(std::launch::async, [&] { return Master("update", Pack("2.0").path); });
-  ASSERT_TRUE(gate_.WaitUntilHeld()) << "the update never reached its health gate";
+  ASSERT_TRUE(stack_.gate.WaitUntilHeld()) << "the update never reached its health gate";
   Case("update 503", "update", Master("update", Pack("3.0").path), 503, "failed", "already running",
        true);
   Case("update-self 503", "update-self", Master("update-self", PackBuild("2.0.0").path), 503,
        "self-failed", "already running");
   Case("rollback 503", "rollback", Master("rollback"), 503, "failed", "already running");
-  gate_.Release();
+  stack_.gate.Release();
   Case("the update that was running", "update", running.get(), 200, "updated", "", true);
   ExpectEveryCaseReadAsExpected();
 }
@@ -419,14 +363,14 @@ TEST_F(DecnetsMaster, ReadsEveryBusyAnswerWhileAnOperationRunsAsAFailure) {
 TEST_F(DecnetsMaster, ReadsTheAnswerAtTheDeadlineAsAFailure) {
   Serve(1500ms);
   ASSERT_EQ(Master("update", Pack("1.0").path).status, 200);
-  gate_.Hold();
+  stack_.gate.Hold();
   Case("update 500 deadline", "update", Master("update", Pack("2.0").path), 500, "failed",
        "deadline", true);
-  gate_.Release();
+  stack_.gate.Release();
   WaitUntilIdle();
-  gate_.Hold();
+  stack_.gate.Hold();
   Case("rollback 500 deadline", "rollback", Master("rollback"), 500, "failed", "deadline");
-  gate_.Release();
+  stack_.gate.Release();
   WaitUntilIdle();
   ExpectEveryCaseReadAsExpected();
 }
@@ -454,15 +398,15 @@ TEST_F(DecnetsMaster, ReadsHealthAndReleasesForTheMasterAndOtherClients) {
 TEST_F(DecnetsMaster, ClientSendsNothingToAnUpdaterWithAnotherCertificate) {
   Serve();
   const Tarball t = Pack("1.0");
-  const std::string pinned = server_.fingerprint;
-  server_.fingerprint = ca_.Issue(CertSpec{{"updater"}, true}).fingerprint;
+  const std::string pinned = pki_.server.fingerprint;
+  pki_.server.fingerprint = pki_.ca.Issue(CertSpec{{"updater"}, true}).fingerprint;
   const Answer refused = Master("update", t.path);
   EXPECT_EQ(refused.status, 0) << refused.log;
   EXPECT_NE(refused.log.find("PinMismatch"), std::string::npos) << refused.log;
-  EXPECT_FALSE(store_->Active()) << "the update was sent despite the pin";
-  server_.fingerprint = pinned;
+  EXPECT_FALSE(stack_.store->Active()) << "the update was sent despite the pin";
+  pki_.server.fingerprint = pinned;
   EXPECT_EQ(Master("update", t.path).status, 200);
-  EXPECT_TRUE(store_->Active());
+  EXPECT_TRUE(stack_.store->Active());
 }
 
 // The daemon refuses DECNET's own tree on update-self and says why and what to send instead;
@@ -480,7 +424,7 @@ TEST_F(DecnetsMaster, HearsWhyADecnetTreeIsRefusedOnUpdateSelfAndWhatToSendInste
     EXPECT_NE(error.find(said), std::string::npos)
         << "the refusal does not say " << said << ": " << error;
   Case("update-self DECNET tree", "update-self", a, 500, "self-failed", "updater-build");
-  EXPECT_TRUE(updater_store_->Releases().empty()) << "the refused tree was kept";
+  EXPECT_TRUE(stack_.updater_store->Releases().empty()) << "the refused tree was kept";
   ExpectEveryCaseReadAsExpected();
 }
 
@@ -490,13 +434,13 @@ TEST_F(DecnetsMaster, RefusesAnAnswerWhoseShapeDrifted) {
   Serve();
   const Answer ok = Master("update", Pack("1.0").path);
   ASSERT_EQ(ok.status, 200) << ok.body;
-  gate_.Script({GateVerdict{false, "new: down", "agent never answered", "gate-probe"},
-                GateVerdict{true, "old: ok", "", ""}});
+  stack_.gate.Script({GateVerdict{false, "new: down", "agent never answered", "gate-probe"},
+                      GateVerdict{true, "old: ok", "", ""}});
   const Answer rolled = Master("update", Pack("2.0").path);
   ASSERT_EQ(rolled.status, 409) << rolled.body;
   ASSERT_EQ(Master("update", Pack("3.0").path).status, 200);
-  gate_.Script({GateVerdict{false, "old: down", "agent never answered", "gate-probe"},
-                GateVerdict{true, "back: ok", "", ""}});
+  stack_.gate.Script({GateVerdict{false, "old: down", "agent never answered", "gate-probe"},
+                      GateVerdict{true, "back: ok", "", ""}});
   const Answer failed = Master("rollback");
   ASSERT_EQ(failed.status, 500) << failed.body;
   const Answer health = Master("health");

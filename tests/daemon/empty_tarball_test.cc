@@ -12,7 +12,7 @@
 
 #include "daemon/update_pipeline.h"
 #include "proto/sha256.h"
-#include "tests/daemon/served_helper.h"
+#include "tests/daemon/served_stack.h"
 #include "tests/helper/test_dirs.h"
 
 namespace decnet::daemon {
@@ -50,15 +50,7 @@ class AnEmptyTarball : public ::testing::Test {
     fs::create_directories(install_);
     config_.install_dir = install_;
     config_.units = {"decnet-agent.service"};
-    helper_.emplace(dirs_, "test");
-    auto store = ReleaseStore::Open(install_);
-    ASSERT_TRUE(store) << store.error().message;
-    store_.emplace(std::move(*store));
-    ASSERT_TRUE(store_->Recover());
-    auto audit = AuditLog::Open(dirs_.root() + "/audit.jsonl");
-    ASSERT_TRUE(audit);
-    audit_.emplace(std::move(*audit));
-    pipeline_.emplace(config_, dirs_.policy(), *store_, helper_->client(), gate_, *audit_);
+    ASSERT_NO_FATAL_FAILURE(stack_.Open(dirs_, config_));
   }
 
   ApiAnswer Push(const std::string& bytes) {
@@ -66,7 +58,7 @@ class AnEmptyTarball : public ::testing::Test {
     std::ofstream(path, std::ios::binary) << bytes;
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     ApiAnswer a =
-        pipeline_->Update({"fp", "decnet-master"}, {fd, bytes.size(), Sha256Hex(bytes), {}});
+        stack_.pipeline->Update({"fp", "decnet-master"}, {fd, bytes.size(), Sha256Hex(bytes), {}});
     ::close(fd);
     return a;
   }
@@ -79,11 +71,7 @@ class AnEmptyTarball : public ::testing::Test {
   test::TestDirs dirs_;
   std::string install_;
   DaemonConfig config_;
-  std::optional<test::ServedHelper> helper_;
-  std::optional<ReleaseStore> store_;
-  std::optional<AuditLog> audit_;
-  NoGate gate_;
-  std::optional<UpdatePipeline> pipeline_;
+  test::ServedStack<NoGate> stack_;
   int pushed_ = 0;
 };
 
@@ -105,8 +93,8 @@ TEST_F(AnEmptyTarball, IsAClientErrorWithItsRuleAndLeavesNothing) {
     EXPECT_EQ(a.body["detail"]["rolled_back"], false) << row.name;
     EXPECT_TRUE(a.body["detail"]["error"].is_string()) << row.name;
     EXPECT_EQ(ReleaseDirectories(), 0u) << row.name;
-    EXPECT_TRUE(store_->Releases().empty()) << row.name;
-    auto last = audit_->Tail(1);
+    EXPECT_TRUE(stack_.store->Releases().empty()) << row.name;
+    auto last = stack_.audit->Tail(1);
     ASSERT_TRUE(last);
     ASSERT_EQ(last->size(), 1u);
     EXPECT_EQ(nlohmann::json::parse(last->front())["result"], "refused") << row.name;

@@ -23,7 +23,7 @@
 #include "daemon/self_update.h"
 #include "daemon/tls.h"
 #include "daemon/update_pipeline.h"
-#include "tests/daemon/served_helper.h"
+#include "tests/daemon/served_stack.h"
 #include "tests/daemon/test_pki.h"
 #include "tests/daemon/test_tarball.h"
 #include "tests/helper/test_dirs.h"
@@ -33,24 +33,7 @@ namespace decnet::daemon {
 namespace {
 
 namespace fs = std::filesystem;
-using decnet::testing::CertSpec;
-using decnet::testing::PemPaths;
-using decnet::testing::TempDir;
-using decnet::testing::TestCa;
 using test::Tarball;
-
-constexpr char kUpdaterUnit[] =
-    "[Unit]\nDescription=DECNET release updater\n[Service]\nType=notify\n"
-    "ExecStart=/usr/libexec/decnet-updater/decnet-update-helper\n";
-
-// Always healthy: these tests are about when requests are served, not about the gate.
-class HealthyGate : public HealthGate {
- public:
-  GateVerdict Check(const std::map<UnitName, uint32_t>&, const std::string&,
-                    std::chrono::steady_clock::time_point) override {
-    return {true, "{\"status\":\"ok\"}", "", ""};
-  }
-};
 
 // One request of a sequence: its path and curl's arguments for its body.
 struct Request {
@@ -66,70 +49,28 @@ class ANextRequest : public ::testing::Test {
     char tmpl[] = "/dev/shm/decnet-no-busy-window.XXXXXX";
     scratch_ = fs::is_directory("/dev/shm") && ::mkdtemp(tmpl) != nullptr ? std::string(tmpl)
                                                                           : dirs_.root();
-    install_ = scratch_ + "/opt/decnet";
-    updater_ = scratch_ + "/opt/decnet-updater/updater";
-    fs::create_directories(install_);
-    fs::create_directories(updater_);
-    config_.install_dir = install_;
-    config_.updater_dir = updater_;
+    install_ = test::LayOutHost(dirs_, scratch_, config_, test::SelfUpdate::kOn);
     config_.units = {"decnet-agent.service"};
     config_.links = {{"decnet", "venv/bin/decnet"}};
-    dirs_.policy().links = {{"decnet", install_ + "/current"}};
     ASSERT_TRUE(test::InstallOperatorUnit(
         dirs_, "decnet-agent.service",
         test::OperatorUnit("agent", "/opt/decnet/current/venv/bin/decnet agent")));
-    ASSERT_TRUE(test::InstallOperatorUnit(dirs_, "decnet-updater.service", kUpdaterUnit));
-    helper_.emplace(dirs_, "no-busy-window");
-    auto store = ReleaseStore::Open(install_);
-    ASSERT_TRUE(store) << store.error().message;
-    store_.emplace(std::move(*store));
-    ASSERT_TRUE(store_->Recover());
-    auto audit = AuditLog::Open(dirs_.root() + "/audit.jsonl");
-    ASSERT_TRUE(audit);
-    audit_.emplace(std::move(*audit));
-    auto updater = OpenUpdaterStore(config_, *audit_);
-    ASSERT_TRUE(updater && updater->store);
-    updater_store_.emplace(std::move(*updater->store));
-    pipeline_.emplace(config_, dirs_.policy(), *store_, helper_->client(), gate_, *audit_);
-    SelfUpdateTarget self;
-    self.store = &*updater_store_;
-    self.helper_protocol = proto::kProtocolVersion;
-    self.arch = HostArch();
-    pipeline_->SetSelfUpdate(self);
+    ASSERT_TRUE(test::InstallOperatorUnit(dirs_, "decnet-updater.service", test::kUpdaterUnit));
+    ASSERT_NO_FATAL_FAILURE(stack_.Open(
+        dirs_, config_, {.client = "no-busy-window", .self_update = test::SelfUpdate::kOn}));
   }
   void TearDown() override {
-    if (http_) http_->Stop();
-    http_.reset();
-    api_.reset();
-    pipeline_.reset();
-    helper_.reset();
-    updater_store_.reset();
-    store_.reset();
+    front_.Stop();
+    stack_.Close();
     if (scratch_ != dirs_.root()) fs::remove_all(scratch_);
   }
 
   // The API and the mTLS server in front of the pipeline, on an ephemeral port.
   void Serve() {
-    PemPaths server = WritePem(pki_, "server", ca_.Issue(CertSpec{{"updater"}, true}));
-    master_ = WritePem(pki_, "master", ca_.Issue(CertSpec{{"decnet-master"}}));
-    ca_file_ = pki_.Write("ca.crt", ca_.ca().cert_pem);
-    fs::create_directories(dirs_.root() + "/daemon-state");
-    ApiOptions options;
-    options.spool_dir = dirs_.root() + "/daemon-state/spool";
-    options.version = "test";
-    options.audit = &*audit_;
+    ApiOptions options = test::TestApiOptions(dirs_);
+    options.audit = &*stack_.audit;
     options.self_restart_delay = std::chrono::milliseconds(1);
-    auto api = UpdaterApi::Create(*pipeline_, options);
-    ASSERT_TRUE(api) << api.error().message;
-    api_ = std::move(*api);
-    auto ctx = MakeServerTlsContext(TlsFiles{ca_file_, server.cert, server.key});
-    ASSERT_TRUE(ctx);
-    auto http = HttpServer::Create(std::move(*ctx), ServerConfig{}, *api_);
-    ASSERT_TRUE(http);
-    http_ = std::move(*http);
-    auto port = http_->Start("127.0.0.1", 0);
-    ASSERT_TRUE(port);
-    port_ = *port;
+    ASSERT_NO_FATAL_FAILURE(front_.Start(*stack_.pipeline, options, pki_));
   }
 
   // A release: VERSION, the link's target, and `bulk` more files.
@@ -177,9 +118,8 @@ class ANextRequest : public ::testing::Test {
     for (size_t i = 0; i < requests.size(); ++i) {
       const std::string body = dirs_.root() + "/answer-" + std::to_string(++answers_);
       bodies_.push_back(body);
-      std::string one = "--cacert " + ca_file_ + " --cert " + master_.cert + " --key " +
-                        master_.key + " -sS --max-time 60 -o " + body + " -w '%{http_code}\\n' " +
-                        requests[i].args + " https://127.0.0.1:" + std::to_string(port_) +
+      std::string one = pki_.CurlAsMaster() + " -sS --max-time 60 -o " + body +
+                        " -w '%{http_code}\\n' " + requests[i].args + " " + front_.Url() +
                         requests[i].path;
       if (one_connection) {
         command += (i == 0 ? "curl " : " --next ") + one;
@@ -219,21 +159,12 @@ class ANextRequest : public ::testing::Test {
   }
 
   test::TestDirs dirs_;
-  std::string scratch_, install_, updater_;
+  std::string scratch_, install_;
   DaemonConfig config_;
-  std::optional<test::ServedHelper> helper_;  // before what borrows its client
-  std::optional<ReleaseStore> store_;
-  std::optional<ReleaseStore> updater_store_;
-  std::optional<AuditLog> audit_;
-  HealthyGate gate_;
-  std::optional<UpdatePipeline> pipeline_;
-  std::unique_ptr<UpdaterApi> api_;
-  std::unique_ptr<HttpServer> http_;
-  TestCa ca_{"decnet-test-ca"};
-  TempDir pki_;
-  PemPaths master_;
-  std::string ca_file_;
-  uint16_t port_ = 0;
+  // Always healthy: these tests are about when requests are served, not about the gate.
+  test::ServedStack<test::HealthyGate> stack_;
+  const test::UpdaterPki pki_;
+  test::ServedFront front_;  // after the pipeline it borrows
   int packed_ = 0;
   int answers_ = 0;
   std::vector<std::string> bodies_;
@@ -258,10 +189,10 @@ TEST_F(ANextRequest, PushThenRollbackIsServed) {
 TEST_F(ANextRequest, UpdateThenUpdateSelfIsServed) {
   Serve();
   ExpectBothServed({Update(Pack("1.0")), UpdateSelf(PackBuild("2.0.0"))}, true);
-  ASSERT_TRUE(test::Eventually([&] { return !api_->busy(); }));  // the restart was asked for
+  ASSERT_TRUE(test::Eventually([&] { return !front_.api->busy(); }));  // the restart was asked for
   ExpectBothServed({Update(Pack("2.0")), UpdateSelf(PackBuild("3.0.0"))}, false);
   EXPECT_EQ(CurrentVersion(), "2.0");
-  EXPECT_EQ(updater_store_->Active()->str().size(), 16u);
+  EXPECT_EQ(stack_.updater_store->Active()->str().size(), 16u);
 }
 
 TEST_F(ANextRequest, IsServedWhilstA10001FileReleaseIsBeingPruned) {
@@ -271,7 +202,7 @@ TEST_F(ANextRequest, IsServedWhilstA10001FileReleaseIsBeingPruned) {
   std::promise<void> entered, go;
   std::shared_future<void> go_future = go.get_future().share();
   std::atomic<int> deleting{0}, deleted{0};
-  pipeline_->SetPruneHook([&](std::string_view step) {
+  stack_.pipeline->SetPruneHook([&](std::string_view step) {
     if (step == "deleted") ++deleted;
     if (step != "deleting" || deleting++ != 0) return;
     entered.set_value();
@@ -291,7 +222,7 @@ TEST_F(ANextRequest, IsServedWhilstA10001FileReleaseIsBeingPruned) {
   EXPECT_EQ(CurrentVersion(), "5.0");
   EXPECT_EQ(deleted.load(), 0) << "the prune was not running beside the update";
   go.set_value();
-  ASSERT_TRUE(pipeline_->WaitForPruning());
+  ASSERT_TRUE(stack_.pipeline->WaitForPruning());
   EXPECT_TRUE(fs::is_empty(install_ + "/pruned")) << "pruning still happens";
   EXPECT_GE(deleted.load(), 2) << "the big release and the one the fifth update pruned";
   std::set<std::string> dirs;

@@ -25,7 +25,7 @@
 #include "daemon/update_pipeline.h"
 #include "policy/policy.h"
 #include "proto/helper_protocol.h"
-#include "tests/daemon/served_helper.h"
+#include "tests/daemon/served_stack.h"
 #include "tests/daemon/test_pki.h"
 #include "tests/daemon/test_tarball.h"
 #include "tests/helper/test_dirs.h"
@@ -36,10 +36,6 @@ namespace decnet::daemon {
 namespace {
 
 namespace fs = std::filesystem;
-using decnet::testing::CertSpec;
-using decnet::testing::PemPaths;
-using decnet::testing::TempDir;
-using decnet::testing::TestCa;
 using nlohmann::json;
 
 std::string Slurp(const fs::path& path) {
@@ -193,18 +189,6 @@ TEST(TheOperationsDocument, ListsEveryPolicyKeyWithItsDefault) {
   }
 }
 
-constexpr char kUpdaterUnit[] =
-    "[Unit]\nDescription=DECNET release updater\n[Service]\nType=notify\n"
-    "ExecStart=/usr/libexec/decnet-updater/decnet-update-helper\n";
-
-class HealthyGate : public HealthGate {
- public:
-  GateVerdict Check(const std::map<UnitName, uint32_t>&, const std::string&,
-                    std::chrono::steady_clock::time_point) override {
-    return {true, "{\"status\":\"ok\"}", "", ""};
-  }
-};
-
 // What one command printed and how it ended.
 struct Ran {
   int exit_code = -1;
@@ -215,66 +199,25 @@ struct Ran {
 class TheOperationsDocumentsCommands : public ::testing::Test {
  protected:
   void SetUp() override {
-    install_ = dirs_.root() + "/opt/decnet";
-    updater_ = dirs_.root() + "/opt/decnet-updater/updater";
-    fs::create_directories(install_);
-    fs::create_directories(updater_);
-    config_.install_dir = install_;
-    config_.updater_dir = updater_;
+    install_ = test::LayOutHost(dirs_, dirs_.root(), config_, test::SelfUpdate::kOn);
     config_.units = {"decnet-agent.service"};
-    dirs_.policy().links = {{"decnet", install_ + "/current"}};
     ASSERT_TRUE(test::InstallOperatorUnit(
         dirs_, "decnet-agent.service",
         test::OperatorUnit("agent", "/opt/decnet/current/.venv/bin/decnet agent")));
-    ASSERT_TRUE(test::InstallOperatorUnit(dirs_, "decnet-updater.service", kUpdaterUnit));
-    helper_.emplace(dirs_, "operations-doc");
-    auto store = ReleaseStore::Open(install_);
-    ASSERT_TRUE(store) << store.error().message;
-    store_.emplace(std::move(*store));
-    ASSERT_TRUE(store_->Recover());
-    auto audit = AuditLog::Open(dirs_.root() + "/audit.jsonl");
-    ASSERT_TRUE(audit);
-    audit_.emplace(std::move(*audit));
-    auto updater = OpenUpdaterStore(config_, *audit_);
-    ASSERT_TRUE(updater && updater->store);
-    updater_store_.emplace(std::move(*updater->store));
-    pipeline_.emplace(config_, dirs_.policy(), *store_, helper_->client(), gate_, *audit_);
-    SelfUpdateTarget self;
-    self.store = &*updater_store_;
-    self.helper_protocol = proto::kProtocolVersion;
-    self.arch = HostArch();
-    pipeline_->SetSelfUpdate(self);
+    ASSERT_TRUE(test::InstallOperatorUnit(dirs_, "decnet-updater.service", test::kUpdaterUnit));
+    ASSERT_NO_FATAL_FAILURE(stack_.Open(
+        dirs_, config_, {.client = "operations-doc", .self_update = test::SelfUpdate::kOn}));
 
-    PemPaths server = WritePem(pki_, "server", ca_.Issue(CertSpec{{"updater"}, true}));
-    const PemPaths master = WritePem(pki_, "master", ca_.Issue(CertSpec{{"decnet-master"}}));
-    const std::string ca_file = pki_.Write("ca.crt", ca_.ca().cert_pem);
-    fs::create_directories(dirs_.root() + "/daemon-state");
-    ApiOptions options;
-    options.spool_dir = dirs_.root() + "/daemon-state/spool";
-    options.version = "test";
-    options.audit = &*audit_;
+    ApiOptions options = test::TestApiOptions(dirs_);
+    options.audit = &*stack_.audit;
     options.self_restart_delay = std::chrono::milliseconds(1);
-    auto api = UpdaterApi::Create(*pipeline_, options);
-    ASSERT_TRUE(api) << api.error().message;
-    api_ = std::move(*api);
-    auto ctx = MakeServerTlsContext(TlsFiles{ca_file, server.cert, server.key});
-    ASSERT_TRUE(ctx);
-    auto http = HttpServer::Create(std::move(*ctx), ServerConfig{}, *api_);
-    ASSERT_TRUE(http);
-    http_ = std::move(*http);
-    auto port = http_->Start("127.0.0.1", 0);
-    ASSERT_TRUE(port);
-    vars_["UPDATER"] = "https://127.0.0.1:" + std::to_string(*port);
-    vars_["TLS"] = "--cacert " + ca_file + " --cert " + master.cert + " --key " + master.key;
+    ASSERT_NO_FATAL_FAILURE(front_.Start(*stack_.pipeline, options, pki_));
+    vars_["UPDATER"] = front_.Url();
+    vars_["TLS"] = pki_.CurlAsMaster();
   }
   void TearDown() override {
-    if (http_) http_->Stop();
-    http_.reset();
-    api_.reset();
-    pipeline_.reset();
-    helper_.reset();
-    updater_store_.reset();
-    store_.reset();
+    front_.Stop();
+    stack_.Close();
   }
 
   // A release of the suite: VERSION and the link's target, DECNET's layout.
@@ -308,18 +251,11 @@ class TheOperationsDocumentsCommands : public ::testing::Test {
   }
 
   test::TestDirs dirs_;
-  std::string install_, updater_;
+  std::string install_;
   DaemonConfig config_;
-  std::optional<test::ServedHelper> helper_;  // before what borrows its client
-  std::optional<ReleaseStore> store_;
-  std::optional<ReleaseStore> updater_store_;
-  std::optional<AuditLog> audit_;
-  HealthyGate gate_;
-  std::optional<UpdatePipeline> pipeline_;
-  std::unique_ptr<UpdaterApi> api_;
-  std::unique_ptr<HttpServer> http_;
-  TestCa ca_{"decnet-test-ca"};
-  TempDir pki_;
+  test::ServedStack<test::HealthyGate> stack_;
+  const test::UpdaterPki pki_;
+  test::ServedFront front_;  // after the pipeline it borrows
   std::map<std::string, std::string> vars_;
   int runs_ = 0;
 };
@@ -396,9 +332,9 @@ TEST_F(TheOperationsDocumentsCommands, RunAsWrittenAgainstARealUpdater) {
     Ran r = Run(command);
     ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.err;
     EXPECT_EQ(r.body, (json{{"status", "self_update_queued"}, {"via", "systemd"}})) << r.out;
-    ASSERT_TRUE(test::Eventually([&] { return !api_->busy(); }));
-    ASSERT_TRUE(updater_store_->Active());
-    EXPECT_EQ(updater_store_->Active()->str(), build_id);
+    ASSERT_TRUE(test::Eventually([&] { return !front_.api->busy(); }));
+    ASSERT_TRUE(stack_.updater_store->Active());
+    EXPECT_EQ(stack_.updater_store->Active()->str(), build_id);
   }
   for (const std::string& command : by_route["/metrics"]) {
     Ran r = Run(command);

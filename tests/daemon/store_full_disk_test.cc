@@ -21,7 +21,7 @@
 #include <set>
 
 #include "daemon/update_pipeline.h"
-#include "tests/daemon/served_helper.h"
+#include "tests/daemon/served_stack.h"
 #include "tests/daemon/test_tarball.h"
 #include "tests/helper/test_dirs.h"
 
@@ -30,15 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::Tarball;
-
-// Gate verdicts: always healthy (a full disk is the only thing that goes wrong here).
-class HealthyGate : public HealthGate {
- public:
-  GateVerdict Check(const std::map<UnitName, uint32_t>&, const std::string&,
-                    std::chrono::steady_clock::time_point) override {
-    return {true, "{\"status\":\"ok\"}", "", ""};
-  }
-};
 
 // Whether this process could make itself a private mount namespace (once, for the suite).
 bool PrivateMounts(std::string* why) {
@@ -105,31 +96,18 @@ class AStoreOnAFullDisk : public ::testing::Test {
               0)
         << strerror(errno);
     mounted_ = true;
-    install_ = mount_ + "/opt/decnet";
-    fs::create_directories(install_);
+    install_ = test::LayOutHost(dirs_, mount_, config_, test::SelfUpdate::kOff);
     filler_.emplace(mount_ + "/filler");
-    config_.install_dir = install_;
     config_.units = {"decnet-agent.service"};
     config_.links = {{"decnet", "venv/bin/decnet"}};
-    dirs_.policy().links = {{"decnet", install_ + "/current"}};
     // The agent's unit is installed (the releases here ship none): it restarts as configured.
     ASSERT_TRUE(test::InstallOperatorUnit(
         dirs_, "decnet-agent.service",
         test::OperatorUnit("agent", "/opt/decnet/current/venv/bin/decnet agent")));
-    helper_.emplace(dirs_, "test");
-    auto store = ReleaseStore::Open(install_);
-    ASSERT_TRUE(store) << store.error().message;
-    store_.emplace(std::move(*store));
-    ASSERT_TRUE(store_->Recover());
-    auto audit = AuditLog::Open(dirs_.root() + "/audit.jsonl");
-    ASSERT_TRUE(audit);
-    audit_.emplace(std::move(*audit));
-    pipeline_.emplace(config_, dirs_.policy(), *store_, helper_->client(), gate_, *audit_);
+    ASSERT_NO_FATAL_FAILURE(stack_.Open(dirs_, config_));
   }
   void TearDown() override {
-    pipeline_.reset();
-    helper_.reset();
-    store_.reset();
+    stack_.Close();
     if (mounted_) umount2(mount_.c_str(), MNT_DETACH);
     if (!mount_.empty()) rmdir(mount_.c_str());
   }
@@ -153,28 +131,29 @@ class AStoreOnAFullDisk : public ::testing::Test {
   // deletion of what it pruned, awaited so each test sees the space it frees.
   ApiAnswer Push(const Tarball& t) {
     int fd = ::open(t.path.c_str(), O_RDONLY | O_CLOEXEC);
-    ApiAnswer a = pipeline_->Update({"fp", "decnet-master"}, {fd, t.size, t.sha256, std::nullopt});
+    ApiAnswer a =
+        stack_.pipeline->Update({"fp", "decnet-master"}, {fd, t.size, t.sha256, std::nullopt});
     ::close(fd);
-    (void)pipeline_->WaitForPruning();
+    (void)stack_.pipeline->WaitForPruning();
     return a;
   }
   // Runs `fill` when the pipeline reaches step `step` (once).
   void FillAtStep(std::string step, std::function<void()> fill) {
-    pipeline_->SetStepHook(
+    stack_.pipeline->SetStepHook(
         [step = std::move(step), fill = std::move(fill)](std::string_view s) mutable {
           if (s == step && fill) std::exchange(fill, nullptr)();
         });
   }
   // Runs `fill` when the store reaches its point `point` (once).
   void FillAtStorePoint(std::string point, std::function<void()> fill) {
-    store_->SetCrashHook(
+    stack_.store->SetCrashHook(
         [point = std::move(point), fill = std::move(fill)](std::string_view p) mutable {
           if (p == point && fill) std::exchange(fill, nullptr)();
         });
   }
   void ClearHooks() {
-    pipeline_->SetStepHook(nullptr);
-    store_->SetCrashHook(nullptr);
+    stack_.pipeline->SetStepHook(nullptr);
+    stack_.store->SetCrashHook(nullptr);
   }
 
   static std::string Id(const Tarball& t) { return t.sha256.substr(0, 16); }
@@ -191,7 +170,7 @@ class AStoreOnAFullDisk : public ::testing::Test {
   }
   std::set<std::string> Listed() {
     std::set<std::string> out;
-    for (const auto& e : store_->Releases()) out.insert(e.id.str());
+    for (const auto& e : stack_.store->Releases()) out.insert(e.id.str());
     return out;
   }
   // The releases state.json names, read by a second store on the same root.
@@ -213,7 +192,7 @@ class AStoreOnAFullDisk : public ::testing::Test {
     return out;
   }
   std::string ListedState(const std::string& id) {
-    for (const auto& r : pipeline_->Releases()) {
+    for (const auto& r : stack_.pipeline->Releases()) {
       if (r["id"] == id) return r["slot"].get<std::string>() + "/" + r["state"].get<std::string>();
     }
     return "absent";
@@ -230,7 +209,7 @@ class AStoreOnAFullDisk : public ::testing::Test {
         << "the failed release is listed as " << state;
     EXPECT_EQ(Current(), current_before) << "`current` moved";
     EXPECT_EQ(ListedState(current_before.substr(current_before.find('/') + 1)), "active/ready");
-    EXPECT_FALSE(store_->Pending().has_value());
+    EXPECT_FALSE(stack_.store->Pending().has_value());
   }
 
   // Frees the disk; the next update succeeds, and the store prunes to keep_releases.
@@ -265,11 +244,8 @@ class AStoreOnAFullDisk : public ::testing::Test {
   std::string install_;
   std::optional<Filler> filler_;
   DaemonConfig config_;
-  std::optional<test::ServedHelper> helper_;  // before what borrows its client
-  std::optional<ReleaseStore> store_;
-  std::optional<AuditLog> audit_;
-  HealthyGate gate_;
-  std::optional<UpdatePipeline> pipeline_;
+  // Always healthy: a full disk is the only thing that goes wrong here.
+  test::ServedStack<test::HealthyGate> stack_;
   std::vector<Tarball> installed_;
   int packed_ = 0;
 };

@@ -19,7 +19,7 @@
 #include "daemon/self_update.h"
 #include "helper/serve.h"
 #include "proto/sha256.h"
-#include "tests/daemon/served_helper.h"
+#include "tests/daemon/served_stack.h"
 #include "tests/daemon/test_tarball.h"
 #include "tests/helper/mock_systemd.h"
 #include "tests/helper/test_dirs.h"
@@ -37,10 +37,6 @@ constexpr char kAgentUnit[] =
 // The agent's unit as DECNET's installer put it on the worker (releases without units rely on it).
 const std::string kOperatorAgentUnit =
     test::OperatorUnit("DECNET worker agent", "/opt/decnet/current/venv/bin/decnet agent");
-// The updater's own unit, installed with the updater (it runs the helper as root by design).
-constexpr char kUpdaterUnit[] =
-    "[Unit]\nDescription=DECNET release updater\n[Service]\nType=notify\n"
-    "ExecStart=/usr/libexec/decnet-updater/decnet-update-helper\n";
 constexpr char kExtraUnit[] =
     "[Unit]\nDescription=extra\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\n"
     "NoNewPrivileges=yes\nExecStart=/bin/sleep infinity\n";
@@ -71,21 +67,10 @@ class AnUpdatePipeline : public ::testing::Test {
     config_.units = {"decnet-agent.service", "decnet-extra.service"};
     config_.links = {{"decnet", "venv/bin/decnet"}};
     dirs_.policy().links = {{"decnet", install_ + "/current"}};
-    helper_.emplace(dirs_, "test");
-    auto store = ReleaseStore::Open(install_);
-    ASSERT_TRUE(store) << store.error().message;
-    store_.emplace(std::move(*store));
-    ASSERT_TRUE(store_->Recover());
-    auto audit = AuditLog::Open(dirs_.root() + "/audit.jsonl");
-    ASSERT_TRUE(audit);
-    audit_.emplace(std::move(*audit));
-    pipeline_.emplace(config_, dirs_.policy(), *store_, helper_->client(), gate_, *audit_);
+    ASSERT_NO_FATAL_FAILURE(stack_.Open(dirs_, config_));
   }
-  void TearDown() override {
-    pipeline_.reset();
-    helper_.reset();
-  }
-  ::testing::NiceMock<test::MockSystemd>& systemd() { return helper_->systemd(); }
+  void TearDown() override { stack_.Close(); }
+  ::testing::NiceMock<test::MockSystemd>& systemd() { return stack_.helper->systemd(); }
 
   // Packs a release tree: version marker, the link target, and the given unit files.
   Tarball Pack(const std::string& version, const std::map<std::string, std::string>& units,
@@ -101,7 +86,7 @@ class AnUpdatePipeline : public ::testing::Test {
   }
   ApiAnswer Push(const Tarball& t, std::optional<std::string> sha = std::nullopt) {
     int fd = ::open(t.path.c_str(), O_RDONLY | O_CLOEXEC);
-    ApiAnswer a = pipeline_->Update({"fp", "decnet-master"}, {fd, t.size, t.sha256, sha});
+    ApiAnswer a = stack_.pipeline->Update({"fp", "decnet-master"}, {fd, t.size, t.sha256, sha});
     ::close(fd);
     return a;
   }
@@ -126,11 +111,7 @@ class AnUpdatePipeline : public ::testing::Test {
   test::TestDirs dirs_;
   std::string install_;
   DaemonConfig config_;
-  std::optional<test::ServedHelper> helper_;  // before what borrows its client
-  std::optional<ReleaseStore> store_;
-  std::optional<AuditLog> audit_;
-  ScriptedGate gate_;
-  std::optional<UpdatePipeline> pipeline_;
+  test::ServedStack<ScriptedGate> stack_;
   int packed_ = 0;
   bool with_link_target_ = true;  // Pack() ships venv/bin/decnet, the `decnet` link's target
 };
@@ -145,14 +126,14 @@ TEST_F(AnUpdatePipeline, InstallsAFirstReleaseWithItsUnitsAndLink) {
   EXPECT_EQ(CurrentVersion(), "1.0");
   EXPECT_TRUE(UnitInstalled("decnet-agent.service"));
   EXPECT_EQ(fs::read_symlink(dirs_.root() + "/bin/decnet").string(), install_ + "/current/venv/bin/decnet");
-  ASSERT_EQ(gate_.calls.size(), 1u);
-  EXPECT_TRUE(gate_.calls[0].first.contains(*UnitName::Parse("decnet-agent.service")));
+  ASSERT_EQ(stack_.gate.calls.size(), 1u);
+  EXPECT_TRUE(stack_.gate.calls[0].first.contains(*UnitName::Parse("decnet-agent.service")));
 }
 
 TEST_F(AnUpdatePipeline, RollsBackAReleaseThatFailsItsGateToTheOldCodeAndUnits) {
   ASSERT_EQ(Push(Pack("1.0", {{"decnet-agent.service", kAgentUnit}})).status, 200u);
   std::string old_current = Current();
-  gate_.script = {GateVerdict{false, "503 unhealthy", "agent answered 503", "gate-probe"}};
+  stack_.gate.script = {GateVerdict{false, "503 unhealthy", "agent answered 503", "gate-probe"}};
   auto t2 = Pack("2.0", {{"decnet-agent.service", kAgentUnit}, {"decnet-extra.service", kExtraUnit}});
   auto a = Push(t2);
   ASSERT_EQ(a.status, 409u) << a.body.dump();
@@ -162,7 +143,7 @@ TEST_F(AnUpdatePipeline, RollsBackAReleaseThatFailsItsGateToTheOldCodeAndUnits) 
   EXPECT_EQ(CurrentVersion(), "1.0");
   EXPECT_FALSE(UnitInstalled("decnet-extra.service")) << "the failed release's unit was not removed";
   EXPECT_TRUE(UnitInstalled("decnet-agent.service"));
-  auto releases = pipeline_->Releases();
+  auto releases = stack_.pipeline->Releases();
   ASSERT_GE(releases.size(), 2u);
   EXPECT_EQ(releases[0]["slot"], "active");
   EXPECT_EQ(releases[0]["state"], "ready");
@@ -172,11 +153,11 @@ TEST_F(AnUpdatePipeline, RollsBackAReleaseThatFailsItsGateToTheOldCodeAndUnits) 
 }
 
 TEST_F(AnUpdatePipeline, RollsAFailedFirstInstallBackToNothing) {
-  gate_.script = {GateVerdict{false, "", "agent never answered", "gate-probe"}};
+  stack_.gate.script = {GateVerdict{false, "", "agent never answered", "gate-probe"}};
   auto a = Push(Pack("1.0", {{"decnet-agent.service", kAgentUnit}}));
   ASSERT_EQ(a.status, 409u) << a.body.dump();
   EXPECT_FALSE(fs::exists(install_ + "/current"));
-  EXPECT_FALSE(store_->Active().has_value());
+  EXPECT_FALSE(stack_.store->Active().has_value());
 }
 
 TEST_F(AnUpdatePipeline, RedeploysTheActiveDigestWithoutExtractingAgain) {
@@ -188,7 +169,7 @@ TEST_F(AnUpdatePipeline, RedeploysTheActiveDigestWithoutExtractingAgain) {
   auto a = Push(t);
   ASSERT_EQ(a.status, 200u) << a.body.dump();
   EXPECT_FALSE(fs::exists(marker));
-  EXPECT_EQ(gate_.calls.size(), 2u) << "a redeploy restarts and gates again";
+  EXPECT_EQ(stack_.gate.calls.size(), 2u) << "a redeploy restarts and gates again";
 }
 
 TEST_F(AnUpdatePipeline, LeavesUnitsAloneForAReleaseWithoutUnitDirectory) {
@@ -234,16 +215,16 @@ TEST_F(AnUpdatePipeline, AbortsOnAFailedInstallCommandWithItsOutput) {
 
 TEST_F(AnUpdatePipeline, RollsBackManuallyAndRefusesWithoutAPreviousRelease) {
   ASSERT_TRUE(OperatorInstalledAgent());
-  ApiAnswer none = pipeline_->Rollback({"fp", "decnet-master"});
+  ApiAnswer none = stack_.pipeline->Rollback({"fp", "decnet-master"});
   EXPECT_EQ(none.status, 404u);
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
-  EXPECT_EQ(ApiAnswer(pipeline_->Rollback({"fp", "decnet-master"})).status, 404u);
+  EXPECT_EQ(ApiAnswer(stack_.pipeline->Rollback({"fp", "decnet-master"})).status, 404u);
   ASSERT_EQ(Push(Pack("2.0", {})).status, 200u);
-  ApiAnswer a = pipeline_->Rollback({"fp", "decnet-master"});
+  ApiAnswer a = stack_.pipeline->Rollback({"fp", "decnet-master"});
   ASSERT_EQ(a.status, 200u) << a.body.dump();
   EXPECT_EQ(a.body["status"], "rolled_back");
   EXPECT_EQ(CurrentVersion(), "1.0");
-  ApiAnswer b = pipeline_->Rollback({"fp", "decnet-master"});
+  ApiAnswer b = stack_.pipeline->Rollback({"fp", "decnet-master"});
   ASSERT_EQ(b.status, 200u);
   EXPECT_EQ(CurrentVersion(), "2.0") << "a manual rollback swaps active and previous";
 }
@@ -260,7 +241,7 @@ TEST_F(AnUpdatePipeline, PrunesBeyondKeepReleasesAndDeletesThemInTheBackground) 
   std::promise<void> entered, go;
   std::shared_future<void> go_future = go.get_future().share();
   std::atomic<int> deleting{0};
-  pipeline_->SetPruneHook([&](std::string_view step) {
+  stack_.pipeline->SetPruneHook([&](std::string_view step) {
     if (step == "deleting" && deleting++ == 0) {
       entered.set_value();
       go_future.wait();
@@ -274,7 +255,7 @@ TEST_F(AnUpdatePipeline, PrunesBeyondKeepReleasesAndDeletesThemInTheBackground) 
   entered.get_future().wait();  // the oldest release is being deleted, and the answer is out
   const std::string oldest = pushed[0].sha256.substr(0, 16);
   EXPECT_FALSE(fs::exists(install_ + "/releases/" + oldest)) << "moved aside before the answer";
-  for (const auto& r : pipeline_->Releases()) EXPECT_NE(r["id"], oldest) << "still listed";
+  for (const auto& r : stack_.pipeline->Releases()) EXPECT_NE(r["id"], oldest) << "still listed";
   size_t waiting = 0;
   for (const auto& e : fs::directory_iterator(install_ + "/pruned")) {
     waiting += 1;
@@ -282,7 +263,7 @@ TEST_F(AnUpdatePipeline, PrunesBeyondKeepReleasesAndDeletesThemInTheBackground) 
   }
   EXPECT_EQ(waiting, 1u) << "the pruned release waits beneath pruned/";
   go.set_value();
-  ASSERT_TRUE(pipeline_->WaitForPruning());
+  ASSERT_TRUE(stack_.pipeline->WaitForPruning());
   EXPECT_TRUE(fs::is_empty(install_ + "/pruned")) << "pruning happens eventually";
   for (size_t i = 1; i < pushed.size(); ++i)
     EXPECT_TRUE(fs::exists(install_ + "/releases/" + pushed[i].sha256.substr(0, 16))) << i;
@@ -293,7 +274,7 @@ TEST_F(AnUpdatePipeline, ReinstallsARePushOfAPrunedReleaseWhileItsOldTreeIsStill
   std::promise<void> entered, go;
   std::shared_future<void> go_future = go.get_future().share();
   std::atomic<int> deleting{0};
-  pipeline_->SetPruneHook([&](std::string_view step) {
+  stack_.pipeline->SetPruneHook([&](std::string_view step) {
     if (step == "deleting" && deleting++ == 0) {
       entered.set_value();
       go_future.wait();
@@ -310,7 +291,7 @@ TEST_F(AnUpdatePipeline, ReinstallsARePushOfAPrunedReleaseWhileItsOldTreeIsStill
   EXPECT_EQ(a.status, 200u) << a.body.dump();
   EXPECT_EQ(CurrentVersion(), "1.0");
   go.set_value();
-  ASSERT_TRUE(pipeline_->WaitForPruning());
+  ASSERT_TRUE(stack_.pipeline->WaitForPruning());
   EXPECT_EQ(CurrentVersion(), "1.0") << "the pruner deleted the re-pushed release";
   EXPECT_TRUE(fs::exists(install_ + "/current/venv/bin/decnet"));
 }
@@ -328,18 +309,18 @@ TEST_F(AnUpdatePipeline, RecoversFromACrashHalfWayThroughDeletingAPrunedRelease)
   std::ofstream(install_ + "/pruned/0123456789abcdef.1.1/venv/lib/x.py") << "x";
   fs::create_directories(install_ + "/releases/fedcba9876543210/venv/bin");
   std::ofstream(install_ + "/releases/fedcba9876543210/VERSION") << "0.1\n";
-  pipeline_.reset();
-  store_.reset();
+  stack_.pipeline.reset();
+  stack_.store.reset();
   auto store = ReleaseStore::Open(install_);
   ASSERT_TRUE(store) << store.error().message;
-  store_.emplace(std::move(*store));
-  auto recovered = store_->Recover();
+  stack_.store.emplace(std::move(*store));
+  auto recovered = stack_.store->Recover();
   ASSERT_TRUE(recovered) << recovered.error().message;
   EXPECT_EQ(recovered->removed, std::vector<std::string>{"fedcba9876543210"});
-  EXPECT_EQ(store_->Active()->str(), pushed[1].sha256.substr(0, 16));
-  pipeline_.emplace(config_, dirs_.policy(), *store_, helper_->client(), gate_, *audit_);
-  ASSERT_TRUE(pipeline_->Reconcile("start-up", false));
-  ASSERT_TRUE(pipeline_->WaitForPruning());
+  EXPECT_EQ(stack_.store->Active()->str(), pushed[1].sha256.substr(0, 16));
+  stack_.StartPipeline(dirs_, config_);
+  ASSERT_TRUE(stack_.pipeline->Reconcile("start-up", false));
+  ASSERT_TRUE(stack_.pipeline->WaitForPruning());
   EXPECT_TRUE(fs::is_empty(install_ + "/pruned")) << "the next pruner deletes the leftover";
   std::set<std::string> dirs;
   for (const auto& e : fs::directory_iterator(install_ + "/releases")) dirs.insert(e.path().filename());
@@ -389,7 +370,7 @@ class AFailingStep : public AnUpdatePipeline {
     EXPECT_EQ(a.status, 409u) << a.body.dump();
     EXPECT_EQ(a.body["detail"]["rolled_back"], true) << a.body.dump();
     EXPECT_EQ(a.body["detail"]["rule"], rule) << a.body.dump();
-    auto lines = audit_->Tail(1);
+    auto lines = stack_.audit->Tail(1);
     ASSERT_TRUE(lines && lines->size() == 1u);
     auto audit = nlohmann::json::parse(lines->back());
     EXPECT_EQ(audit["op"], "update");
@@ -410,9 +391,9 @@ class AFailingStep : public AnUpdatePipeline {
     std::ifstream in(link);
     EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "#!/bin/sh\necho 1.0\n")
         << "the link does not run the old release";
-    ASSERT_TRUE(store_->Active());
-    EXPECT_EQ("releases/" + store_->Active()->str(), first_current_);
-    auto releases = pipeline_->Releases();
+    ASSERT_TRUE(stack_.store->Active());
+    EXPECT_EQ("releases/" + stack_.store->Active()->str(), first_current_);
+    auto releases = stack_.pipeline->Releases();
     ASSERT_EQ(releases.size(), 2u);
     EXPECT_NE("releases/" + releases[1]["id"].get<std::string>(), first_current_);
     EXPECT_EQ(releases[1]["state"], "failed") << "the failed release is not recorded failed";
@@ -459,16 +440,16 @@ TEST_F(AFailingStep, AFirstReleaseWithoutItsLinkTargetIsRolledBackToNothing) {
   EXPECT_EQ(a.status, 409u) << a.body.dump();
   EXPECT_EQ(a.body["detail"]["rule"], "link-target-missing");
   EXPECT_FALSE(fs::exists(install_ + "/current"));
-  EXPECT_FALSE(store_->Active().has_value());
-  auto audit = nlohmann::json::parse(audit_->Tail(1)->back());
+  EXPECT_FALSE(stack_.store->Active().has_value());
+  auto audit = nlohmann::json::parse(stack_.audit->Tail(1)->back());
   EXPECT_EQ(audit["rule"], "link-target-missing");
 }
 
 TEST_F(AnUpdatePipeline, WritesOneAuditLinePerOperation) {
   ASSERT_TRUE(OperatorInstalledAgent());
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
-  (void)pipeline_->Rollback({"fp", "decnet-master"});
-  auto lines = audit_->Tail(10);
+  (void)stack_.pipeline->Rollback({"fp", "decnet-master"});
+  auto lines = stack_.audit->Tail(10);
   ASSERT_TRUE(lines);
   ASSERT_EQ(lines->size(), 2u);
   auto first = nlohmann::json::parse((*lines)[0]);
@@ -491,18 +472,14 @@ class AnUpdateSelf : public AnUpdatePipeline {
     OpenStore();
   }
   void OpenStore() {
-    pipeline_->SetSelfUpdate({});
-    updater_store_.reset();
-    auto opened = OpenUpdaterStore(config_, *audit_);
+    stack_.pipeline->SetSelfUpdate({});
+    stack_.updater_store.reset();
+    auto opened = OpenUpdaterStore(config_, *stack_.audit);
     ASSERT_TRUE(opened) << opened.error().message;
     ASSERT_TRUE(opened->store.has_value()) << opened->note;
     note_ = opened->note;
-    updater_store_.emplace(std::move(*opened->store));
-    SelfUpdateTarget target;
-    target.store = &*updater_store_;
-    target.helper_protocol = proto::kProtocolVersion;
-    target.arch = HostArch();
-    pipeline_->SetSelfUpdate(target);
+    stack_.updater_store.emplace(std::move(*opened->store));
+    stack_.EnableSelfUpdate();
   }
   static std::string Manifest(const std::string& version, const std::string& kind = "updater",
                               const std::string& arch = HostArch(), int protocol = 1) {
@@ -526,8 +503,8 @@ class AnUpdateSelf : public AnUpdatePipeline {
   ApiAnswer PushSelf(const Tarball& t, std::function<void()>* after = nullptr) {
     std::function<void()> ignored;
     int fd = ::open(t.path.c_str(), O_RDONLY | O_CLOEXEC);
-    ApiAnswer a = pipeline_->UpdateSelf({"fp", "decnet-master"}, {fd, t.size, t.sha256, std::nullopt},
-                                        after ? after : &ignored);
+    ApiAnswer a = stack_.pipeline->UpdateSelf(
+        {"fp", "decnet-master"}, {fd, t.size, t.sha256, std::nullopt}, after ? after : &ignored);
     ::close(fd);
     return a;
   }
@@ -554,12 +531,11 @@ class AnUpdateSelf : public AnUpdatePipeline {
 
   std::string updater_;
   std::string note_;
-  std::optional<ReleaseStore> updater_store_;
 };
 
 TEST_F(AnUpdateSelf, InstallsABuildFlipsItsCurrentAndRestartsTheUnitOnlyAfterTheReply) {
   ASSERT_TRUE(OperatorInstalledAgent());
-  ASSERT_TRUE(test::InstallOperatorUnit(dirs_, "decnet-updater.service", kUpdaterUnit));
+  ASSERT_TRUE(test::InstallOperatorUnit(dirs_, "decnet-updater.service", test::kUpdaterUnit));
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
   const std::string service_current = Current();
   Tarball build = PackBuild(Manifest("2.0.0"));
@@ -571,7 +547,7 @@ TEST_F(AnUpdateSelf, InstallsABuildFlipsItsCurrentAndRestartsTheUnitOnlyAfterThe
   const std::string id = build.sha256.substr(0, 16);
   EXPECT_EQ(UpdaterCurrent(), "releases/" + id);
   EXPECT_TRUE(fs::exists(updater_ + "/releases/" + id + "/.decnet-complete"));
-  EXPECT_FALSE(updater_store_->Pending().has_value()) << "committed before the restart";
+  EXPECT_FALSE(stack_.updater_store->Pending().has_value()) << "committed before the restart";
   EXPECT_EQ(Current(), service_current) << "the suite's release is not touched";
   ::testing::Mock::VerifyAndClearExpectations(&systemd());
 
@@ -579,7 +555,7 @@ TEST_F(AnUpdateSelf, InstallsABuildFlipsItsCurrentAndRestartsTheUnitOnlyAfterThe
   EXPECT_CALL(systemd(), RestartUnit(UnitName::Parse("decnet-updater.service").value(), _))
       .WillOnce(Return(helper::JobOutcome{"done"}));
   after();
-  auto lines = audit_->Tail(10);
+  auto lines = stack_.audit->Tail(10);
   ASSERT_TRUE(lines);
   auto last = nlohmann::json::parse(lines->back());
   EXPECT_EQ(last["op"], "update-self");
@@ -622,7 +598,7 @@ TEST_F(AnUpdateSelf, RefusesABuildWhoseBinaryDoesNotRunHere) {
 TEST_F(AnUpdateSelf, RefusesEverythingWhenNoStoreIsConfigured) {
   SelfUpdateTarget none;
   none.unavailable_why = "update-self unavailable: /nowhere does not exist";
-  pipeline_->SetSelfUpdate(none);
+  stack_.pipeline->SetSelfUpdate(none);
   ApiAnswer a = PushSelf(PackBuild(Manifest("2.0.0")));
   EXPECT_EQ(a.status, 500u);
   EXPECT_EQ(a.body["detail"]["rule"], "update-self-unavailable");
@@ -640,12 +616,12 @@ TEST_F(AnUpdateSelf, RecordsTheHelpersReturnToThePreviousBuildAtStartUp) {
 
   OpenStore();  // the daemon's start-up
   EXPECT_EQ(UpdaterCurrent(), "releases/" + old_id) << "recovery must not undo the helper's flip";
-  ASSERT_TRUE(updater_store_->Active());
-  EXPECT_EQ(updater_store_->Active()->str(), old_id);
-  ASSERT_EQ(updater_store_->Failed().size(), 1u);
-  EXPECT_EQ(updater_store_->Failed()[0].id.str(), new_id);
+  ASSERT_TRUE(stack_.updater_store->Active());
+  EXPECT_EQ(stack_.updater_store->Active()->str(), old_id);
+  ASSERT_EQ(stack_.updater_store->Failed().size(), 1u);
+  EXPECT_EQ(stack_.updater_store->Failed()[0].id.str(), new_id);
   EXPECT_NE(note_.find(new_id), std::string::npos) << note_;
-  auto last = nlohmann::json::parse(audit_->Tail(1)->back());
+  auto last = nlohmann::json::parse(stack_.audit->Tail(1)->back());
   EXPECT_EQ(last["op"], "update-self");
   EXPECT_EQ(last["result"], "reverted");
   EXPECT_EQ(last["release"], new_id);

@@ -30,7 +30,7 @@
 #include "daemon/update_pipeline.h"
 #include "helper/serve.h"
 #include "proto/sha256.h"
-#include "tests/daemon/served_helper.h"
+#include "tests/daemon/served_stack.h"
 #include "tests/daemon/test_pki.h"
 #include "tests/daemon/test_tarball.h"
 #include "tests/helper/mock_systemd.h"
@@ -42,11 +42,6 @@ namespace decnet::daemon {
 namespace {
 
 namespace fs = std::filesystem;
-using decnet::testing::CertSpec;
-using decnet::testing::Issued;
-using decnet::testing::PemPaths;
-using decnet::testing::TempDir;
-using decnet::testing::TestCa;
 using ::testing::_;
 using ::testing::Return;
 using namespace std::chrono_literals;
@@ -100,35 +95,10 @@ std::set<std::string> Entries(const std::string& dir) {
   return names;
 }
 
-class PassingGate : public HealthGate {
- public:
-  GateVerdict Check(const std::map<UnitName, uint32_t>&, const std::string&,
-                    std::chrono::steady_clock::time_point) override {
-    return {true, "{\"status\":\"ok\"}", "", ""};
-  }
-};
-
-// One run of the unit: the helper's serve loop and the daemon's pipeline in one process.
-struct HostUnit {
-  HostUnit(test::TestDirs& dirs, const DaemonConfig& config) : helper(dirs, "crash-upload") {
-    store.emplace(std::move(*ReleaseStore::Open(config.install_dir)));
-    audit.emplace(std::move(*AuditLog::Open(dirs.root() + "/audit.jsonl")));
-    pipeline.emplace(config, dirs.policy(), *store, helper.client(), gate, *audit);
-  }
-  test::ServedHelper helper;  // before what borrows its client
-  std::optional<ReleaseStore> store;
-  std::optional<AuditLog> audit;
-  PassingGate gate;
-  std::optional<UpdatePipeline> pipeline;
-};
-
-// The daemon's network face over a HostUnit's pipeline: the API and the mTLS server.
-// Members in destruction order: the server stops before the API goes.
-struct Front {
-  std::unique_ptr<UpdaterApi> api;
-  std::unique_ptr<HttpServer> server;
-  std::uint16_t port = 0;
-};
+// One run of the unit: the helper's serve loop and the daemon's pipeline in one process, the
+// store opened as found (no start-up recovery).
+using HostUnit = test::ServedStack<test::HealthyGate>;
+const test::StackOptions kHostUnit{.client = "crash-upload", .recover = test::Recover::kNo};
 
 using test::Tarball;
 
@@ -143,10 +113,6 @@ class AnUploadCutShort : public ::testing::Test {
     config_.units = {"decnet-agent.service"};
     config_.links = {{"decnet", "bin/decnet"}};
     dirs_.policy().links = {{"decnet", install_ + "/current"}};
-    Issued server = ca_.Issue(CertSpec{{"updater"}, true});
-    PemPaths paths = WritePem(pki_, "server", server);
-    files_ = TlsFiles{pki_.Write("ca.crt", ca_.ca().cert_pem), paths.cert, paths.key};
-    master_ = WritePem(pki_, "master", ca_.Issue(CertSpec{{"decnet-master"}}));
   }
 
   // A release: its version file, link target and units, plus `noise` incompressible bytes so
@@ -169,7 +135,8 @@ class AnUploadCutShort : public ::testing::Test {
   }
 
   void InstallV1() {
-    HostUnit first(dirs_, config_);
+    HostUnit first;
+    ASSERT_NO_FATAL_FAILURE(first.Open(dirs_, config_, kHostUnit));
     Tarball v1 = Pack("v1", v1_units_);
     int fd = ::open(v1.path.c_str(), O_RDONLY | O_CLOEXEC);
     UpdateOutcome a =
@@ -178,31 +145,11 @@ class AnUploadCutShort : public ::testing::Test {
     ASSERT_TRUE(std::holds_alternative<outcome::Updated>(a)) << "v1 was not installed";
   }
 
+  // The API's options (its spool is spool_), uploads up to 64 MiB.
   ApiOptions Options() const {
-    ApiOptions options;
-    options.spool_dir = spool_;
+    ApiOptions options = test::TestApiOptions(dirs_);
     options.max_upload_bytes = 64 << 20;
-    options.version = "test";
     return options;
-  }
-
-  // Creates the API over `ops` (hooked when `hook` is set) and starts the server. Empty on
-  // failure, with the reason in `why`.
-  std::optional<Front> Serve(Operations& ops, UpdaterApi::UploadHook hook, std::string* why) {
-    Front front;
-    auto api = UpdaterApi::Create(ops, Options());
-    if (!api) return *why = "api: " + api.error().message, std::nullopt;
-    front.api = std::move(*api);
-    if (hook) front.api->SetUploadHook(std::move(hook));
-    auto ctx = MakeServerTlsContext(files_);
-    if (!ctx) return *why = "tls: " + ctx.error().message, std::nullopt;
-    auto server = HttpServer::Create(std::move(*ctx), ServerConfig{}, *front.api);
-    if (!server) return *why = "server: " + server.error().message, std::nullopt;
-    front.server = std::move(*server);
-    auto port = front.server->Start("127.0.0.1", 0);
-    if (!port) return *why = "listen: " + port.error().message, std::nullopt;
-    front.port = *port;
-    return front;
   }
 
   // curl's arguments for DECNET's push of `t` (-F tarball=@... -F sha256=...).
@@ -212,11 +159,11 @@ class AnUploadCutShort : public ::testing::Test {
             "--max-time",
             "120",
             "--cacert",
-            files_.ca_file,
+            pki_.ca_file,
             "--cert",
-            master_.cert,
+            pki_.master.cert,
             "--key",
-            master_.key,
+            pki_.master.key,
             "-o",
             "/dev/null",
             "-w",
@@ -266,10 +213,7 @@ class AnUploadCutShort : public ::testing::Test {
   test::TestDirs dirs_;
   std::string install_, spool_;
   DaemonConfig config_;
-  TestCa ca_{"decnet-test-ca"};
-  TempDir pki_;
-  TlsFiles files_;
-  PemPaths master_;
+  const test::UpdaterPki pki_;
   const std::map<std::string, std::string> v1_units_ = {
       {"decnet-agent.service", UnitFile("agent v1")}};
   const std::map<std::string, std::string> v2_units_ = {
@@ -283,7 +227,8 @@ class AnUploadCutShort : public ::testing::Test {
 TEST_F(AnUploadCutShort, ByAClientKilledMidBodyLeavesNothingInTheSpoolAndTheNextUpdateProceeds) {
   ASSERT_NO_FATAL_FAILURE(InstallV1());
   Tarball v2 = Pack("v2", v2_units_, kNoiseBytes);
-  HostUnit unit(dirs_, config_);
+  HostUnit unit;
+  ASSERT_NO_FATAL_FAILURE(unit.Open(dirs_, config_, kHostUnit));
   std::atomic<int> pipeline_steps{0};
   unit.pipeline->SetStepHook([&](std::string_view) { ++pipeline_steps; });
 
@@ -292,10 +237,9 @@ TEST_F(AnUploadCutShort, ByAClientKilledMidBodyLeavesNothingInTheSpoolAndTheNext
   std::atomic<bool> killed{false};
   std::atomic<long long> spooled_when_killed{-1};
   const std::string spool = spool_;
-  std::string why;
-  auto front = Serve(
-      *unit.pipeline,
-      [&, spool](std::string_view step) {
+  test::ServedFront front;
+  ASSERT_NO_FATAL_FAILURE(
+      front.Start(*unit.pipeline, Options(), pki_, [&, spool](std::string_view step) {
         if (step != "uploading" || killed.load()) return;
         long long held = SpoolBytesHeld(spool);
         if (held <= 0) return;   // no tarball bytes on disk yet
@@ -303,11 +247,9 @@ TEST_F(AnUploadCutShort, ByAClientKilledMidBodyLeavesNothingInTheSpoolAndTheNext
         if (pid <= 0 || killed.exchange(true)) return;
         spooled_when_killed = held;
         ::kill(pid, SIGKILL);
-      },
-      &why);
-  ASSERT_TRUE(front) << why;
+      }));
 
-  std::vector<std::string> args = CurlArgs(v2, front->port);
+  std::vector<std::string> args = CurlArgs(v2, front.port);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -329,15 +271,15 @@ TEST_F(AnUploadCutShort, ByAClientKilledMidBodyLeavesNothingInTheSpoolAndTheNext
 
   // The server notices the reset on its next read and abandons the body: no timing is
   // asserted, the bound only keeps a broken build from hanging.
-  for (int i = 0; i < 6000 && (front->api->busy() || SpoolBytesHeld(spool_) >= 0); ++i)
+  for (int i = 0; i < 6000 && (front.api->busy() || SpoolBytesHeld(spool_) >= 0); ++i)
     std::this_thread::sleep_for(10ms);
-  EXPECT_FALSE(front->api->busy());
+  EXPECT_FALSE(front.api->busy());
   EXPECT_EQ(SpoolBytesHeld(spool_), -1) << "the spool file is still open";
   EXPECT_TRUE(Entries(spool_).empty());
   EXPECT_EQ(pipeline_steps.load(), 0);
   ExpectOnV1(unit, v2);
 
-  EXPECT_EQ(Push(v2, front->port), "200");
+  EXPECT_EQ(Push(v2, front.port), "200");
   EXPECT_EQ(ActiveVersion(), "v2");
   EXPECT_GT(pipeline_steps.load(), 0);
   EXPECT_EQ(SpoolBytesHeld(spool_), -1);
@@ -353,10 +295,10 @@ TEST_F(AnUploadCutShort, LeftAsANamedSpoolFileIsRemovedWhenTheDaemonStarts) {
   std::ofstream(spool_ + "/.decnet-spool-ffeeddccbbaa998877665544") << "partial";
   std::ofstream(spool_ + "/not-a-spool-file") << "kept";
   fs::create_directories(spool_ + "/.decnet-spool-directory");
-  HostUnit unit(dirs_, config_);
-  std::string why;
-  auto front = Serve(*unit.pipeline, nullptr, &why);
-  ASSERT_TRUE(front) << why;
+  HostUnit unit;
+  ASSERT_NO_FATAL_FAILURE(unit.Open(dirs_, config_, kHostUnit));
+  test::ServedFront front;
+  ASSERT_NO_FATAL_FAILURE(front.Start(*unit.pipeline, Options(), pki_));
   EXPECT_EQ(Entries(spool_),
             (std::set<std::string>{"not-a-spool-file", ".decnet-spool-directory"}));
 }
