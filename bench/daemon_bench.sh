@@ -4,7 +4,7 @@
 # of a throw-away container, scripts/testbed/container.sh, host network); releases are pushed
 # by curl over loopback mTLS as DECNET's master pushes them (-F tarball=@F -F sha256=HEX).
 #
-# 1. Update pipeline: the release of ../shared/bench/make-release-tree (10 001 files, 256 MiB),
+# 1. Update pipeline: the release of bench/make_release_tree.py (10 001 files, 256 MiB),
 #    upload + SHA-256 while spooling + extraction + durable on disk, against the floor
 #    `sha256sum F && tar -xzf F -C fresh_dir && sync` on the same file. Runs alternate which
 #    goes first; median of RUNS (default 5). Three tarballs that differ only in
@@ -43,7 +43,7 @@ cache=${DAEMON_BENCH_CACHE:-/tmp/decnet-daemon-bench}
 runs=${RUNS:-5}
 gate_runs=${GATE_RUNS:-5}
 quiet_s=${QUIET_S:-35}
-generator=${MAKE_RELEASE_TREE:-$repo/../shared/bench/make-release-tree}
+generator=${MAKE_RELEASE_TREE:-$repo/bench/make_release_tree.py}
 readonly TESTBED="$repo/scripts/testbed/container.sh"
 readonly CONTAINER_DECNET_UID=990  # the units' user in the testbed's root filesystem
 
@@ -111,7 +111,7 @@ over loopback mTLS.
 
 ### Update pipeline against its floor
 
-The release of `make-release-tree` (10 001 files, 256 MiB, {size / 1e6:.0f} MB gzipped), tarball
+The release of `bench/make_release_tree.py` (10 001 files, 256 MiB, {size / 1e6:.0f} MB gzipped), tarball
 in the page cache; floor and daemon alternate (which goes first alternates too), median of
 {len(floor)} runs each. Every push is a new digest, so every push uploads, hashes, extracts and
 `syncfs`es a full release, then activates it: the configured unit is a stand-in

@@ -3,7 +3,7 @@
 #   floor:      sha256sum F && tar -xzf F && sync
 #   ours:       extract_tool F        (daemon/extract.cc, durable: syncfs before it returns)
 #   ours+hash:  sha256sum F && extract_tool F   (the daemon hashes while uploading instead)
-# The release is ../shared/bench/make-release-tree's (10 001 files, 256 MiB), made once and
+# The release is bench/make_release_tree.py's (10 001 files, 256 MiB), made once and
 # cached. Runs alternate floor / ours / ours+hash, RUNS times (default 3); prints medians,
 # ratios and extract_tool's peak RSS. Writes nothing into the source tree unless --write-doc,
 # which replaces the extract-bench section of docs/performance.md.
@@ -19,7 +19,7 @@ write_doc=0
 cache=${EXTRACT_BENCH_CACHE:-/tmp/decnet-extract-bench}
 build=${EXTRACT_BENCH_BUILD:-build/extract-bench}
 runs=${RUNS:-3}
-generator=${MAKE_RELEASE_TREE:-$repo/../shared/bench/make-release-tree}
+generator=${MAKE_RELEASE_TREE:-$repo/bench/make_release_tree.py}
 
 mkdir -p "$cache"
 tarball=$cache/release.tar.gz
@@ -92,7 +92,7 @@ section = f"""<!-- extract-bench:start -->
 ## Extraction (daemon/extract.cc, bench/extract_bench.sh)
 
 Measured {datetime.date.today()} on {cpus} CPUs (shared with other work: compare within a run, not
-across runs); the release of `make-release-tree` (10 001 files, 256 MiB, {size / 1e6:.0f} MB
+across runs); the release of `bench/make_release_tree.py` (10 001 files, 256 MiB, {size / 1e6:.0f} MB
 gzipped), tarball in the page cache, median of {len(floor)} alternating runs, each into a fresh
 directory after a `sync`.
 
