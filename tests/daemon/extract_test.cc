@@ -11,6 +11,7 @@
 
 #include "daemon/extract_path.h"
 #include "tests/daemon/extract_test_tar.h"
+#include "tests/support/param_name.h"
 
 namespace decnet::daemon {
 namespace {
@@ -55,7 +56,12 @@ INSTANTIATE_TEST_SUITE_P(
         PathCase{"a//", "archive-path-invalid"}, PathCase{"a\nb", "archive-path-invalid"},
         PathCase{"a\x1b[31m", "archive-path-invalid"}, PathCase{"a\x7f", "archive-path-invalid"},
         PathCase{std::string(1025, 'a'), "archive-path-length"},
-        PathCase{std::string(256, 'a'), "archive-path-length"}));
+        PathCase{std::string(256, 'a'), "archive-path-length"}),
+    [](const auto& info) {
+      return decnet::test::IndexedName(
+          info.index,
+          info.param.raw + " " + (info.param.rule.empty() ? "accepted" : info.param.rule));
+    });
 
 TEST(EscapeEntryPath, EscapesControlCharactersQuotesAndCutsLongPaths) {
   EXPECT_EQ(EscapeEntryPath("a\nb\"c\\"), "a\\x0ab\\x22c\\x5c");

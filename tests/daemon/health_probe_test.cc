@@ -10,6 +10,7 @@
 #include "daemon/health_gate.h"
 #include "tests/daemon/test_agent.h"
 #include "tests/daemon/test_pki.h"
+#include "tests/support/param_name.h"
 #include "tests/support/wait.h"
 
 namespace decnet::daemon {
@@ -68,7 +69,8 @@ INSTANTIATE_TEST_SUITE_P(
         UrlCase{"https://[::1]:/", nullptr}, UrlCase{"https://[zz::1]/", nullptr},
         UrlCase{"https://ho_st/", nullptr}, UrlCase{"https://-host/", nullptr},
         UrlCase{"https://host/a b", nullptr}, UrlCase{"https://host/a\r\nX-Injected: 1", nullptr},
-        UrlCase{"https://host/\x7f", nullptr}, UrlCase{"https://host/\t", nullptr}));
+        UrlCase{"https://host/\x7f", nullptr}, UrlCase{"https://host/\t", nullptr}),
+    [](const auto& info) { return decnet::test::IndexedName(info.index, info.param.url); });
 
 // ------------------------------------------------------------------ response
 
@@ -142,7 +144,8 @@ INSTANTIATE_TEST_SUITE_P(
         ResponseCase{"SSH-2.0-OpenSSH_9.2\r\n\r\n", true, ResponseCase::kRefused},
         ResponseCase{kOk + "\r\n" + std::string(kMaxProbeResponseBytes, 'x'), false,
                      ResponseCase::kRefused},
-        ResponseCase{std::string(kMaxProbeResponseBytes + 1, 'x'), false, ResponseCase::kRefused}));
+        ResponseCase{std::string(kMaxProbeResponseBytes + 1, 'x'), false, ResponseCase::kRefused}),
+    [](const auto& info) { return decnet::test::IndexedName(info.index, info.param.bytes); });
 
 // ------------------------------------------------------------------ version
 

@@ -25,6 +25,14 @@ inline std::string CamelName(const std::string& what) {
   return out.empty() ? "Row" : out;
 }
 
+// For rows without a sentence: the row's number (unique, in table order) and the first words
+// of what it holds, e.g. "R07_HttpsHostHealth".
+inline std::string IndexedName(std::size_t index, const std::string& text) {
+  std::string number = std::to_string(index);
+  if (number.size() < 2) number.insert(0, 1, '0');
+  return "R" + number + "_" + CamelName(text.substr(0, 48));
+}
+
 // For INSTANTIATE_TEST_SUITE_P over rows that carry a `what` sentence.
 struct NameFromWhat {
   template <typename Param>
