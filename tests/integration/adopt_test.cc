@@ -7,11 +7,25 @@
 // user, the link in the active release, the keys unchanged but for an ACL for the daemon's
 // user; a second run changes nothing; --undo puts DECNET's layout back.
 //
+// Between the second run and the undo, the real decnet-update-helper (root, on the host, with
+// the adopted policy) forks the real decnet-updaterd with the adopted configuration (only the
+// port, the master's pin, the probe's port and the test's state directories changed); DECNET's
+// master client (tests/support/decnet_master_client.py) pushes a new DECNET-like release and
+// rolls it back, each answer classified as DECNET's master does, and the agent runs the code
+// each answer names.
+//
 // The install dir is bound at /opt/decnet in the container, the host's Python into it (the
 // minimal root filesystem has none), and the updater's own unit is a stand-in there: the real
-// helper and daemon need libraries the container lacks.
+// helper and daemon need libraries the container lacks, so they run on the host, as the
+// end-to-end tests run them. The container shares the host's network: the daemon probes the
+// agent's mTLS /health on 127.0.0.1.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -20,6 +34,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -32,11 +47,14 @@
 #include "policy/unit_policy.h"
 #include "proto/sha256.h"
 #include "proto/values.h"
+#include "tests/daemon/test_pki.h"
 #include "tests/integration/testbed.h"
 
 #ifndef DECNET_ADOPT_BINARY
-#error "DECNET_ADOPT_BINARY and DECNET_DAEMON_BINARY must be set"
+#error "DECNET_ADOPT_BINARY, DECNET_DAEMON_BINARY and DECNET_HELPER_BINARY must be set"
 #endif
+
+extern char** environ;
 
 namespace decnet::test {
 namespace {
@@ -91,8 +109,68 @@ std::string TreeState(const fs::path& root) {
   return out.str();
 }
 
-// A DECNET-like tree: package `decnet`, console script `decnet`; `decnet --version` prints the
-// version, `decnet agent` (and `decnet updater`) sleep, as long-running services do.
+// The tree's command line: `decnet agent [--host H] [--port P]` serves GET /health over mTLS
+// with DECNET's agent files (/etc/decnet/agent/{ca,worker}.crt, worker.key; a client
+// certificate chained to the CA required), answering its version and where its code runs from;
+// `decnet updater` and `decnet forwarder` sleep; anything else prints the version.
+constexpr char kCli[] = R"(import json, ssl, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import decnet
+from decnet import __version__
+
+
+class Health(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"status": "ok", "version": __version__, "prefix": sys.prefix,
+                           "module": decnet.__file__}).encode()
+        self.send_response(200 if self.path == "/health" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def agent(args):
+    host = args[args.index("--host") + 1] if "--host" in args else "0.0.0.0"
+    port = int(args[args.index("--port") + 1]) if "--port" in args else 8765
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain("/etc/decnet/agent/worker.crt", "/etc/decnet/agent/worker.key")
+    ctx.load_verify_locations("/etc/decnet/agent/ca.crt")
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    server = ThreadingHTTPServer((host, port), Health)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    server.serve_forever()
+
+
+def main():
+    if sys.argv[1:2] == ["agent"]:
+        return agent(sys.argv[2:])
+    if sys.argv[1:2] in (["updater"], ["forwarder"]):
+        while True:
+            time.sleep(3600)
+    print("decnet", __version__)
+)";
+
+// DECNET's tar_working_tree: the regular files beneath each included path (no directories,
+// no symlinks, no __pycache__), named relative to the root, gzipped.
+constexpr char kPackScript[] = R"(import pathlib, sys, tarfile
+root, out, includes = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
+with tarfile.open(out, "w:gz") as tar:
+    for entry in includes:
+        base = root / entry
+        paths = [base] if base.is_file() else sorted(base.rglob("*"))
+        for path in paths:
+            if path.is_symlink() or path.is_dir() or "__pycache__" in path.parts:
+                continue
+            tar.add(path, arcname=path.relative_to(root).as_posix(), recursive=False)
+)";
+
+// A DECNET-like tree: package `decnet`, console script `decnet` (kCli).
 void DecnetTree(const fs::path& dir, const std::string& version, const std::string& sha) {
   Write(dir / "pyproject.toml",
         "[build-system]\nrequires = [\"setuptools>=40.8.0\", \"wheel\"]\n"
@@ -101,11 +179,7 @@ void DecnetTree(const fs::path& dir, const std::string& version, const std::stri
             "\"\nrequires-python = \">=3.11\"\ndependencies = []\n\n[project.scripts]\n"
             "decnet = \"decnet.cli:main\"\n\n[tool.setuptools]\npackages = [\"decnet\"]\n");
   Write(dir / "decnet/__init__.py", "__version__ = \"" + version + "\"\n");
-  Write(dir / "decnet/cli.py",
-        "import sys, time\nfrom decnet import __version__\n\n\ndef main():\n"
-        "    if sys.argv[1:2] in ([\"agent\"], [\"updater\"], [\"forwarder\"]):\n"
-        "        while True:\n            time.sleep(3600)\n"
-        "    print(\"decnet\", __version__)\n");
+  Write(dir / "decnet/cli.py", kCli);
   Write(dir / ".decnet-release.json",
         json{{"sha", sha}, {"installed_at", "2024-05-01T10:00:00+00:00"}}.dump());
 }
@@ -140,6 +214,20 @@ std::vector<std::pair<pid_t, uid_t>> ProcessesRunning(const std::string& needle)
   return out;
 }
 
+uint16_t FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
 // Waits (up to 10 s) until a process holding `needle` runs (`present`) or none does.
 bool Eventually(const std::string& needle, bool present) {
   for (int i = 0; i < 100; ++i) {
@@ -163,27 +251,53 @@ class ADecnetWorker : public TestbedTest {
     Write(root_ / "ours/decnet-updater.service",
           "[Unit]\nDescription=the updater (stand-in for the packaged unit)\n[Service]\n"
           "Type=exec\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n");
+    daemon_port_ = FreePort();
+    do agent_port_ = FreePort();
+    while (agent_port_ == daemon_port_);
+    // DECNET's certificates: the updater's (server), the master's and the worker's (clients),
+    // one CA; the agent in the container reads its own copy as the units' user.
+    using decnet::testing::CertSpec;
+    updater_cert_ = ca_.Issue(CertSpec{{"decnet-updater"}, true});
+    master_cert_ = ca_.Issue(CertSpec{{"decnet-master"}, false});
+    worker_cert_ = ca_.Issue(CertSpec{{"decnet-worker"}, false});
+    const decnet::testing::Issued agent = ca_.Issue(CertSpec{{"decnet-agent"}, true});
+    Write(root_ / "master/master.crt", master_cert_.cert_pem, 0600);
+    Write(root_ / "master/master.key", master_cert_.key_pem, 0600);
+    const fs::path agent_tls = root_ / "agent-tls";
+    Write(agent_tls / "ca.crt", ca_.ca().cert_pem, 0644);
+    Write(agent_tls / "worker.crt", agent.cert_pem, 0644);
+    Write(agent_tls / "worker.key", agent.key_pem, 0600);
+    for (const fs::path& p :
+         {agent_tls, agent_tls / "ca.crt", agent_tls / "worker.crt", agent_tls / "worker.key"})
+      if (::chown(p.c_str(), kContainerDecnetUid, kContainerDecnetUid) != 0)
+        throw std::runtime_error("chown " + p.string());
   }
   ~ADecnetWorker() override {
+    StopUpdater();
     std::error_code ec;
     fs::remove_all(root_, ec);
   }
   Testbed::Options TestbedOptions() const override {
     Testbed::Options o;
     o.name_prefix = "adopt";
+    o.share_host_network = true;  // the daemon on the host probes the agent on 127.0.0.1
     const fs::path python = fs::canonical("/usr/bin/python3");
-    o.extra_nspawn_args = {
-        "--bind=" + install_.string() + ":/opt/decnet",
-        // Environments are not relocatable: the daemon (on the host) builds them at the host's
-        // path of the store, which the units must then see too.
-        "--bind=" + install_.string() + ":" + install_.string(),
-        "--bind-ro=" + (root_ / "ours/decnet-updater.service").string() +
-            ":/usr/lib/systemd/system/decnet-updater.service",
-        "--bind-ro=" + python.string() + ":/usr/bin/python3",
-        "--bind-ro=/usr/lib/python3.11:/usr/lib/python3.11",
-        "--bind=" + (root_ / "log-decnet").string() + ":/var/log/decnet",
-        "--bind-ro=" + fs::canonical("/lib/x86_64-linux-gnu/libexpat.so.1").string() +
-            ":/lib/x86_64-linux-gnu/libexpat.so.1"};
+    o.extra_nspawn_args = {"--bind=" + install_.string() + ":/opt/decnet",
+                           // Environments are not relocatable: the daemon (on the host) builds them
+                           // at the host's path of the store, which the units must then see too.
+                           "--bind=" + install_.string() + ":" + install_.string(),
+                           "--bind-ro=" + (root_ / "ours/decnet-updater.service").string() +
+                               ":/usr/lib/systemd/system/decnet-updater.service",
+                           "--bind-ro=" + python.string() + ":/usr/bin/python3",
+                           "--bind-ro=/usr/lib/python3.11:/usr/lib/python3.11",
+                           "--bind=" + (root_ / "log-decnet").string() + ":/var/log/decnet",
+                           "--bind-ro=" + (root_ / "agent-tls").string() + ":/etc/decnet/agent"};
+    // The host's own builds of what its Python links, whatever the root filesystem holds.
+    for (const char* lib : {"libexpat.so.1", "libssl.so.3", "libcrypto.so.3"}) {
+      const fs::path path = fs::path("/lib/x86_64-linux-gnu") / lib;
+      o.extra_nspawn_args.push_back("--bind-ro=" + fs::canonical(path).string() + ":" +
+                                    path.string());
+    }
     return o;
   }
 
@@ -203,7 +317,9 @@ class ADecnetWorker : public TestbedTest {
     Write(install_ / ".env.local", "DECNET_MODE=worker\n", 0600);
     const fs::path units = testbed().unit_dir();
     Write(units / "decnet-agent.service",
-          DecnetUnit("agent", "/opt/decnet/venv/bin/decnet agent --host 0.0.0.0 --port 8765",
+          DecnetUnit("agent",
+                     "/opt/decnet/venv/bin/decnet agent --host 127.0.0.1 --port " +
+                         std::to_string(agent_port_),
                      "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW\n"
                      "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW\n"));
     Write(units / "decnet-forwarder.service",
@@ -224,9 +340,14 @@ class ADecnetWorker : public TestbedTest {
       fs::create_directories(root_ / d);
       ::chmod((root_ / d).c_str(), 0700);
     }
-    for (const char* f : {"updater/ca.crt", "updater/updater.crt", "updater/updater.key",
-                          "agent/ca.crt", "agent/worker.crt", "agent/worker.key"})
-      Write(root_ / "etc-decnet" / f, std::string("-----BEGIN ") + f + "-----\n", 0600);
+    for (const auto& [f, pem] :
+         std::map<std::string, std::string>{{"updater/ca.crt", ca_.ca().cert_pem},
+                                            {"updater/updater.crt", updater_cert_.cert_pem},
+                                            {"updater/updater.key", updater_cert_.key_pem},
+                                            {"agent/ca.crt", ca_.ca().cert_pem},
+                                            {"agent/worker.crt", worker_cert_.cert_pem},
+                                            {"agent/worker.key", worker_cert_.key_pem}})
+      Write(root_ / "etc-decnet" / f, pem, 0600);
     // The updater's configuration as its package left it (the adoption merges into it).
     Write(root_ / "etc-updater/daemon.json",
           json{{"listen_address", "127.0.0.1"}, {"state_dir", (root_ / "daemon-state").string()}}
@@ -289,7 +410,141 @@ class ADecnetWorker : public TestbedTest {
     return v ? *v : "";
   }
 
+  // --- the real helper and daemon on the adopted store
+
+  // Starts the helper with the adopted policy and the daemon with the adopted configuration,
+  // each copied with only the test's bits changed (the daemon's port, the master's pin, the
+  // probe's port, the test's state and updater directories); waits for /health with the
+  // helper alive.
+  void StartUpdater() {
+    const fs::path run = root_ / "run";
+    fs::create_directories(run);
+    const passwd* d = ::getpwnam("decnet-updater");
+    ASSERT_NE(d, nullptr);
+    // What the package's installation makes: the daemon's own store and state directory.
+    json config = json::parse(Slurp(root_ / "etc-updater/daemon.json"));
+    for (const fs::path& dir : {root_ / "updater", fs::path(config.value("state_dir", ""))}) {
+      fs::create_directories(dir);
+      ASSERT_EQ(::chown(dir.c_str(), d->pw_uid, d->pw_gid), 0) << dir;
+    }
+    ::chmod(config.value("state_dir", "").c_str(), 0700);
+    auto policy = helper::LoadPolicyFile((root_ / "etc-updater/helper.json").string());
+    ASSERT_TRUE(policy) << policy.error().message;
+    policy->state_dir = (root_ / "helper-state").string();
+    policy->daemon_store = (root_ / "updater").string();
+    policy->daemon_args = {"--config", (run / "daemon.json").string()};
+    Write(run / "helper.json", helper::PolicyToJson(*policy), 0644);
+    config["port"] = daemon_port_;
+    config["master_pins"] = {master_cert_.fingerprint};
+    config["updater_dir"] = (root_ / "updater").string();
+    config["helper_policy"] = (run / "helper.json").string();
+    config["probe"]["url"] = "https://127.0.0.1:" + std::to_string(agent_port_) + "/health";
+    Write(run / "daemon.json", config.dump(2), 0644);
+
+    const std::string log = (root_ / "helper.log").string();
+    const std::string helper = DECNET_HELPER_BINARY, conf = (run / "helper.json").string();
+    const std::string path = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+    const std::string bus = "DBUS_SYSTEM_BUS_ADDRESS=" + testbed().bus_address();
+    char* argv[] = {const_cast<char*>(helper.c_str()), const_cast<char*>("--config"),
+                    const_cast<char*>(conf.c_str()), nullptr};
+    char* envp[] = {const_cast<char*>(path.c_str()), const_cast<char*>(bus.c_str()), nullptr};
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    const int rc = ::posix_spawn(&helper_pid_, argv[0], &actions, nullptr, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    ASSERT_EQ(rc, 0) << "cannot start " << helper;
+    std::string last;
+    for (int i = 0; i < 300; ++i) {
+      int status = 0;
+      if (::waitpid(helper_pid_, &status, WNOHANG) == helper_pid_) {
+        helper_pid_ = -1;
+        FAIL() << "the helper exited during start-up (status " << status << "):\n" << Slurp(log);
+      }
+      auto [code, answer] = Master("health", "");
+      last = answer.dump();
+      if (code == 200 && answer.is_object() &&
+          json::parse(answer.value("body", ""), nullptr, false)
+              .value("/helper/alive"_json_pointer, false))
+        return;
+      std::this_thread::sleep_for(100ms);
+    }
+    FAIL() << "waited for the daemon's /health with the helper alive; last: " << last << "\n"
+           << Slurp(log);
+  }
+
+  // Ends the daemon (the helper's only child) with SIGTERM; the helper ends when the pair
+  // closes.
+  void StopUpdater() {
+    if (helper_pid_ <= 0) return;
+    const pid_t helper = std::exchange(helper_pid_, -1);
+    pid_t daemon = -1;
+    std::istringstream(Slurp("/proc/" + std::to_string(helper) + "/task/" + std::to_string(helper) +
+                             "/children")) >>
+        daemon;
+    if (daemon > 0) ::kill(daemon, SIGTERM);
+    for (int i = 0; i < 150; ++i) {
+      int status = 0;
+      if (::waitpid(helper, &status, WNOHANG) == helper) return;
+      std::this_thread::sleep_for(100ms);
+    }
+    ADD_FAILURE() << "the helper did not exit within 15 s of its daemon's SIGTERM";
+    if (daemon > 0) ::kill(daemon, SIGKILL);
+    ::kill(helper, SIGKILL);
+    ::waitpid(helper, nullptr, 0);
+  }
+
+  // One request of DECNET's master client: its status and its printed answer.
+  std::pair<int, json> Master(const std::string& op, const std::string& tarball,
+                              const std::string& sha = "") {
+    const fs::path etc = root_ / "etc-decnet/updater";
+    auto [rc, out] = Shell("/usr/bin/python3 " DECNET_SOURCE_DIR
+                           "/tests/support/decnet_master_client.py --url "
+                           "https://127.0.0.1:" +
+                           std::to_string(daemon_port_) + " --ca " + (etc / "ca.crt").string() +
+                           " --cert " + (root_ / "master/master.crt").string() + " --key " +
+                           (root_ / "master/master.key").string() + " --pin " +
+                           updater_cert_.fingerprint + (sha.empty() ? "" : " --sha " + sha) + " " +
+                           op + (tarball.empty() ? "" : " " + tarball));
+    const size_t line = out.rfind("{\"status\"");
+    json answer = json::parse(line == std::string::npos ? "" : out.substr(line), nullptr, false);
+    if (rc != 0 || !answer.is_object()) return {0, json(out)};
+    return {answer.value("status", 0), answer};
+  }
+
+  // The agent's /health as the daemon's probe asks for it (DECNET's worker certificate).
+  json AgentHealth() {
+    const fs::path agent = root_ / "etc-decnet/agent";
+    auto [rc, out] =
+        Shell("curl -sS --max-time 10 --cacert " + (agent / "ca.crt").string() + " --cert " +
+              (agent / "worker.crt").string() + " --key " + (agent / "worker.key").string() +
+              " https://127.0.0.1:" + std::to_string(agent_port_) + "/health");
+    json j = json::parse(out, nullptr, false);
+    return rc == 0 && j.is_object() ? j : json{{"curl", out}};
+  }
+
+  // The agent answers `version` from `release`'s own environment, which the agent unit's
+  // ExecStart program (through `current`) names.
+  void ExpectAgentRuns(const std::string& version, const std::string& release) {
+    const fs::path venv = install_ / "releases" / release / ".venv";
+    EXPECT_EQ(fs::read_symlink(install_ / "current"), fs::path("releases") / release);
+    EXPECT_EQ(fs::canonical(install_ / "current/.venv/bin/decnet"), venv / "bin/decnet");
+    const json health = AgentHealth();
+    EXPECT_EQ(health.value("version", ""), version) << health.dump();
+    EXPECT_EQ(health.value("prefix", ""), venv.string()) << health.dump();
+    EXPECT_TRUE(health.value("module", "").starts_with(venv.string() + "/lib/")) << health.dump();
+    EXPECT_EQ(Property("decnet-agent.service", "org.freedesktop.systemd1.Unit", "ActiveState"),
+              "active");
+  }
+
+  static constexpr uid_t kContainerDecnetUid = 990;  // the units' user in the root filesystem
   fs::path root_, install_;
+  uint16_t daemon_port_ = 0, agent_port_ = 0;
+  decnet::testing::TestCa ca_{"decnet-adopt-ca"};
+  decnet::testing::Issued updater_cert_, master_cert_, worker_cert_;
+  pid_t helper_pid_ = -1;
 };
 
 TEST_F(ADecnetWorker, IsAdoptedAfterADryRunThatChangesNothingAndGivenBackByUndo) {
@@ -413,6 +668,55 @@ TEST_F(ADecnetWorker, IsAdoptedAfterADryRunThatChangesNothingAndGivenBackByUndo)
   EXPECT_EQ(again_rc, 0) << again_out;
   EXPECT_NE(again_out.find("already adopted"), std::string::npos) << again_out;
   EXPECT_EQ(HostState(), adopted);
+
+  // --- the real helper and daemon on the adopted store, driven by DECNET's master client
+  ExpectAgentRuns("2.0", active);
+  StartUpdater();
+  ASSERT_FALSE(HasFatalFailure());
+  json cases = json::array();
+  auto record = [&](const std::string& op, const std::pair<int, json>& answer,
+                    const std::string& expect) {
+    cases.push_back({{"name", op},
+                     {"route", op},
+                     {"status", answer.first},
+                     {"body", answer.second.is_object() ? answer.second.value("body", "") : ""},
+                     {"expect", expect},
+                     {"cli", op == "update"}});
+  };
+  // A new release, packed as DECNET's master packs a working tree.
+  DecnetTree(root_ / "build/tree", "3.0", "cccc3333");
+  Write(root_ / "build/pack.py", kPackScript);
+  const std::string tarball = (root_ / "build/decnet-3.0.tar.gz").string();
+  auto [pack_rc, pack_out] =
+      Shell("/usr/bin/python3 " + (root_ / "build/pack.py").string() + " " +
+            (root_ / "build/tree").string() + " " + tarball + " pyproject.toml decnet");
+  ASSERT_EQ(pack_rc, 0) << pack_out;
+  const auto pushed = Master("update", tarball, "cccc3333");
+  record("update", pushed, "updated");
+  EXPECT_EQ(pushed.first, 200) << pushed.second.dump() << Slurp(root_ / "helper.log");
+  const std::string fresh = fs::read_symlink(install_ / "current").filename().string();
+  EXPECT_NE(fresh, active);
+  EXPECT_NE(fresh, previous);
+  EXPECT_EQ(json::parse(Slurp(install_ / "state.json"))["releases"][fresh]["sha"], "cccc3333");
+  ExpectAgentRuns("3.0", fresh);
+  EXPECT_EQ(fs::canonical(root_ / "links/decnet"),
+            install_ / "releases" / fresh / ".venv/bin/decnet");
+
+  const auto back = Master("rollback", "");
+  record("rollback", back, "rolled-back");
+  EXPECT_EQ(back.first, 200) << back.second.dump() << Slurp(root_ / "helper.log");
+  ExpectAgentRuns("2.0", active);
+  EXPECT_EQ(fs::canonical(root_ / "links/decnet"),
+            install_ / "releases" / active / ".venv/bin/decnet");
+  StopUpdater();
+
+  Write(root_ / "master-cases.json", cases.dump(1));
+  auto [models_rc, models] =
+      Shell("/usr/bin/python3 " DECNET_SOURCE_DIR "/tests/daemon/decnet_master_models.py " +
+            (root_ / "master-cases.json").string());
+  EXPECT_EQ(models_rc, 0) << models;
+  EXPECT_NE(models.find("2 of 2 answers read"), std::string::npos) << models;
+  if (HasFailure()) std::cerr << Slurp(root_ / "helper.log");
 
   // --- the way back
   auto [undo_rc, undo_out] = Adopt({"--undo"});

@@ -168,15 +168,18 @@ endif()
 # systemd: the dry run changes nothing; the adoption imports both of DECNET's releases with
 # their own environments (through decnet-updaterd --import-release), retires DECNET's updater,
 # rewrites the units to the policy, repoints the link, opens the keys to the daemon's user
-# only; a second run changes nothing; --undo restores DECNET's layout.
+# only; a second run changes nothing; the real helper and daemon then serve the adopted host,
+# and a push and a rollback sent the way DECNET's master sends them (our httpx restatement of
+# its client) run the new code, then the old; --undo restores DECNET's layout.
 if(DECNET_BUILD_HTTP)
   decnet_gtest(adopt_integration_test
     SOURCES ${DECNET_INTEGRATION_DIR}/adopt_test.cc
-    LIBS decnet_testbed decnet_adopt decnet_policy nlohmann_json::nlohmann_json
+    LIBS decnet_testbed decnet_adopt decnet_policy decnet_test_pki nlohmann_json::nlohmann_json
     LABELS systemd
     PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 600)
   target_compile_definitions(adopt_integration_test PRIVATE
     DECNET_ADOPT_BINARY="$<TARGET_FILE:decnet-adopt>"
-    DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>")
-  add_dependencies(adopt_integration_test decnet-adopt decnet-updaterd)
+    DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>"
+    DECNET_HELPER_BINARY="$<TARGET_FILE:decnet-update-helper>")
+  add_dependencies(adopt_integration_test decnet-adopt decnet-updaterd decnet-update-helper)
 endif()
