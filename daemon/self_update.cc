@@ -87,44 +87,39 @@ Result<UpdaterStoreOpened> OpenUpdaterStore(const DaemonConfig& config, AuditLog
   }
   auto store = ReleaseStore::Open(config.updater_dir, static_cast<size_t>(config.keep_releases));
   if (!store) return tl::make_unexpected(store.error());
+  // What start-up found of an earlier update-self: audited, and said in the note.
+  auto found = [&](const ReleaseId& id, const char* result, const char* rule, std::string error,
+                   bool rolled_back) {
+    AuditEntry entry;
+    entry.op = "update-self";
+    entry.release = id.str();
+    if (auto record = store->Find(id)) {
+      entry.sha256 = record->sha256;
+      entry.version = record->version.str();
+    }
+    entry.result = result;
+    entry.rule = rule;
+    entry.error = std::move(error);
+    if (rolled_back) entry.rollback_cause = entry.error;
+    (void)audit.Append(entry);
+    out.note += (out.note.empty() ? "" : "; ") + std::string("update-self: ") + entry.error;
+  };
   const std::string cause =
       "did not start: the helper returned to the previous build at start-up (see its log)";
   auto adopted = store->AdoptRevertedCurrent(cause);
   if (!adopted) return tl::make_unexpected(adopted.error());
-  if (*adopted) {
-    AuditEntry entry;
-    entry.op = "update-self";
-    entry.release = (*adopted)->str();
-    if (auto record = store->Find(**adopted)) {
-      entry.sha256 = record->sha256;
-      entry.version = record->version.str();
-    }
-    entry.result = "reverted";
-    entry.rule = "update-self-start-failed";
-    entry.error = "build " + (*adopted)->str() + " " + cause;
-    entry.rollback_cause = entry.error;
-    (void)audit.Append(entry);
-    out.note = "update-self: " + entry.error;
-  }
+  if (*adopted)
+    found(**adopted, "reverted", "update-self-start-failed",
+          "build " + (*adopted)->str() + " " + cause, true);
   // SECURITY: the helper started what `current` names; the store must agree with it.
   auto committed = store->CommitFlippedActivation();
   if (!committed) return tl::make_unexpected(committed.error());
-  if (*committed) {
-    AuditEntry entry;
-    entry.op = "update-self";
-    entry.release = (*committed)->str();
-    if (auto record = store->Find(**committed)) {
-      entry.sha256 = record->sha256;
-      entry.version = record->version.str();
-    }
-    entry.result = "committed";
-    entry.rule = "update-self-interrupted";
-    entry.error = "build " + (*committed)->str() +
-                  " was switched to when the daemon stopped; it runs now and is kept, on the "
-                  "helper's probation";
-    (void)audit.Append(entry);
-    out.note += (out.note.empty() ? "" : "; ") + std::string("update-self: ") + entry.error;
-  }
+  if (*committed)
+    found(**committed, "committed", "update-self-interrupted",
+          "build " + (*committed)->str() +
+              " was switched to when the daemon stopped; it runs now and is kept, on the "
+              "helper's probation",
+          false);
   auto recovered = store->Recover();
   if (!recovered) return tl::make_unexpected(recovered.error());
   if (recovered->reverted)
