@@ -199,32 +199,24 @@ TEST_F(ANextRequest, IsServedWhilstA10001FileReleaseIsBeingPruned) {
   // The pruner is held inside the deletion of the first release it prunes until the next
   // update has been answered: if pruning delayed or refused requests, that update could not
   // be answered 200 (refused with 503, or waiting behind the latch until curl gives up).
-  std::promise<void> entered, go;
-  std::shared_future<void> go_future = go.get_future().share();
-  std::atomic<int> deleting{0}, deleted{0};
-  stack_.pipeline->SetPruneHook([&](std::string_view step) {
-    if (step == "deleted") ++deleted;
-    if (step != "deleting" || deleting++ != 0) return;
-    entered.set_value();
-    go_future.wait();
-  });
+  test::PruneLatch prune(*stack_.pipeline);
   Serve();
   Tarball big = Pack("1.0", 9'999);  // with VERSION and the link's target: 10 001 files
   const std::string big_id = big.sha256.substr(0, 16);
   ExpectBothServed({Update(big), Update(Pack("2.0"))}, true);
   // The store keeps 3: the fourth release prunes the big one, whose deletion then blocks.
   ExpectBothServed({Update(Pack("3.0")), Update(Pack("4.0"))}, true);
-  entered.get_future().wait();
+  prune.WaitHeld();
   EXPECT_FALSE(fs::exists(install_ + "/releases/" + big_id)) << "not moved out of releases/";
   auto next = Send({Update(Pack("5.0"))}, false);
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(StatusOf(next[0]), "200") << next[0];
   EXPECT_EQ(CurrentVersion(), "5.0");
-  EXPECT_EQ(deleted.load(), 0) << "the prune was not running beside the update";
-  go.set_value();
+  EXPECT_EQ(prune.deleted(), 0) << "the prune was not running beside the update";
+  prune.Release();
   ASSERT_TRUE(stack_.pipeline->WaitForPruning());
   EXPECT_TRUE(fs::is_empty(install_ + "/pruned")) << "pruning still happens";
-  EXPECT_GE(deleted.load(), 2) << "the big release and the one the fifth update pruned";
+  EXPECT_GE(prune.deleted(), 2) << "the big release and the one the fifth update pruned";
   std::set<std::string> dirs;
   for (const auto& e : fs::directory_iterator(install_ + "/releases"))
     dirs.insert(e.path().filename());

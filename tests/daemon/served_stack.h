@@ -11,13 +11,16 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
+#include <future>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "daemon/api.h"
@@ -222,6 +225,38 @@ class ServedFront {
   std::unique_ptr<daemon::UpdaterApi> api;
   std::unique_ptr<daemon::HttpServer> http;
   std::uint16_t port = 0;
+};
+
+// Holds a pipeline's background pruner inside its first deletion ("deleting") until Release(),
+// so a test can act while a prune is under way; counts the deletions that finished
+// ("deleted"). Released at destruction too, so a failed test never leaves the pruner waiting.
+class PruneLatch {
+ public:
+  explicit PruneLatch(daemon::UpdatePipeline& pipeline) : go_future_(go_.get_future().share()) {
+    pipeline.SetPruneHook([this](std::string_view step) {
+      if (step == "deleted") ++deleted_;
+      if (step != "deleting" || deleting_++ != 0) return;
+      entered_.set_value();
+      go_future_.wait();
+    });
+  }
+  ~PruneLatch() { Release(); }
+  PruneLatch(const PruneLatch&) = delete;
+  PruneLatch& operator=(const PruneLatch&) = delete;
+
+  // Waits until the pruner is held inside its first deletion.
+  void WaitHeld() { entered_.get_future().wait(); }
+  // Lets the pruner go on. Idempotent.
+  void Release() {
+    if (!released_.exchange(true)) go_.set_value();
+  }
+  int deleted() const { return deleted_.load(); }
+
+ private:
+  std::promise<void> entered_, go_;
+  std::shared_future<void> go_future_;
+  std::atomic<int> deleting_{0}, deleted_{0};
+  std::atomic<bool> released_{false};
 };
 
 }  // namespace decnet::test

@@ -237,22 +237,13 @@ TEST_F(AnUpdatePipeline, RefusesAnUpdaterBuildOnTheServicePath) {
 
 TEST_F(AnUpdatePipeline, PrunesBeyondKeepReleasesAndDeletesThemInTheBackground) {
   ASSERT_TRUE(OperatorInstalledAgent());
-  // Holds the pruner inside its first deletion until the test lets it go.
-  std::promise<void> entered, go;
-  std::shared_future<void> go_future = go.get_future().share();
-  std::atomic<int> deleting{0};
-  stack_.pipeline->SetPruneHook([&](std::string_view step) {
-    if (step == "deleting" && deleting++ == 0) {
-      entered.set_value();
-      go_future.wait();
-    }
-  });
+  test::PruneLatch prune(*stack_.pipeline);  // holds the pruner inside its first deletion
   std::vector<Tarball> pushed;  // the store keeps kDefaultKeepReleases (3)
   for (const char* v : {"1.0", "2.0", "3.0", "4.0"}) {
     pushed.push_back(Pack(v, {}));
     ASSERT_EQ(Push(pushed.back()).status, 200u);
   }
-  entered.get_future().wait();  // the oldest release is being deleted, and the answer is out
+  prune.WaitHeld();  // the oldest release is being deleted, and the answer is out
   const std::string oldest = pushed[0].sha256.substr(0, 16);
   EXPECT_FALSE(fs::exists(install_ + "/releases/" + oldest)) << "moved aside before the answer";
   for (const auto& r : stack_.pipeline->Releases()) EXPECT_NE(r["id"], oldest) << "still listed";
@@ -262,7 +253,7 @@ TEST_F(AnUpdatePipeline, PrunesBeyondKeepReleasesAndDeletesThemInTheBackground) 
     EXPECT_TRUE(e.path().filename().string().starts_with(oldest + ".")) << e.path();
   }
   EXPECT_EQ(waiting, 1u) << "the pruned release waits beneath pruned/";
-  go.set_value();
+  prune.Release();
   ASSERT_TRUE(stack_.pipeline->WaitForPruning());
   EXPECT_TRUE(fs::is_empty(install_ + "/pruned")) << "pruning happens eventually";
   for (size_t i = 1; i < pushed.size(); ++i)
@@ -271,26 +262,18 @@ TEST_F(AnUpdatePipeline, PrunesBeyondKeepReleasesAndDeletesThemInTheBackground) 
 
 TEST_F(AnUpdatePipeline, ReinstallsARePushOfAPrunedReleaseWhileItsOldTreeIsStillBeingDeleted) {
   ASSERT_TRUE(OperatorInstalledAgent());
-  std::promise<void> entered, go;
-  std::shared_future<void> go_future = go.get_future().share();
-  std::atomic<int> deleting{0};
-  stack_.pipeline->SetPruneHook([&](std::string_view step) {
-    if (step == "deleting" && deleting++ == 0) {
-      entered.set_value();
-      go_future.wait();
-    }
-  });
+  test::PruneLatch prune(*stack_.pipeline);
   std::vector<Tarball> pushed;
   for (const char* v : {"1.0", "2.0", "3.0", "4.0"}) {
     pushed.push_back(Pack(v, {}));
     ASSERT_EQ(Push(pushed.back()).status, 200u);
   }
-  entered.get_future().wait();
+  prune.WaitHeld();
   // 1.0 again, while its pruned tree is held half way: extracted afresh into releases/<id>.
   auto a = Push(pushed[0]);
   EXPECT_EQ(a.status, 200u) << a.body.dump();
   EXPECT_EQ(CurrentVersion(), "1.0");
-  go.set_value();
+  prune.Release();
   ASSERT_TRUE(stack_.pipeline->WaitForPruning());
   EXPECT_EQ(CurrentVersion(), "1.0") << "the pruner deleted the re-pushed release";
   EXPECT_TRUE(fs::exists(install_ + "/current/venv/bin/decnet"));

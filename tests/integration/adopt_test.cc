@@ -49,6 +49,7 @@
 #include "proto/values.h"
 #include "tests/daemon/test_pki.h"
 #include "tests/integration/testbed.h"
+#include "tests/support/loopback.h"
 
 #ifndef DECNET_ADOPT_BINARY
 #error "DECNET_ADOPT_BINARY, DECNET_DAEMON_BINARY and DECNET_HELPER_BINARY must be set"
@@ -214,20 +215,6 @@ std::vector<std::pair<pid_t, uid_t>> ProcessesRunning(const std::string& needle)
   return out;
 }
 
-uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
-
 // Waits (up to 10 s) until a process holding `needle` runs (`present`) or none does.
 bool Eventually(const std::string& needle, bool present) {
   for (int i = 0; i < 100; ++i) {
@@ -251,8 +238,8 @@ class ADecnetWorker : public TestbedTest {
     Write(root_ / "ours/decnet-updater.service",
           "[Unit]\nDescription=the updater (stand-in for the packaged unit)\n[Service]\n"
           "Type=exec\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n");
-    daemon_port_ = FreePort();
-    do agent_port_ = FreePort();
+    daemon_port_ = FreeLoopbackPort();
+    do agent_port_ = FreeLoopbackPort();
     while (agent_port_ == daemon_port_);
     // DECNET's certificates: the updater's (server), the master's and the worker's (clients),
     // one CA; the agent in the container reads its own copy as the units' user.

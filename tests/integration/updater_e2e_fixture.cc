@@ -2,6 +2,7 @@
 // and every wait is bounded; the helper (root, confined) cannot be asked to stop, so the
 // fixture ends its daemon with SIGTERM and the helper follows when the pair closes.
 #include "tests/integration/updater_e2e_fixture.h"
+#include "tests/support/loopback.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -166,20 +167,6 @@ bool WaitUntilGone(const Proc& p, std::chrono::milliseconds timeout) {
   return true;
 }
 
-uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
-
 std::vector<json> JsonLines(const fs::path& path) {
   std::vector<json> out;
   std::istringstream in(Slurp(path));
@@ -220,8 +207,8 @@ AnUpdaterOnARealSystemd::AnUpdaterOnARealSystemd() {
   MakeDir(root_ / "links", 0755);
   MakeDir(root_ / "build", 0755);
   MakeDir(root_ / "curl", 0700);
-  daemon_port_ = FreePort();
-  do agent_port_ = FreePort();
+  daemon_port_ = FreeLoopbackPort();
+  do agent_port_ = FreeLoopbackPort();
   while (agent_port_ == daemon_port_);
 }
 

@@ -11,6 +11,23 @@
 
 namespace decnet::test {
 
+// A TCP port on 127.0.0.1 that nothing was bound to a moment ago (the kernel's choice), for a
+// server the test starts in another process; 0 when none could be had.
+inline std::uint16_t FreeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  std::uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
 // A connected TCP socket to 127.0.0.1:`port` whose sends and receives give up after
 // `timeout_seconds`, or -1 (nothing left open) when the connection fails.
 inline int ConnectLoopback(std::uint16_t port, long timeout_seconds = 10) {

@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "tests/support/loopback.h"
+
 namespace decnet::test {
 
 // Runs `command` with /bin/sh; returns its exit status (-1 when it did not exit) and what it
@@ -72,7 +74,7 @@ class LocalIndex {
       std::ofstream(dir + "/index.html") << "<!DOCTYPE html><html><body><a href=\"" << file << "\">"
                                          << file << "</a></body></html>\n";
     }
-    port_ = FreePort();
+    port_ = FreeLoopbackPort();
     pid_ = ::fork();
     if (pid_ == 0) {
       const int null = ::open("/dev/null", O_RDWR);
@@ -101,28 +103,10 @@ class LocalIndex {
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/simple"; }
 
  private:
-  static uint16_t FreePort() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    uint16_t port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-      port = ntohs(addr.sin_port);
-    ::close(fd);
-    return port;
-  }
   static bool Accepts(uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(fd);
-    return ok;
+    const int fd = ConnectLoopback(port, 1);
+    if (fd >= 0) ::close(fd);
+    return fd >= 0;
   }
 
   uint16_t port_ = 0;
