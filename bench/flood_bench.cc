@@ -37,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/null_ops.h"
 #include "daemon/api.h"
 #include "daemon/http_server.h"
 #include "daemon/tls.h"
@@ -57,18 +58,7 @@ constexpr auto kOpenBudget = 30s;   // opening a wave stops after this, whatever
 constexpr auto kAfter = 3s;         // RSS is read this long after a wave closed
 constexpr auto kPollEvery = 100ms;  // the master's GET /health
 
-class NullOps final : public Operations {
- public:
-  UpdateOutcome Update(const Caller&, const VerifiedTarball&) override {
-    return outcome::Updated{};
-  }
-  SelfUpdateOutcome UpdateSelf(const Caller&, const VerifiedTarball&,
-                               std::function<void()>*) override {
-    return outcome::Failed{};
-  }
-  RollbackOutcome Rollback(const Caller&) override { return outcome::NoPrevious{}; }
-  std::vector<nlohmann::json> Releases() override { return {}; }
-};
+using bench::NullOps;
 
 void Write(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/null_ops.h"
 #include "daemon/api.h"
 #include "daemon/http_server.h"
 #include "daemon/tls.h"
@@ -28,18 +29,7 @@ using namespace decnet::daemon;
 
 namespace {
 
-class NullOps final : public Operations {
- public:
-  UpdateOutcome Update(const Caller&, const VerifiedTarball&) override {
-    return outcome::Updated{};
-  }
-  SelfUpdateOutcome UpdateSelf(const Caller&, const VerifiedTarball&,
-                               std::function<void()>*) override {
-    return outcome::Failed{};
-  }
-  RollbackOutcome Rollback(const Caller&) override { return outcome::NoPrevious{}; }
-  std::vector<nlohmann::json> Releases() override { return {}; }
-};
+using bench::NullOps;
 
 void Write(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
 
