@@ -403,6 +403,19 @@ class Session final : public SessionBase {
     // SECURITY: exactly one Host, whatever the version (see the top of http_server.cc).
     if (parser_->get().count(http::field::host) != 1)
       return Refuse(400, "http-host-required", "a request needs exactly one Host header");
+    // SECURITY: the one transfer coding read is chunked, alone. A coding that would be ignored
+    // ("gzip, chunked") or a chunked that is not the last is where a front end and this
+    // server would disagree on where the body ends (Beast already refuses it beside a
+    // Content-Length).
+    if (const auto& fields = parser_->get(); fields.count(http::field::transfer_encoding) > 0) {
+      std::string_view coding = fields[http::field::transfer_encoding];
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t'))
+        coding.remove_prefix(1);
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t'))
+        coding.remove_suffix(1);
+      if (fields.count(http::field::transfer_encoding) != 1 || !beast::iequals(coding, "chunked"))
+        return Refuse(501, "http-transfer-encoding", "only the chunked transfer coding is read");
+    }
     RequestHead head = MakeHead();
     Route route = shared_->app->OnHead(head, peer_);
     if (auto* response = std::get_if<Response>(&route)) {

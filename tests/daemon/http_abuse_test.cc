@@ -264,6 +264,32 @@ TEST_F(AServerUnderAbuse, JudgesRequestHeadsByTheTable) {
        "431", "http-header-too-large"},
       {"a 70 KiB target", "GET /" + std::string(70 << 10, 'p') + " HTTP/1.1\r\nHost: x\r\n" + end,
        "431", "http-header-too-large"},
+      {"chunked, any case, with spaces",
+       "GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:  Chunked \r\n" + end + "0\r\n\r\n",
+       "200", ""},
+      {"a coding that would be ignored before chunked",
+       "POST /rollback HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n" + end +
+           "0\r\n\r\n",
+       "501", "http-transfer-encoding"},
+      {"chunked that is not the last coding",
+       "POST /rollback HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n" + end +
+           "0\r\n\r\n",
+       "501", "http-transfer-encoding"},
+      {"a coding in a field of its own before chunked",
+       "POST /rollback HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+       "Transfer-Encoding: chunked\r\n" + end + "0\r\n\r\n",
+       "501", "http-transfer-encoding"},
+      {"chunked twice (the parser's own refusal)",
+       "POST /rollback HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+       "Transfer-Encoding: chunked\r\n" + end + "0\r\n\r\n",
+       "400", "http-malformed"},
+      {"Content-Length beside chunked",
+       "POST /rollback HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n" +
+           end + "0\r\n\r\n",
+       "400", "http-malformed"},
+      {"two Content-Lengths that differ",
+       "POST /rollback HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 5\r\n" + end,
+       "400", "http-malformed"},
   };
   for (const HeadRow& row : rows) {
     Talk talk = AsMaster(row.request);

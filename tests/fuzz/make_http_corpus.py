@@ -297,6 +297,15 @@ case("pipelined-after-a-bad-request",
      b"GET /health HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n", MASTER)
 case("pipelined-get-then-upload", b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + push(GOOD_FORM), MASTER)
 case("pipelined-upload-then-get", push(GOOD_FORM) + get(b"/health"), MASTER)
+case("te-gzip-chunked-then-get",
+     b"POST /rollback HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+     + get(b"/releases"), MASTER, WORKER)
+case("te-chunked-not-last-then-get",
+     b"POST /rollback HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"
+     + get(b"/releases"), MASTER)
+case("te-beside-content-length-then-get",
+     b"POST /rollback HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"0\r\n\r\n" + get(b"/releases"), MASTER)
 case("pipelined-head-then-get",
      b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\nHEAD /releases HTTP/1.1\r\nHost: x\r\n\r\n"
      + get(b"/health"), MASTER, WORKER)
