@@ -12,6 +12,8 @@ constexpr size_t kReleaseIdLength = 16;
 constexpr size_t kMaxVersionLength = 64;
 constexpr size_t kMaxArchLength = 32;
 constexpr uint64_t kMaxHelperProtocol = 65535;
+constexpr size_t kMinCommitLength = 7;
+constexpr size_t kMaxCommitLength = 64;
 
 bool IsAlnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -88,8 +90,10 @@ Result<ReleaseVersion> ReleaseVersion::Parse(std::string_view text) {
 
 std::string_view ReleaseKindName(ReleaseKind kind) {
   switch (kind) {
-    case ReleaseKind::kService: return "service";
-    case ReleaseKind::kUpdater: return "updater";
+    case ReleaseKind::kService:
+      return "service";
+    case ReleaseKind::kUpdater:
+      return "updater";
   }
   return "service";
 }
@@ -126,7 +130,7 @@ Result<ReleaseManifest> ParseReleaseManifest(std::string_view bytes) {
   auto kind = ParseReleaseKind(*kind_text);
   if (!kind) return tl::make_unexpected(kind.error());
 
-  ReleaseManifest manifest{*version, *kind, std::nullopt, std::nullopt};
+  ReleaseManifest manifest{*version, *kind, std::nullopt, std::nullopt, std::nullopt};
   const bool updater = *kind == ReleaseKind::kUpdater;
   if (object.Has("arch")) {
     auto arch_text = object.String("arch");
@@ -147,6 +151,14 @@ Result<ReleaseManifest> ParseReleaseManifest(std::string_view bytes) {
   } else if (updater) {
     return FieldError("helper_protocol", "is required for kind \"updater\"");
   }
+  if (object.Has("commit")) {
+    auto commit = object.String("commit");
+    if (!commit || commit->size() < kMinCommitLength || commit->size() > kMaxCommitLength ||
+        !IsLowerHex(*commit)) {
+      return FieldError("commit", "must be 7 to 64 lower-case hex digits");
+    }
+    manifest.commit = *commit;
+  }
   if (auto done = object.Finish(); !done) {
     return Malformed("manifest-unknown-key", done.error().message);
   }
@@ -160,6 +172,7 @@ std::string SerializeReleaseManifest(const ReleaseManifest& manifest) {
   out["kind"] = std::string(ReleaseKindName(manifest.kind));
   if (manifest.arch) out["arch"] = *manifest.arch;
   if (manifest.helper_protocol) out["helper_protocol"] = *manifest.helper_protocol;
+  if (manifest.commit) out["commit"] = *manifest.commit;
   return out.dump();
 }
 

@@ -6,8 +6,9 @@
 //   {"format":1, "version":"1.4.2+g3f2a", "kind":"service"|"updater",
 //    "arch":"x86_64",          // `uname -m` of the build; required for kind "updater",
 //                              // optional for "service"
-//    "helper_protocol":1}      // kind "updater" only, required there: the helper protocol
+//    "helper_protocol":1,      // kind "updater" only, required there: the helper protocol
 //                              // version the build speaks
+//    "commit":"3f2a9c1"}       // optional: the git commit built, 7..64 lower-case hex
 // A tree without a manifest (every DECNET push) is a "service" release whose version is the
 // `sha` form field, or else the tarball digest (see VersionWithoutManifest).
 //
@@ -75,8 +76,9 @@ Result<ReleaseKind> ParseReleaseKind(std::string_view text);
 struct ReleaseManifest {
   ReleaseVersion version;
   ReleaseKind kind = ReleaseKind::kService;
-  std::optional<std::string> arch;         // required when kind is kUpdater
+  std::optional<std::string> arch;          // required when kind is kUpdater
   std::optional<uint64_t> helper_protocol;  // present exactly when kind is kUpdater
+  std::optional<std::string> commit;        // the git commit built, when known
 };
 
 // Parses manifest bytes strictly. Refuses: more than kMaxReleaseManifestBytes
@@ -85,7 +87,7 @@ struct ReleaseManifest {
 // required, of the wrong type or out of range: "manifest-format" (must be the integer 1),
 // "manifest-version", "manifest-kind", "manifest-arch" (1..32 of [A-Za-z0-9_]; required for
 // "updater"), "manifest-helper-protocol" (integer 1..65535, required for "updater",
-// refused for "service").
+// refused for "service"), "manifest-commit" (7..64 lower-case hex digits).
 [[nodiscard]] Result<ReleaseManifest> ParseReleaseManifest(std::string_view bytes);
 
 // Serialises a manifest in format 1 (keys in a fixed order); ParseReleaseManifest reads it

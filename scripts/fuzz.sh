@@ -12,7 +12,7 @@ seconds="${1:-20}"
 case "$seconds" in (*[!0-9]*|'') echo "usage: $0 [SECONDS]" >&2; exit 2;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build/fuzz"
-targets=(unit_policy request multipart extract http_session)
+targets=(unit_policy request release_auth multipart extract http_session)
 
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ is missing (scripts/setup.sh)" >&2; exit 1; }
 

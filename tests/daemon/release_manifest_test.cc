@@ -34,8 +34,39 @@ TEST(AReleaseManifest, ParsesAnUpdaterManifestWithArchAndProtocol) {
 }
 
 TEST(AReleaseManifest, AcceptsAnArchOnAServiceRelease) {
-  EXPECT_TRUE(ParseReleaseManifest(
-      R"({"format":1,"version":"1","kind":"service","arch":"x86_64"})"));
+  EXPECT_TRUE(
+      ParseReleaseManifest(R"({"format":1,"version":"1","kind":"service","arch":"x86_64"})"));
+}
+
+TEST(AReleaseManifest, ReadsAnOptionalCommit) {
+  auto with =
+      ParseReleaseManifest(R"({"format":1,"version":"1.0","kind":"service","commit":"3f2a9c1"})");
+  ASSERT_TRUE(with) << with.error().message;
+  EXPECT_EQ(with->commit, "3f2a9c1");
+  auto full = ParseReleaseManifest(R"({"format":1,"version":"1.0","kind":"service","commit":")" +
+                                   std::string(64, 'f') + R"("})");
+  ASSERT_TRUE(full) << full.error().message;
+  EXPECT_EQ(full->commit, std::string(64, 'f'));
+  auto without = ParseReleaseManifest(R"({"format":1,"version":"1.0","kind":"service"})");
+  ASSERT_TRUE(without);
+  EXPECT_FALSE(without->commit);
+}
+
+TEST(AReleaseManifest, KeepsTheCommitThroughSerialize) {
+  auto m = ParseReleaseManifest(
+      R"({"format":1,"version":"2","kind":"updater","arch":"x86_64","helper_protocol":1,)"
+      R"("commit":"0123456789abcdef0123456789abcdef01234567"})");
+  ASSERT_TRUE(m) << m.error().message;
+  const std::string bytes = SerializeReleaseManifest(*m);
+  EXPECT_NE(bytes.find("\"commit\":\"0123456789abcdef0123456789abcdef01234567\""),
+            std::string::npos)
+      << bytes;
+  auto again = ParseReleaseManifest(bytes);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->commit, m->commit);
+  auto plain = ParseReleaseManifest(R"({"format":1,"version":"2","kind":"service"})");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(SerializeReleaseManifest(*plain).find("commit"), std::string::npos);
 }
 
 TEST(AReleaseManifest, RoundTripsThroughSerialize) {
@@ -59,8 +90,8 @@ TEST(AReleaseManifest, RefusesEachMalformedRowWithItsRule) {
        "manifest-json"},
       {"nested object", R"({"format":1,"version":"1","kind":"service","units":{}})",
        "manifest-json"},
-      {"oversize", R"({"format":1,"version":"1","kind":"service","x":")" +
-                       std::string(5000, 'a') + "\"}",
+      {"oversize",
+       R"({"format":1,"version":"1","kind":"service","x":")" + std::string(5000, 'a') + "\"}",
        "manifest-size"},
       {"unknown key", R"({"format":1,"version":"1","kind":"service","signed":true})",
        "manifest-unknown-key"},
@@ -79,8 +110,7 @@ TEST(AReleaseManifest, RefusesEachMalformedRowWithItsRule) {
       {"version space", R"({"format":1,"version":"1 2","kind":"service"})", "manifest-version"},
       {"version slash", R"({"format":1,"version":"../1","kind":"service"})", "manifest-version"},
       {"version newline", R"({"format":1,"version":"1\n","kind":"service"})", "manifest-version"},
-      {"version nul", R"({"format":1,"version":"1\u0000","kind":"service"})",
-       "manifest-version"},
+      {"version nul", R"({"format":1,"version":"1\u0000","kind":"service"})", "manifest-version"},
       {"version non-ascii", R"({"format":1,"version":"1.\u00e9","kind":"service"})",
        "manifest-version"},
       {"version 65 chars",
@@ -105,7 +135,8 @@ TEST(AReleaseManifest, RefusesEachMalformedRowWithItsRule) {
        R"({"format":1,"version":"1","kind":"updater","arch":")" + std::string(33, 'a') +
            R"(","helper_protocol":1})",
        "manifest-arch"},
-      {"arch number", R"({"format":1,"version":"1","kind":"updater","arch":64,"helper_protocol":1})",
+      {"arch number",
+       R"({"format":1,"version":"1","kind":"updater","arch":64,"helper_protocol":1})",
        "manifest-arch"},
       {"updater no protocol", R"({"format":1,"version":"1","kind":"updater","arch":"x86_64"})",
        "manifest-helper-protocol"},
@@ -123,6 +154,25 @@ TEST(AReleaseManifest, RefusesEachMalformedRowWithItsRule) {
        "manifest-helper-protocol"},
       {"protocol on service", R"({"format":1,"version":"1","kind":"service","helper_protocol":1})",
        "manifest-helper-protocol"},
+      {"commit empty", R"({"format":1,"version":"1","kind":"service","commit":""})",
+       "manifest-commit"},
+      {"commit 6 digits", R"({"format":1,"version":"1","kind":"service","commit":"3f2a9c"})",
+       "manifest-commit"},
+      {"commit 65 digits",
+       R"({"format":1,"version":"1","kind":"service","commit":")" + std::string(65, 'a') + "\"}",
+       "manifest-commit"},
+      {"commit upper case", R"({"format":1,"version":"1","kind":"service","commit":"3F2A9C1"})",
+       "manifest-commit"},
+      {"commit not hex", R"({"format":1,"version":"1","kind":"service","commit":"3f2a9g1"})",
+       "manifest-commit"},
+      {"commit with space", R"({"format":1,"version":"1","kind":"service","commit":"3f2a9c1 "})",
+       "manifest-commit"},
+      {"commit number", R"({"format":1,"version":"1","kind":"service","commit":3210987})",
+       "manifest-commit"},
+      {"commit null", R"({"format":1,"version":"1","kind":"service","commit":null})",
+       "manifest-commit"},
+      {"commit key case", R"({"format":1,"version":"1","kind":"service","Commit":"3f2a9c1"})",
+       "manifest-unknown-key"},
   };
   for (const auto& row : kRows) {
     auto m = ParseReleaseManifest(row.bytes);
@@ -139,15 +189,15 @@ TEST(AReleaseId, IsTheFirstSixteenHexDigitsOfTheDigest) {
 }
 
 TEST(AReleaseId, RefusesAnythingButSixteenLowerCaseHexDigits) {
-  for (const char* bad : {"", "0123456789abcde", "0123456789abcdef0", "0123456789ABCDEF",
-                          "0123456789abcdeg", "../3456789abcdef", "0123456789abcde/",
-                          "current", "0123456789abcd\n"}) {
+  for (const char* bad :
+       {"", "0123456789abcde", "0123456789abcdef0", "0123456789ABCDEF", "0123456789abcdeg",
+        "../3456789abcdef", "0123456789abcde/", "current", "0123456789abcd\n"}) {
     auto id = ReleaseId::Parse(bad);
     ASSERT_FALSE(id) << bad;
     EXPECT_EQ(id.error().rule, "release-id");
   }
-  for (const std::string& bad : {std::string(63, 'a'), std::string(65, 'a'),
-                                 std::string(64, 'A'), std::string(63, 'a') + "g"}) {
+  for (const std::string& bad : {std::string(63, 'a'), std::string(65, 'a'), std::string(64, 'A'),
+                                 std::string(63, 'a') + "g"}) {
     auto id = ReleaseId::FromSha256Hex(bad);
     ASSERT_FALSE(id) << bad;
     EXPECT_EQ(id.error().rule, "release-digest");

@@ -21,6 +21,7 @@ endfunction()
 decnet_fuzz_target(unit_policy unit_policy_fuzz.cc decnet_policy
   ${PROJECT_SOURCE_DIR}/tests/fixtures/units)
 decnet_fuzz_target(request request_fuzz.cc decnet_proto_helper)
+decnet_fuzz_target(release_auth release_auth_fuzz.cc decnet_proto_auth)
 
 # The daemon's whole HTTP session over a socket pair (no TLS): the real server, API and upload
 # form with a fake Operations. The replay fails on a broken invariant, not only on a crash.
