@@ -18,6 +18,8 @@ PACKAGES=(
   python3-venv python3-pip python3-setuptools python3-wheel
   # the contract test's restatement of DECNET's master (its models, its client)
   python3-pydantic python3-httpx
+  # the rollout report's schema test (draft 2020-12)
+  python3-jsonschema
 )
 
 if [ "$(id -u)" != 0 ]; then
