@@ -67,7 +67,8 @@ struct Operation {
   size_t line = 0;
   int64_t ts_ms = 0;
   std::string ts, op, fingerprint, cn, sha256, release, version, result, rule, error,
-      rollback_cause;
+      rollback_cause, note;
+  std::vector<std::string> signed_by;  // trusted key ids that signed the release
   std::vector<std::pair<std::string, uint64_t>> durations_ms;
   std::vector<HelperRequest> requests;
 };
@@ -110,7 +111,16 @@ tl::expected<Operation, JsonError> ParseAuditLine(std::string_view text) {
   for (size_t i = 0; i < std::size(keys); ++i) *fields[i] = o.String(keys[i]).value_or("");
   const json* client = o.Object("client");
   const json* durations = o.Object("durations_ms");
+  // The daemon writes these two only when it has something to say.
+  if (o.Has("note")) op.note = o.String("note").value_or("");
+  const json* signed_by = o.Has("signed_by") ? o.Array("signed_by") : nullptr;
   if (auto done = o.Finish(); !done) return tl::make_unexpected(done.error());
+  if (signed_by != nullptr) {
+    for (const json& id : *signed_by) {
+      if (!id.is_string()) return Bad("json-wrong-type", "signed_by must list strings");
+      op.signed_by.push_back(id.get<std::string>());
+    }
+  }
   StrictObject c(*client, "audit line's client");
   op.fingerprint = c.String("fingerprint").value_or("");
   op.cn = c.String("cn").value_or("");
@@ -330,6 +340,8 @@ json TimelineJson(const Timeline& t) {
                    {"rule", o.rule},
                    {"error", o.error},
                    {"rollback_cause", o.rollback_cause},
+                   {"signed_by", o.signed_by},
+                   {"note", o.note},
                    {"durations_ms", durations},
                    {"helper_requests", requests}});
   }
@@ -382,6 +394,12 @@ void PrintOperation(const Operation& o) {
     std::printf("  error     %s%s\n", text.c_str(), Q(o.error).c_str());
   }
   if (!o.rollback_cause.empty()) std::printf("  rollback  %s\n", Q(o.rollback_cause).c_str());
+  if (!o.signed_by.empty()) {
+    std::string text;
+    for (const auto& id : o.signed_by) text += (text.empty() ? "" : ", ") + Q(id);
+    std::printf("  signed    %s\n", text.c_str());
+  }
+  if (!o.note.empty()) std::printf("  note      %s\n", Q(o.note).c_str());
   if (!o.durations_ms.empty()) {
     std::string text;
     for (const auto& [step, ms] : o.durations_ms)

@@ -41,6 +41,15 @@ constexpr RouteRow kRoutes[] = {
     {"/audit", "GET", Access::kMaster, Endpoint::kAudit},
 };
 
+// The upload form's bounds: DECNET's four fields plus ours (descriptor, downgrade and up to
+// 16 signatures, the one repeatable field; the form caps each, daemon/upload_form.h).
+MultipartLimits FormLimits() {
+  MultipartLimits limits;
+  limits.max_parts = 4 + 2 + kMaxSignatureFields;
+  limits.repeatable_fields = {"signature"};
+  return limits;
+}
+
 std::string_view PathOf(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
@@ -127,7 +136,13 @@ Route UpdaterApi::OnHead(const RequestHead& head, const Peer& peer) {
 
 Response UpdaterApi::Health() const {
   bool alive = options_.helper_alive ? options_.helper_alive() : false;
-  json body = api::HealthJson({}, options_.version, alive, options_.policy_digest);
+  api::ReleaseChecks checks;
+  if (options_.guard != nullptr) {
+    checks.service_floor = options_.guard->floor().Get(ReleaseKind::kService);
+    checks.updater_floor = options_.guard->floor().Get(ReleaseKind::kUpdater);
+    checks.require_signature = options_.guard->require_signature();
+  }
+  json body = api::HealthJson({}, options_.version, alive, options_.policy_digest, checks);
   {
     std::lock_guard lock(snapshot_mu_);
     body["releases"] = releases_;
@@ -145,7 +160,7 @@ Route UpdaterApi::StartOperation(Op op, const RequestHead& head, const Peer& pee
   std::optional<MultipartReader> reader;
   if (op != Op::kRollback) {
     // A body that cannot be a form is refused before the busy flag is taken.
-    auto created = MultipartReader::Create(head.Find("Content-Type").value_or(""));
+    auto created = MultipartReader::Create(head.Find("Content-Type").value_or(""), FormLimits());
     if (!created) {
       Refuse(op, caller, created.error());
       return FormErrorResponse(created.error());
@@ -198,7 +213,7 @@ void UpdaterApi::RunJob(Job& job) {
   std::optional<VerifiedTarball> tarball;
   if (job.upload)
     tarball = VerifiedTarball{job.upload->tarball.fd.get(), job.upload->tarball.size,
-                              job.upload->sha256, job.upload->sha};
+                              job.upload->sha256, job.upload->sha, job.claim};
   switch (job.op) {
     case Op::kUpdate: answer = AnswerFor(ops_.Update(job.caller, *tarball)); break;
     case Op::kUpdateSelf:
@@ -247,7 +262,8 @@ void UpdaterApi::WatchdogLoop() {
   }
 }
 
-void UpdaterApi::RecordInAudit(Op op, const Caller& caller, std::string result, const Error& why) const {
+void UpdaterApi::RecordInAudit(Op op, const Caller& caller, std::string result, const Error& why,
+                               const std::vector<std::string>& signed_by) const {
   if (options_.audit == nullptr) return;
   AuditEntry entry;
   entry.op = OpName(op);
@@ -256,6 +272,7 @@ void UpdaterApi::RecordInAudit(Op op, const Caller& caller, std::string result, 
   entry.result = std::move(result);
   entry.rule = why.rule;
   entry.error = why.message;
+  entry.signed_by = signed_by;
   (void)options_.audit->Append(entry);  // the reply is not held back by a full disk
 }
 

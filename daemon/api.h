@@ -4,7 +4,9 @@
 //
 //   GET  /health       any CA-signed client  200 HealthJson (releases from a cached snapshot)
 //   GET  /releases     master                200 {"releases":[...]}
-//   POST /update       master                multipart: tarball, sha256, sha
+//   POST /update       master                multipart: tarball, sha256, sha; ours before the
+//                                            tarball: descriptor, signature (repeated),
+//                                            downgrade (daemon/release_guard.h)
 //   POST /update-self  master                as /update plus confirm_self=true
 //   POST /rollback     master                no body
 //   GET  /metrics      master                Prometheus text format 0.0.4
@@ -56,6 +58,7 @@
 #include "daemon/api_answers.h"
 #include "daemon/audit_log.h"
 #include "daemon/http_server.h"
+#include "daemon/release_guard.h"
 #include "daemon/spool.h"
 #include "daemon/update_pipeline.h"
 #include "proto/result.h"
@@ -76,6 +79,10 @@ struct ApiOptions {
   std::string policy_digest;       // the helper policy's, shown by /health
   std::function<bool()> helper_alive;  // /health and decnet_updater_helper_up; empty: false
   AuditLog* audit = nullptr;       // /audit and deadline records; null: /audit answers 503
+  // Release authenticity and the version floor, checked at the head of each upload's tarball
+  // and after it is spooled; /health shows the floor. Null (tests of other things): a form
+  // with a descriptor, signatures or downgrade is refused ("signature-unverifiable").
+  ReleaseGuard* guard = nullptr;
 };
 
 // Counters behind /metrics.
@@ -114,8 +121,11 @@ class UpdaterApi final : public Application {
   // Used by the body consumers (api.cc): answer or schedule.
   void ReleaseBusy() { busy_.store(false); }
   void Submit(std::unique_ptr<Job> job);
-  // Counts a refusal before any operation ran and records it in the audit log with its rule.
-  void Refuse(Op op, const Caller& caller, const Error& why);
+  // Counts a refusal before any operation ran and records it in the audit log with its rule
+  // and the trusted keys that had signed the release, if any.
+  void Refuse(Op op, const Caller& caller, const Error& why,
+              const std::vector<std::string>& signed_by = {});
+  ReleaseGuard* guard() const { return options_.guard; }
   int spool_dir_fd() const { return spool_dir_fd_.get(); }
   uint64_t max_upload_bytes() const { return options_.max_upload_bytes; }
 
@@ -141,7 +151,8 @@ class UpdaterApi final : public Application {
   void WatchdogLoop();
   void RunJob(Job& job);
   void Count(Op op, unsigned status, std::chrono::steady_clock::duration took);
-  void RecordInAudit(Op op, const Caller& caller, std::string result, const Error& why) const;
+  void RecordInAudit(Op op, const Caller& caller, std::string result, const Error& why,
+                     const std::vector<std::string>& signed_by = {}) const;
 
   Operations& ops_;
   ApiOptions options_;

@@ -36,6 +36,7 @@ struct UpdaterApi::Job {
   Op op = Op::kUpdate;
   Caller caller;
   std::optional<VerifiedUpload> upload;  // none for a rollback
+  ReleaseClaim claim;                    // what the head of the upload admitted
   std::shared_ptr<JobReply> reply;
 };
 

@@ -51,12 +51,13 @@ void UpdaterApi::Count(Op op, unsigned status, std::chrono::steady_clock::durati
   ++counters_.duration_count;
 }
 
-void UpdaterApi::Refuse(Op op, const Caller& caller, const Error& why) {
+void UpdaterApi::Refuse(Op op, const Caller& caller, const Error& why,
+                        const std::vector<std::string>& signed_by) {
   {
     std::lock_guard lock(metrics_mu_);
     ++counters_.results[{OpName(op), "refused"}];
   }
-  RecordInAudit(op, caller, "refused", why);
+  RecordInAudit(op, caller, "refused", why, signed_by);
 }
 
 std::string UpdaterApi::MetricsText() const {

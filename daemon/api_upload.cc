@@ -1,16 +1,22 @@
 // The bodies of POST /update, /update-self and /rollback: the form streamed into a spool
 // file, DECNET's checks in DECNET's order once the body is complete, and the hand-over to
 // the worker. The busy flag taken in OnHead travels with the consumer, then with the job.
+#include <chrono>
 #include <string>
 #include <utility>
 
 #include "daemon/api_internal.h"
+#include "proto/release_auth.h"
 #include "proto/updater_api.h"
 
 namespace decnet::daemon {
 
 using nlohmann::json;
 using Op = UpdaterApi::Op;
+
+// The form's caps are the wire contract's.
+static_assert(kMaxDescriptorField == kMaxReleaseDescriptorBytes);
+static_assert(kMaxSignatureField == kMaxSignatureLineBytes);
 
 Response FormErrorResponse(const Error& error) {
   if (error.rule == "sha256-required") return JsonResponse(400, api::DetailJson(api::kSha256Required));
@@ -64,7 +70,9 @@ class FormConsumer final : public BodyConsumer {
         op_(op),
         caller_(std::move(caller)),
         reader_(std::move(reader)),
-        form_(api.spool_dir_fd(), api.max_upload_bytes()) {}
+        form_(api.spool_dir_fd(), api.max_upload_bytes()) {
+    form_.SetTarballHook([this](const UploadedForm& fields) { return CheckHead(fields); });
+  }
 
   ConsumeResult Consume(std::string_view chunk) override {
     Result<void> fed = reader_.Feed(chunk, form_);
@@ -72,7 +80,7 @@ class FormConsumer final : public BodyConsumer {
       api_.UploadStep("uploading");
       return {};
     }
-    api_.Refuse(op_, caller_, fed.error());
+    api_.Refuse(op_, caller_, fed.error(), signed_by_);
     return tl::make_unexpected(FormErrorResponse(fed.error()));
   }
 
@@ -80,7 +88,7 @@ class FormConsumer final : public BodyConsumer {
     Result<VerifiedUpload> verified = Verify();
     if (!verified) {
       busy_.Release();  // first: a client that retries at once must not meet a 503
-      api_.Refuse(op_, caller_, verified.error());
+      api_.Refuse(op_, caller_, verified.error(), signed_by_);
       reply(FormErrorResponse(verified.error()));
       return;
     }
@@ -88,6 +96,7 @@ class FormConsumer final : public BodyConsumer {
     job->op = op_;
     job->caller = caller_;
     job->upload = std::move(*verified);
+    job->claim = std::move(claim_);
     job->reply = std::make_shared<UpdaterApi::JobReply>(std::move(reply), op_, caller_);
     api_.UploadStep("spooled");
     busy_.HandOver();
@@ -106,7 +115,35 @@ class FormConsumer final : public BodyConsumer {
       if (Result<void> confirmed = VerifySelfConfirm(*form); !confirmed)
         return tl::make_unexpected(confirmed.error());
     }
-    return VerifyUpload(std::move(*form));
+    Result<VerifiedUpload> upload = VerifyUpload(std::move(*form));
+    if (!upload) return upload;
+    // SECURITY: the signed descriptor must name exactly the bytes that were spooled.
+    if (Result<void> same = ReleaseGuard::CheckSpooled(claim_, upload->sha256, upload->tarball.size);
+        !same)
+      return tl::make_unexpected(same.error());
+    return upload;
+  }
+
+  // Authenticity and the floor, when the tarball part begins (daemon/release_guard.h).
+  Result<void> CheckHead(const UploadedForm& form) {
+    ReleaseGuard* guard = api_.guard();
+    if (guard == nullptr) {
+      if (form.descriptor || !form.signatures.empty() || form.downgrade)
+        return Fail(ErrorCode::kDenied, "signature-unverifiable",
+                    "this updater runs without release checks and cannot honour descriptor, "
+                    "signature or downgrade");
+      return {};
+    }
+    const ReleaseKind kind = op_ == Op::kUpdateSelf ? ReleaseKind::kUpdater : ReleaseKind::kService;
+    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    Result<ReleaseClaim> claim =
+        guard->CheckHead(kind, ReleaseFields{form.descriptor, form.signatures, form.downgrade}, now,
+                         &signed_by_);
+    if (!claim) return tl::make_unexpected(claim.error());
+    claim_ = std::move(*claim);
+    return {};
   }
 
   UpdaterApi& api_;
@@ -115,6 +152,8 @@ class FormConsumer final : public BodyConsumer {
   Caller caller_;
   MultipartReader reader_;
   UploadForm form_;
+  ReleaseClaim claim_;                  // what CheckHead admitted
+  std::vector<std::string> signed_by_;  // for the audit line, refused or not
 };
 
 // /rollback takes no body; one sent anyway is read and dropped (DECNET ignores it too).

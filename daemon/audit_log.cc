@@ -56,6 +56,9 @@ Result<void> AuditLog::Append(const AuditEntry& e) {
                       {"error", e.error},
                       {"rollback_cause", e.rollback_cause},
                       {"durations_ms", durations}};
+  // Ours, only when there is something to say: lines stay as they were for unsigned pushes.
+  if (!e.signed_by.empty()) j["signed_by"] = e.signed_by;
+  if (!e.note.empty()) j["note"] = e.note;
   // ensure_ascii: names and CNs from certificates come out escaped, never as raw bytes.
   std::string line = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
   std::lock_guard lock(mu_);

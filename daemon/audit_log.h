@@ -24,6 +24,8 @@ struct AuditEntry {
   std::string rule;                // the refusing or failing rule
   std::string error;               // human sentence
   std::string rollback_cause;      // why an automatic rollback happened
+  std::vector<std::string> signed_by;  // trusted key ids that signed the release (when signed)
+  std::string note;                // anything else the line must say (a rollback below the floor)
   std::vector<std::pair<std::string, int64_t>> durations_ms;  // step -> milliseconds
 };
 

@@ -48,6 +48,14 @@ Setter Integer(Int DaemonConfig::*field, int64_t min, int64_t max) {
   };
 }
 
+Setter Boolean(bool DaemonConfig::*field) {
+  return [=](const json& v, const std::string& key, DaemonConfig& c) -> Result<void> {
+    if (!v.is_boolean()) return tl::make_unexpected(Bad("config-type", key, "must be a boolean"));
+    c.*field = v.get<bool>();
+    return {};
+  };
+}
+
 Result<std::vector<std::string>> Strings(const json& v, const std::string& key,
                                          bool (*valid)(const std::string&), const char* what) {
   if (!v.is_array()) return tl::make_unexpected(Bad("config-type", key, "must be a list of strings"));
@@ -176,6 +184,10 @@ const std::map<std::string, Setter>& Setters() {
       {"probe", ParseProbe},
       {"settle_ms", Integer(&DaemonConfig::settle_ms, 0, 600'000)},
       {"update_deadline_ms", Integer(&DaemonConfig::update_deadline_ms, 1000, 3'600'000)},
+      {"require_signature", Boolean(&DaemonConfig::require_signature)},
+      {"trusted_keys_dir", String(&DaemonConfig::trusted_keys_dir, IsAbsolute, "an absolute path")},
+      {"signature_threshold", Integer(&DaemonConfig::signature_threshold, 1, 16)},
+      {"allow_downgrade", Boolean(&DaemonConfig::allow_downgrade)},
   };
   return kSetters;
 }

@@ -3,6 +3,8 @@
 // refused with an error naming the key.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -68,6 +70,16 @@ struct DaemonConfig {
   ProbeConfig probe;
   int settle_ms = 3000;  // units must stay active with no restarts this long
   int update_deadline_ms = 150'000;  // every update answers within this
+  // --- release authenticity and the never-older floor (daemon/release_guard.h)
+  bool require_signature = false;  // refuse a release without a descriptor signed by enough keys
+  // The `*.pub` Ed25519 keys trusted to sign releases, read again for every upload so a key
+  // rotation needs no restart. Root-owned, writable by nobody else.
+  std::string trusted_keys_dir = "/etc/decnet-updater/trusted-keys";
+  int signature_threshold = 1;  // how many distinct trusted keys must sign (1..16)
+  bool allow_downgrade = false;  // honour a push's downgrade=true below the version floor
+  // Not a configuration key (never read from JSON): the owner the trusted keys and their
+  // directory must have. Root in production; only tests set their own uid here.
+  uid_t trusted_keys_owner = 0;
 
   static DaemonConfig Defaults() { return {}; }
 };

@@ -31,11 +31,13 @@
 #include "daemon/helper_client.h"
 #include "daemon/http_server.h"
 #include "daemon/install_confine.h"
+#include "daemon/release_guard.h"
 #include "daemon/release_import.h"
 #include "daemon/release_store.h"
 #include "daemon/self_update.h"
 #include "daemon/tls.h"
 #include "daemon/update_pipeline.h"
+#include "daemon/version_floor.h"
 #include "policy/policy.h"
 #include "proto/sha256.h"
 
@@ -59,6 +61,8 @@ struct Daemon {
   std::optional<ReleaseStore> updater_store;  // update-self; nullopt: unavailable
   std::string updater_unavailable;
   RecoveryReport recovery;
+  std::optional<VersionFloor> floor;    // the never-older floor, in state_dir
+  std::unique_ptr<ReleaseGuard> guard;  // borrows config and floor
   std::unique_ptr<HelperClient> helper;
   std::unique_ptr<HealthGate> gate;
   std::unique_ptr<UpdatePipeline> pipeline;
@@ -97,6 +101,12 @@ Result<void> OpenStorage(Daemon& d) {
   auto audit = AuditLog::Open(d.config.state_dir + "/audit.jsonl");
   if (!audit) return tl::make_unexpected(audit.error());
   d.audit.emplace(std::move(*audit));
+  // SECURITY: a floor that cannot be read stops start-up; starting without it would let an
+  // older release back in.
+  auto floor = VersionFloor::Open(d.config.state_dir);
+  if (!floor) return tl::make_unexpected(floor.error());
+  d.floor.emplace(std::move(*floor));
+  d.guard = std::make_unique<ReleaseGuard>(d.config, *d.floor);
   auto store = ReleaseStore::Open(d.config.install_dir, static_cast<size_t>(d.config.keep_releases));
   if (!store) return tl::make_unexpected(store.error());
   d.store.emplace(std::move(*store));
@@ -126,6 +136,7 @@ Result<std::uint16_t> StartServing(Daemon& d, const DaemonTestSeams& seams) {
   self.helper_protocol = proto::kProtocolVersion;
   self.arch = HostArch();
   d.pipeline->SetSelfUpdate(std::move(self));
+  d.pipeline->SetReleaseGuard(d.guard.get());
   ApiOptions options;
   options.spool_dir = d.config.state_dir + "/spool";
   options.max_upload_bytes = d.config.max_upload_bytes;
@@ -135,6 +146,7 @@ Result<std::uint16_t> StartServing(Daemon& d, const DaemonTestSeams& seams) {
   // An atomic read: never waits behind a helper call in progress.
   options.helper_alive = [helper = d.helper.get()] { return helper->healthy(); };
   options.audit = &*d.audit;
+  options.guard = d.guard.get();
   auto api = UpdaterApi::Create(*d.pipeline, std::move(options));
   if (!api) return tl::make_unexpected(api.error());
   d.api = std::move(*api);
@@ -364,9 +376,9 @@ int InstallBuild(const DaemonArgs& args) {
     return fail(recovered.error());
   }
   UpdaterBuildChecks checks{static_cast<uint64_t>(proto::kProtocolVersion), HostArch(),
-                            std::chrono::seconds(10)};
+                            std::chrono::seconds(10), nullptr};
   auto installed = InstallUpdaterBuild(
-      *store, VerifiedTarball{fd, static_cast<uint64_t>(st.st_size), digest, std::nullopt},
+      *store, VerifiedTarball{fd, static_cast<uint64_t>(st.st_size), digest, std::nullopt, {}},
       checks);
   ::close(fd);
   if (!installed) return fail(installed.error());

@@ -401,7 +401,9 @@ Result<void> MultipartReader::EndOfHeaders(MultipartHandler& handler) {
   }
   auto headers = ParseDisposition(*disposition_);
   if (!headers) return tl::make_unexpected(headers.error());
-  if (!names_.insert(headers->name).second) {
+  const auto& repeatable = limits_.repeatable_fields;
+  if (!names_.insert(headers->name).second &&
+      std::find(repeatable.begin(), repeatable.end(), headers->name) == repeatable.end()) {
     return Fail(ErrorCode::kMalformed, "multipart-duplicate-field",
                 "field " + Quoted(headers->name) + " appears twice");
   }

@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proto/result.h"
 
@@ -39,6 +40,9 @@ struct MultipartLimits {
   size_t max_parts = 16;
   size_t max_preamble_bytes = 4 * 1024;
   size_t max_epilogue_bytes = 4 * 1024;
+  // Names that may appear more than once (the upload form's `signature`); every other name
+  // seen twice is refused.
+  std::vector<std::string> repeatable_fields{};
 };
 
 // Reads one multipart/form-data body fed in chunks split anywhere.
@@ -46,8 +50,8 @@ struct MultipartLimits {
 // Refuses (rule): a Content-Type that is not multipart/form-data with one boundary of 1..70
 // RFC 2046 characters ("multipart-content-type"); a header block over the cap
 // ("multipart-header-size"); more parts than the cap ("multipart-parts"); a part without a
-// non-empty form-data name ("multipart-field-name"); a name seen before
-// ("multipart-duplicate-field"); a preamble or epilogue over its cap
+// non-empty form-data name ("multipart-field-name"); a name seen before, unless the limits
+// make it repeatable ("multipart-duplicate-field"); a preamble or epilogue over its cap
 // ("multipart-preamble-size", "multipart-epilogue-size"); anything else off the grammar,
 // including bare LF or CR line ends, folded or malformed header lines, repeated
 // Content-Disposition or Content-Type headers, a Content-Transfer-Encoding other than

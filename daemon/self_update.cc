@@ -147,6 +147,11 @@ Result<InstalledBuild> InstallUpdaterBuild(ReleaseStore& store, const VerifiedTa
     if (!record || record->kind != ReleaseKind::kUpdater)
       return fail(Refusal("update-self-kind", "release " + id->str() + " is not an updater build"));
     out.version = record->version.str();
+    if (checks.admit) {
+      const auto active = store.Active();
+      if (auto ok = checks.admit(record->kind, record->version, active && *active == *id); !ok)
+        return fail(ok.error());
+    }
   } else {
     auto dir = store.BeginRelease(*id);
     if (!dir) return fail(dir.error());
@@ -161,6 +166,10 @@ Result<InstalledBuild> InstallUpdaterBuild(ReleaseStore& store, const VerifiedTa
     if (auto ok = CheckUpdaterManifest(*manifest, checks.arch, checks.helper_protocol); !ok)
       return fail(ok.error());
     out.version = (*manifest)->version.str();
+    if (checks.admit) {
+      if (auto ok = checks.admit((*manifest)->kind, (*manifest)->version, false); !ok)
+        return fail(ok.error());
+    }
     if (auto ok = CheckDaemonBinary(dir->get()); !ok) return fail(ok.error());
     // The build must run on this host before anything points at it.
     InstallVars vars{store.root() + "/releases/" + id->str(), id->str(), out.version,
@@ -196,6 +205,7 @@ SelfUpdateOutcome UpdatePipeline::UpdateSelf(const Caller& caller, const Verifie
                                              std::function<void()>* after_reply) {
   Attempt a("update-self", caller, std::chrono::milliseconds(config_.update_deadline_ms));
   a.audit.sha256 = tarball.sha256;
+  a.audit.signed_by = tarball.claim.signed_by;
   if (auto id = ReleaseId::FromSha256Hex(tarball.sha256)) a.audit.release = id->str();
   auto finish = [&](auto outcome, std::string result, const Error* e) -> SelfUpdateOutcome {
     return a.Finish(audit_, std::move(outcome), std::move(result), e);
@@ -204,7 +214,17 @@ SelfUpdateOutcome UpdatePipeline::UpdateSelf(const Caller& caller, const Verifie
     Error e = Refusal("update-self-unavailable", self_.unavailable_why);
     return finish(outcome::Refused{e, ""}, "refused", &e);
   }
-  UpdaterBuildChecks checks{self_.helper_protocol, self_.arch, self_.smoke_timeout};
+  UpdaterBuildChecks checks{self_.helper_protocol, self_.arch, self_.smoke_timeout, nullptr};
+  if (guard_ != nullptr) {
+    checks.admit = [this, &tarball](ReleaseKind kind, const ReleaseVersion& version,
+                                    bool active) -> Result<void> {
+      // SECURITY: the build extracted must be the one signed, and never older than the floor.
+      if (auto ok = ReleaseGuard::CheckRecorded(tarball.claim, kind, version); !ok) return ok;
+      if (active) return {};
+      return guard_->CheckVersion(ReleaseKind::kUpdater, {version.str(), true},
+                                  tarball.claim.downgrade);  // an updater build has a manifest
+    };
+  }
   auto installed = InstallUpdaterBuild(*self_.store, tarball, checks,
                                        [this](std::string_view step) { Step(step); });
   if (!installed) {
@@ -215,6 +235,11 @@ SelfUpdateOutcome UpdatePipeline::UpdateSelf(const Caller& caller, const Verifie
   }
   a.audit.version = installed->version;
   for (auto& d : installed->durations_ms) a.audit.durations_ms.push_back(d);
+  if (guard_ != nullptr) {
+    if (auto raised = guard_->floor().Raise(ReleaseKind::kUpdater, {installed->version, true});
+        !raised)
+      a.audit.note = "version floor not persisted: " + raised.error().message;
+  }
   auto unit = UnitName::Parse(policy_.self_unit);
   if (unit && after_reply != nullptr) {
     *after_reply = [this, name = *unit, caller, release = a.audit.release] {

@@ -48,6 +48,10 @@ struct UpdaterBuildChecks {
   uint64_t helper_protocol = 0;
   std::string arch;
   std::chrono::milliseconds smoke_timeout{10'000};
+  // When set, also called with the build's kind and version (from its manifest, or a kept
+  // build's record) and whether it is the active build, before anything is flipped: the upload's
+  // descriptor and the floor (UpdatePipeline's guard). A refusal ends the install with it.
+  std::function<Result<void>(ReleaseKind kind, const ReleaseVersion& version, bool active)> admit{};
 };
 
 struct InstalledBuild {

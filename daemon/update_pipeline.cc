@@ -35,6 +35,12 @@ std::string SlotName(ReleaseSlot slot) {
   return "kept";
 }
 
+// A refusal of the release by its authenticity or the floor: the client's to fix, nothing
+// changed (answered as Rejected).
+bool IsReleaseRefusal(const Error& e) {
+  return e.rule.starts_with("descriptor-") || e.rule.starts_with("version-");
+}
+
 // The release switched away from, as a list for ApplyRelease.
 std::vector<ReleaseId> Others(const std::optional<ReleaseId>& from) {
   return from ? std::vector<ReleaseId>{*from} : std::vector<ReleaseId>{};
@@ -244,6 +250,7 @@ UpdateOutcome UpdatePipeline::Update(const Caller& caller, const VerifiedTarball
 
 UpdateOutcome UpdatePipeline::RunUpdate(Attempt& a, const VerifiedTarball& tarball) {
   a.audit.sha256 = tarball.sha256;
+  a.audit.signed_by = tarball.claim.signed_by;
   auto finish = [&](auto outcome, std::string result, const Error* e) -> UpdateOutcome {
     return a.Finish(audit_, std::move(outcome), std::move(result), e);
   };
@@ -259,13 +266,21 @@ UpdateOutcome UpdatePipeline::RunUpdate(Attempt& a, const VerifiedTarball& tarba
       return finish(outcome::Refused{e, ""}, "refused", &e);
     }
     a.version = record->version.str();
+    // A kept release's version was declared by its manifest unless it is what a tree without
+    // one gets: its `sha` field or its digest.
+    a.version_declared = a.version != record->sha256 && a.version != record->sha;
     a.audit.version = a.version;
+    // A kept release made active again is held to the same checks as a fresh one; the active
+    // one redeployed changes nothing and is not.
+    if (auto ok = CheckRelease(tarball, {record->version, a.version_declared}, *id); !ok)
+      return finish(outcome::Rejected{ok.error(), ""}, "refused", &ok.error());
     return Activate(a);  // re-push: redeploy (active) or re-activate (kept), no extraction
   }
   auto fail_install = [&](const Error& e, std::string stderr_text) {
     (void)store_.RemoveIncomplete();
-    // An empty tarball is the client's error, not the host's.
-    if (e.rule == "archive-empty")
+    // An empty tarball, a release its descriptor or the floor refuses: the client's error,
+    // not the host's.
+    if (e.rule == "archive-empty" || IsReleaseRefusal(e))
       return finish(outcome::Rejected{e, std::move(stderr_text)}, "refused", &e);
     return finish(outcome::Failed{e, std::move(stderr_text)}, "failed", &e);
   };
@@ -289,7 +304,17 @@ UpdateOutcome UpdatePipeline::RunUpdate(Attempt& a, const VerifiedTarball& tarba
                            : VersionWithoutManifest(tarball.sha, tarball.sha256);
   if (!version) return fail_install(version.error(), "");
   a.version = version->str();
+  a.version_declared = manifest->has_value();
   a.audit.version = a.version;
+  if (guard_ != nullptr) {
+    // SECURITY: what was signed must be what was extracted, and never older than the floor.
+    if (auto ok = ReleaseGuard::CheckManifest(tarball.claim, *manifest); !ok)
+      return fail_install(ok.error(), "");
+    if (auto ok = guard_->CheckVersion(ReleaseKind::kService, {a.version, a.version_declared},
+                                       tarball.claim.downgrade);
+        !ok)
+      return fail_install(ok.error(), "");
+  }
   auto units = ReadReleaseUnits(dir->get());
   if (!units) return fail_install(units.error(), "");
   if (*units) {
@@ -372,6 +397,12 @@ UpdateOutcome UpdatePipeline::Activate(Attempt& a) {
   }
   if (verdict.healthy) {
     Step("committed");
+    if (guard_ != nullptr) {
+      if (auto raised =
+              guard_->floor().Raise(ReleaseKind::kService, {a.version, a.version_declared});
+          !raised)
+        a.audit.note = "version floor not persisted: " + raised.error().message;
+    }
     return finish(outcome::Updated{ReleaseRow(*a.id), verdict.probe}, "updated", nullptr);
   }
   const std::string cause = verdict.rule + ": " + verdict.detail;
@@ -450,6 +481,7 @@ RollbackOutcome UpdatePipeline::RunRollback(Attempt& a) {
               : GateVerdict{false, "", applied.error().message, applied.error().rule};
   if (verdict.healthy) {
     if (auto ok = store_.Commit(); ok) {
+      NoteBelowFloor(a);
       return finish(outcome::Restored{ReleaseRow(*previous), verdict.probe}, "rolled_back",
                     nullptr);
     } else {
@@ -471,6 +503,28 @@ RollbackOutcome UpdatePipeline::RunRollback(Attempt& a) {
     a.stderr_text += "units and links of the active release not restored: [" +
                      reapplied.error().rule + "] " + reapplied.error().message + "\n";
   return finish(outcome::Failed{e, verdict.probe + "\n" + a.stderr_text}, "failed", &e);
+}
+
+Result<void> UpdatePipeline::CheckRelease(const VerifiedTarball& tarball,
+                                          const RecordedVersion& version,
+                                          const ReleaseId& id) const {
+  if (guard_ == nullptr) return {};
+  if (auto ok = ReleaseGuard::CheckRecorded(tarball.claim, ReleaseKind::kService, version.version);
+      !ok)
+    return ok;
+  if (auto active = store_.Active(); active && *active == id) return {};
+  return guard_->CheckVersion(ReleaseKind::kService, {version.version.str(), version.declared},
+                              tarball.claim.downgrade);
+}
+
+void UpdatePipeline::NoteBelowFloor(Attempt& a) const {
+  if (guard_ == nullptr) return;
+  auto floor = guard_->floor().Get(ReleaseKind::kService);
+  if (!floor) return;
+  auto order = CompareVersions(a.audit.version, *floor);
+  if (order && *order >= 0) return;
+  a.audit.note = "rolled back below the version floor " + *floor + " to " + a.audit.version +
+                 ": a rollback to the kept previous release is allowed and leaves the floor";
 }
 
 bool UpdatePipeline::Reconcile(const std::string& why, bool reverted) {

@@ -22,6 +22,7 @@
 #include "daemon/health_gate.h"
 #include "daemon/helper_client.h"
 #include "daemon/outcome.h"
+#include "daemon/release_guard.h"
 #include "daemon/release_pruner.h"
 #include "daemon/release_store.h"
 #include "policy/policy.h"
@@ -44,6 +45,9 @@ struct VerifiedTarball {
   uint64_t size = 0;
   std::string sha256;
   std::optional<std::string> sha;
+  // What the checks at the head of the upload admitted (daemon/release_guard.h): the
+  // descriptor, the keys that signed it and the downgrade asked for. Empty for DECNET's push.
+  ReleaseClaim claim{};
 };
 
 // What the API asks of the update side; the pipeline implements it, API tests fake it.
@@ -114,6 +118,14 @@ class UpdatePipeline : public Operations {
   // Enables update-self (before the API serves).
   void SetSelfUpdate(SelfUpdateTarget target) { self_ = std::move(target); }
 
+  // Enables the checks after extraction and the never-older floor (before the API serves):
+  // the manifest against the upload's descriptor ("descriptor-manifest-mismatch"), the
+  // release's version against the floor of its kind (version-* rules, also for a re-push of
+  // a kept release; a redeploy of the active release is not a change and passes), the floor
+  // raised when a release is activated, and a rollback below the floor noted in the audit
+  // log. Unset (tests of other things), none of this runs. `guard` must outlive the pipeline.
+  void SetReleaseGuard(ReleaseGuard* guard) { guard_ = guard; }
+
  private:
   UpdateOutcome RunUpdate(pipeline::Attempt& a, const VerifiedTarball& tarball);
   UpdateOutcome Activate(pipeline::Attempt& a);
@@ -131,6 +143,16 @@ class UpdatePipeline : public Operations {
                             std::set<UnitName>* written = nullptr,
                             const std::set<UnitName>* removable = nullptr);
   void Step(std::string_view name) const;
+  // With a guard: a kept service release's recorded `version` against the upload's
+  // descriptor and, unless `id` is the active release, against the floor.
+  struct RecordedVersion {
+    const ReleaseVersion& version;
+    bool declared;  // by the release's manifest
+  };
+  Result<void> CheckRelease(const VerifiedTarball& tarball, const RecordedVersion& version,
+                            const ReleaseId& id) const;
+  // With a guard: a rollback's audit line says when it went below the service floor.
+  void NoteBelowFloor(pipeline::Attempt& a) const;
 
   const DaemonConfig& config_;
   const helper::Policy& policy_;
@@ -140,6 +162,7 @@ class UpdatePipeline : public Operations {
   AuditLog& audit_;
   StepHook step_;
   SelfUpdateTarget self_;
+  ReleaseGuard* guard_ = nullptr;
   ReleasePruner pruner_;  // last: its thread stops before the rest goes
 };
 

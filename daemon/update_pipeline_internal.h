@@ -30,6 +30,7 @@ struct Attempt {
   AuditEntry audit;
   std::optional<ReleaseId> id;
   std::string version;
+  bool version_declared = false;  // by the release's manifest (else the sha field or digest)
   std::optional<ReleaseId> from;
   std::string stderr_text;
   bool fresh = false;  // this attempt installed the release (not a re-push of a kept one)

@@ -28,16 +28,54 @@ std::string LowerString(std::string_view text) {
 UploadForm::UploadForm(int spool_dir_fd, uint64_t max_tarball_bytes)
     : spool_dir_fd_(spool_dir_fd), max_tarball_bytes_(max_tarball_bytes) {}
 
+Result<void> UploadForm::BeginAuthField(const std::string& name) {
+  // SECURITY: these fields are checked when the tarball begins; one arriving later would
+  // escape that check.
+  if (tarball_seen_)
+    return Fail(ErrorCode::kMalformed, "multipart-field-order",
+                "field " + name + " must come before the tarball");
+  counts_in_total_ = false;
+  if (name == "descriptor") {
+    if (form_.descriptor)
+      return Fail(ErrorCode::kMalformed, "multipart-field-count", "a second descriptor field");
+    current_ = Field::kDescriptor;
+    text_ = &form_.descriptor.emplace();
+    text_cap_ = kMaxDescriptorField;
+  } else if (name == "signature") {
+    if (form_.signatures.size() >= kMaxSignatureFields)
+      return Fail(ErrorCode::kMalformed, "multipart-field-count",
+                  "more than " + std::to_string(kMaxSignatureFields) + " signature fields");
+    current_ = Field::kSignature;
+    text_ = &form_.signatures.emplace_back();
+    text_cap_ = kMaxSignatureField;
+  } else {
+    if (form_.downgrade)
+      return Fail(ErrorCode::kMalformed, "multipart-field-count", "a second downgrade field");
+    current_ = Field::kDowngrade;
+    text_ = &form_.downgrade.emplace();
+    text_cap_ = kMaxConfirmField;
+  }
+  return {};
+}
+
 Result<void> UploadForm::OnPartBegin(const PartHeaders& headers) {
   const std::string& name = headers.name;
   if (name == "tarball") {
+    tarball_seen_ = true;
+    // SECURITY: the pre-body checks (signatures, floor) run before any tarball byte is read.
+    if (tarball_hook_) {
+      if (Result<void> ok = tarball_hook_(form_); !ok) return ok;
+    }
     auto spool = Spool::Create(spool_dir_fd_, max_tarball_bytes_);
     if (!spool) return tl::make_unexpected(spool.error());
     spool_.emplace(std::move(*spool));
     current_ = Field::kTarball;
     return {};
   }
-  if (name == "sha") {
+  counts_in_total_ = true;
+  if (name == "descriptor" || name == "signature" || name == "downgrade") {
+    if (Result<void> ok = BeginAuthField(name); !ok) return ok;
+  } else if (name == "sha") {
     current_ = Field::kSha;
     text_ = &form_.sha.emplace();
     text_cap_ = kMaxShaField;
@@ -67,13 +105,14 @@ Result<void> UploadForm::OnPartData(std::string_view data) {
     return Fail(ErrorCode::kMalformed, "multipart-syntax", "data outside a part");
   }
   // SECURITY: text fields live in memory; both caps are checked before appending.
-  if (data.size() > text_cap_ - text_->size() || data.size() > kMaxTextTotal - text_total_) {
+  if (data.size() > text_cap_ - text_->size() ||
+      (counts_in_total_ && data.size() > kMaxTextTotal - text_total_)) {
     return Fail(ErrorCode::kMalformed, "multipart-field-size",
                 "a text field exceeds its cap (sha and sha256 128 bytes, confirm_self 16, "
-                "1024 in all)");
+                "1024 in all; descriptor 2048, signature 256, downgrade 16)");
   }
   text_->append(data);
-  text_total_ += data.size();
+  if (counts_in_total_) text_total_ += data.size();
   return {};
 }
 

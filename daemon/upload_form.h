@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "daemon/multipart.h"
 #include "daemon/spool.h"
@@ -18,17 +20,29 @@ struct UploadedForm {
   std::optional<std::string> sha;
   std::optional<std::string> sha256;
   std::optional<std::string> confirm_self;
+  // Release authenticity (daemon/release_guard.h), all before the tarball part.
+  std::optional<std::string> descriptor;
+  std::vector<std::string> signatures;
+  std::optional<std::string> downgrade;
   std::optional<SpoolResult> tarball;
 };
 
+// A text field longer than this is refused ("multipart-field-size").
+inline constexpr size_t kMaxDescriptorField = 2048;  // proto's kMaxReleaseDescriptorBytes
+inline constexpr size_t kMaxSignatureField = 256;    // proto's kMaxSignatureLineBytes
+inline constexpr size_t kMaxSignatureFields = 16;
+
 // Collects one form from a MultipartReader.
 //
-// Refuses (rule): a field other than tarball, sha, sha256, confirm_self
-// ("multipart-unknown-field": DECNET's master sends exactly these, and an extension we do
+// Refuses (rule): a field other than tarball, sha, sha256, confirm_self (DECNET's) and
+// descriptor, signature, downgrade (ours) ("multipart-unknown-field": an extension we do
 // not know about is better refused than silently dropped); a text field with a filename
 // ("multipart-field-kind"); a text field over its cap (sha and sha256 128 bytes,
-// confirm_self 16) or text fields over 1 KiB together ("multipart-field-size"). Spool
-// errors pass through ("upload-too-large", "spool-create", "spool-write").
+// confirm_self 16 and DECNET's fields 1 KiB together; descriptor 2048, each signature 256,
+// downgrade 16) ("multipart-field-size"); more than 16 signatures or a second descriptor or
+// downgrade ("multipart-field-count"); descriptor, signature or downgrade after the tarball
+// ("multipart-field-order": they are checked before its bytes are read). Spool errors and
+// the tarball hook's refusals pass through ("upload-too-large", "spool-create", ...).
 class UploadForm final : public MultipartHandler {
  public:
   // The tarball goes to an anonymous file in `spool_dir_fd`, at most `max_tarball_bytes`.
@@ -42,15 +56,25 @@ class UploadForm final : public MultipartHandler {
   // while a part is still open, or with a spool error; callable once.
   [[nodiscard]] Result<UploadedForm> Finish();
 
+  // Called with the text fields read so far when the tarball part begins, before any of its
+  // bytes are read or a spool file exists; a refusal ends the form with that error.
+  using TarballHook = std::function<Result<void>(const UploadedForm& fields)>;
+  void SetTarballHook(TarballHook hook) { tarball_hook_ = std::move(hook); }
+
  private:
-  enum class Field { kNone, kTarball, kSha, kSha256, kConfirmSelf };
+  enum class Field { kNone, kTarball, kSha, kSha256, kConfirmSelf, kDescriptor, kSignature,
+                     kDowngrade };
+  Result<void> BeginAuthField(const std::string& name);
 
   int spool_dir_fd_;
   uint64_t max_tarball_bytes_;
   Field current_ = Field::kNone;
   std::string* text_ = nullptr;  // the text field being filled
   size_t text_cap_ = 0;
-  size_t text_total_ = 0;
+  size_t text_total_ = 0;  // DECNET's fields, together
+  bool counts_in_total_ = false;
+  bool tarball_seen_ = false;
+  TarballHook tarball_hook_;
   std::optional<Spool> spool_;
   UploadedForm form_;
 };

@@ -25,12 +25,16 @@ json ReleaseList(const std::vector<Release>& releases) {
 }  // namespace
 
 json HealthJson(const std::vector<Release>& releases, const std::string& version,
-                bool helper_alive, const std::string& policy_digest) {
+                bool helper_alive, const std::string& policy_digest, const ReleaseChecks& checks) {
+  auto or_null = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };
   return {{"status", "ok"},
           {"role", "updater"},
           {"releases", ReleaseList(releases)},
           {"version", version},
-          {"helper", {{"alive", helper_alive}, {"policy_digest", policy_digest}}}};
+          {"helper", {{"alive", helper_alive}, {"policy_digest", policy_digest}}},
+          {"version_floor",
+           {{"service", or_null(checks.service_floor)}, {"updater", or_null(checks.updater_floor)}}},
+          {"require_signature", checks.require_signature}};
 }
 
 json ReleasesJson(const std::vector<Release>& releases) {

@@ -25,10 +25,20 @@ struct Release {
 };
 nlohmann::json ReleaseJson(const Release& r);
 
+// Our release checks as /health shows them: the never-older floor of each kind (nullopt:
+// none yet) and whether unsigned releases are refused.
+struct ReleaseChecks {
+  std::optional<std::string> service_floor;
+  std::optional<std::string> updater_floor;
+  bool require_signature = false;
+};
+
 // 200 of GET /health: {"status":"ok","role":"updater","releases":[...]} plus our
-// "version" and "helper" ({"alive":bool,"policy_digest":str}).
+// "version", "helper" ({"alive":bool,"policy_digest":str}), "version_floor"
+// ({"service":str|null,"updater":str|null}) and "require_signature" (bool).
 nlohmann::json HealthJson(const std::vector<Release>& releases, const std::string& version,
-                          bool helper_alive, const std::string& policy_digest);
+                          bool helper_alive, const std::string& policy_digest,
+                          const ReleaseChecks& checks = {});
 // 200 of GET /releases.
 nlohmann::json ReleasesJson(const std::vector<Release>& releases);
 // 200 of POST /update: {"status":"updated","release":R,"probe":"<agent health body>"}.

@@ -43,3 +43,11 @@ decnet_gtest(daemon_operations_doc_test
 target_compile_definitions(daemon_operations_doc_test PRIVATE
   DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>")
 add_dependencies(daemon_operations_doc_test decnet-updaterd)
+
+# Signed, fresh, never-older releases: signatures, descriptors and the version floor through
+# the real mTLS server, API and pipeline, curl and a raw TLS client as the master.
+decnet_gtest(daemon_release_guard_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/release_guard_test.cc
+  LIBS decnet_daemon_api decnet_daemon_pipeline decnet_daemon_guard decnet_helper_core
+    decnet_test_pki
+  PROPERTIES TIMEOUT 300)

@@ -185,6 +185,58 @@ TEST(ParseDaemonConfig, RefusesAPerSourcePendingCapOverTheTotal) {
   }
 }
 
+// --- release authenticity and the version floor -------------------------------------------
+
+TEST(ParseDaemonConfig, LeavesSignaturesOptionalAndDowngradesOffByDefault) {
+  auto c = ParseDaemonConfig("{}");
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->require_signature);
+  EXPECT_EQ(c->trusted_keys_dir, "/etc/decnet-updater/trusted-keys");
+  EXPECT_EQ(c->signature_threshold, 1);
+  EXPECT_FALSE(c->allow_downgrade);
+  EXPECT_EQ(c->trusted_keys_owner, 0u) << "the keys must be root's unless a test says otherwise";
+}
+
+TEST(ParseDaemonConfig, ReadsTheAuthenticityKeys) {
+  auto c = ParseDaemonConfig(R"({"require_signature":true,"trusted_keys_dir":"/srv/keys",
+      "signature_threshold":16,"allow_downgrade":true})");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->require_signature);
+  EXPECT_EQ(c->trusted_keys_dir, "/srv/keys");
+  EXPECT_EQ(c->signature_threshold, 16);
+  EXPECT_TRUE(c->allow_downgrade);
+}
+
+TEST(ParseDaemonConfig, RefusesBadAuthenticityKeysNamingTheKey) {
+  const struct {
+    const char* json;
+    const char* rule;
+    const char* key;
+  } rows[] = {
+      {R"({"require_signature":"true"})", "config-type", "require_signature"},
+      {R"({"require_signature":1})", "config-type", "require_signature"},
+      {R"({"require_signature":null})", "config-type", "require_signature"},
+      {R"({"allow_downgrade":"yes"})", "config-type", "allow_downgrade"},
+      {R"({"allow_downgrade":0})", "config-type", "allow_downgrade"},
+      {R"({"trusted_keys_dir":"keys"})", "config-value", "trusted_keys_dir"},
+      {R"({"trusted_keys_dir":""})", "config-value", "trusted_keys_dir"},
+      {R"({"trusted_keys_dir":"/etc/../keys"})", "config-value", "trusted_keys_dir"},
+      {R"({"trusted_keys_dir":["/keys"]})", "config-type", "trusted_keys_dir"},
+      {R"({"signature_threshold":0})", "config-value", "signature_threshold"},
+      {R"({"signature_threshold":-1})", "config-value", "signature_threshold"},
+      {R"({"signature_threshold":17})", "config-value", "signature_threshold"},
+      {R"({"signature_threshold":1.5})", "config-type", "signature_threshold"},
+      {R"({"signature_threshold":"2"})", "config-type", "signature_threshold"},
+      {R"({"trusted_keys_owner":1000})", "config-unknown-key", "trusted_keys_owner"},
+  };
+  for (const auto& row : rows) {
+    auto c = ParseDaemonConfig(row.json);
+    ASSERT_FALSE(c) << row.json;
+    EXPECT_EQ(c.error().rule, row.rule) << row.json << ": " << c.error().message;
+    EXPECT_NE(c.error().message.find(row.key), std::string::npos) << c.error().message;
+  }
+}
+
 TEST(LoadDaemonConfig, GivesTheDefaultsForAMissingFile) {
   auto c = LoadDaemonConfig("/nonexistent/decnet-updater.json");
   ASSERT_TRUE(c);

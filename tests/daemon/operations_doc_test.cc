@@ -140,7 +140,11 @@ json Dump(const DaemonConfig& c) {
             {"timeout_ms", c.probe.timeout_ms},
             {"check_version", c.probe.check_version}}},
           {"settle_ms", c.settle_ms},
-          {"update_deadline_ms", c.update_deadline_ms}};
+          {"update_deadline_ms", c.update_deadline_ms},
+          {"require_signature", c.require_signature},
+          {"trusted_keys_dir", c.trusted_keys_dir},
+          {"signature_threshold", c.signature_threshold},
+          {"allow_downgrade", c.allow_downgrade}};
 }
 
 TEST(TheOperationsDocument, ListsEveryDaemonKeyWithItsDefault) {
@@ -148,7 +152,7 @@ TEST(TheOperationsDocument, ListsEveryDaemonKeyWithItsDefault) {
   // The keys the parser takes, read from its table of setters and its probe object.
   const std::string source = Slurp(std::string(DECNET_SOURCE_DIR) + "/daemon/config.cc");
   std::set<std::string> parsed;
-  const std::regex setter("\\{\"([a-z_]+)\",\\s*(String|Integer|StringList|Parse)");
+  const std::regex setter("\\{\"([a-z_]+)\",\\s*(String|Integer|StringList|Boolean|Parse)");
   for (auto it = std::sregex_iterator(source.begin(), source.end(), setter);
        it != std::sregex_iterator(); ++it)
     if ((*it)[1] != "probe") parsed.insert((*it)[1]);

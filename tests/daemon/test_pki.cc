@@ -125,10 +125,11 @@ TestCa::TestCa(const std::string& cn)
                nullptr, "critical,CA:TRUE", "critical,keyCertSign,cRLSign", nullptr, nullptr)) {}
 
 Issued TestCa::Issue(const CertSpec& spec) const {
+  std::string san = "IP:127.0.0.1,DNS:localhost";
+  for (const auto& ip : spec.extra_ips) san += ",IP:" + ip;
   return Make(spec.common_names, spec.not_before, spec.not_after, ca_.cert.get(), ca_.key.get(),
               "critical,CA:FALSE", "critical,digitalSignature,keyEncipherment",
-              spec.server ? "serverAuth" : "clientAuth",
-              spec.server ? "IP:127.0.0.1,DNS:localhost" : nullptr);
+              spec.server ? "serverAuth" : "clientAuth", spec.server ? san.c_str() : nullptr);
 }
 
 TempDir::TempDir() {

@@ -40,6 +40,7 @@ struct CertSpec {
   bool server = false;  // serverAuth, SAN IP:127.0.0.1 and DNS:localhost; else clientAuth
   std::chrono::seconds not_before{-3600};  // relative to now
   std::chrono::seconds not_after{24 * 3600};
+  std::vector<std::string> extra_ips{};  // server only: more SAN IP entries, e.g. "10.1.2.3"
 };
 
 // A certificate and its key.

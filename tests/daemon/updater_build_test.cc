@@ -189,7 +189,7 @@ TEST_F(TheUpdaterBuildScript, MakesATarballThatUpdateSelfsOwnChecksInstall) {
   auto install = [&](const UpdaterBuildChecks& checks) {
     const int fd = ::open(tarball.c_str(), O_RDONLY | O_CLOEXEC);
     auto installed = InstallUpdaterBuild(
-        *store, VerifiedTarball{fd, bytes.size(), Sha256Hex(bytes), std::nullopt}, checks);
+        *store, VerifiedTarball{fd, bytes.size(), Sha256Hex(bytes), std::nullopt, {}}, checks);
     ::close(fd);
     return installed;
   };

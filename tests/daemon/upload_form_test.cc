@@ -326,5 +326,92 @@ TEST(AnUploadForm, KeepsMemoryFlatForA64MiBTarballStreamedIn64KiBChunks) {
   EXPECT_LT(PeakRssKiB() - before, 16 * 1024) << "VmHWM grew while uploading";
 }
 
+// --- release authenticity fields (descriptor, signature, downgrade) ------------------------
+
+// Reads `parts` as the API does (signature repeatable), with `hook` on the tarball's head.
+Result<UploadedForm> ReadAuthForm(const std::vector<FormPart>& parts, int dir_fd,
+                                  UploadForm::TarballHook hook = nullptr) {
+  MultipartLimits limits;
+  limits.max_parts = 22;
+  limits.repeatable_fields = {"signature"};
+  auto reader = MultipartReader::Create(ContentTypeFor(kBoundary), limits);
+  if (!reader) return tl::make_unexpected(reader.error());
+  UploadForm form(dir_fd, 1 << 20);
+  if (hook) form.SetTarballHook(std::move(hook));
+  if (auto fed = reader->Feed(EncodeMultipart(parts, kBoundary), form); !fed)
+    return tl::make_unexpected(fed.error());
+  if (auto done = reader->Finish(); !done) return tl::make_unexpected(done.error());
+  return form.Finish();
+}
+
+TEST(AnUploadForm, KeepsTheAuthenticityFieldsAtTheirCapsAndShowsThemToTheTarballHook) {
+  SpoolDir dir;
+  std::vector<FormPart> parts = {{"descriptor", std::string(2048, 'd')}, {"downgrade", "true"}};
+  for (int i = 0; i < 16; ++i) parts.push_back({"signature", std::string(256, 'a' + i)});
+  parts.push_back({"sha256", std::string(64, 'a')});
+  parts.push_back({"tarball", "bytes", "t"});
+  size_t seen_signatures = 0;
+  auto form = ReadAuthForm(parts, dir.fd(), [&](const UploadedForm& f) -> Result<void> {
+    seen_signatures = f.signatures.size();
+    EXPECT_TRUE(f.descriptor && f.downgrade && f.sha256);
+    return {};
+  });
+  ASSERT_TRUE(form) << form.error().message;
+  EXPECT_EQ(seen_signatures, 16u);
+  EXPECT_EQ(form->descriptor->size(), 2048u);
+  EXPECT_EQ(form->signatures.size(), 16u);
+  EXPECT_EQ(form->signatures[15], std::string(256, 'p'));
+}
+
+TEST(AnUploadForm, RefusesAuthenticityFieldsOverTheirCapsTwiceOrAfterTheTarball) {
+  const struct {
+    const char* why;
+    std::vector<FormPart> parts;
+    const char* rule;
+  } rows[] = {
+      {"descriptor over 2048", {{"descriptor", std::string(2049, 'd')}}, "multipart-field-size"},
+      {"signature over 256", {{"signature", std::string(257, 's')}}, "multipart-field-size"},
+      {"downgrade over 16", {{"downgrade", std::string(17, 't')}}, "multipart-field-size"},
+      {"descriptor twice", {{"descriptor", "a"}, {"descriptor", "b"}}, "multipart-duplicate-field"},
+      {"downgrade twice", {{"downgrade", "a"}, {"downgrade", "b"}}, "multipart-duplicate-field"},
+      {"descriptor as a file", {{"descriptor", "{}", "d.json"}}, "multipart-field-kind"},
+      {"signature after the tarball",
+       {{"tarball", "x", "t"}, {"signature", "s"}},
+       "multipart-field-order"},
+      {"descriptor after the tarball",
+       {{"tarball", "x", "t"}, {"descriptor", "d"}},
+       "multipart-field-order"},
+      {"downgrade after the tarball",
+       {{"tarball", "x", "t"}, {"downgrade", "true"}},
+       "multipart-field-order"},
+  };
+  for (const auto& row : rows) {
+    SpoolDir dir;
+    auto form = ReadAuthForm(row.parts, dir.fd());
+    ASSERT_FALSE(form) << row.why;
+    EXPECT_EQ(form.error().rule, row.rule) << row.why << ": " << form.error().message;
+  }
+  SpoolDir dir;
+  std::vector<FormPart> seventeen;
+  for (int i = 0; i < 17; ++i) seventeen.push_back({"signature", "s"});
+  auto form = ReadAuthForm(seventeen, dir.fd());
+  ASSERT_FALSE(form);
+  EXPECT_EQ(form.error().rule, "multipart-field-count");
+}
+
+TEST(AnUploadForm, OpensNoSpoolFileWhenTheTarballHookRefuses) {
+  SpoolDir dir;
+  bool called = false;
+  auto form = ReadAuthForm({{"sha256", "x"}, {"tarball", std::string(4096, 'z'), "t"}}, dir.fd(),
+                           [&](const UploadedForm&) -> Result<void> {
+                             called = true;
+                             return Fail(ErrorCode::kDenied, "signature-required", "unsigned");
+                           });
+  ASSERT_FALSE(form);
+  EXPECT_TRUE(called);
+  EXPECT_EQ(form.error().rule, "signature-required");
+  EXPECT_TRUE(dir.Empty());
+}
+
 }  // namespace
 }  // namespace decnet::daemon
