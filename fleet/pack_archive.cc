@@ -237,6 +237,9 @@ Result<PackedTarball> WriteReleaseTarball(const fs::path& source_root, std::stri
       archive_write_add_filter_gzip(a.get()) != ARCHIVE_OK ||
       archive_write_set_filter_option(a.get(), "gzip", "timestamp", nullptr) != ARCHIVE_OK ||
       archive_write_set_filter_option(a.get(), "gzip", "compression-level", "9") != ARCHIVE_OK ||
+      // The gzip stream ends the file: libarchive would pad it to a 10 KiB block, and a
+      // worker refuses bytes after the stream ("bytes follow the gzip stream").
+      archive_write_set_bytes_in_last_block(a.get(), 1) != ARCHIVE_OK ||
       archive_write_open(a.get(), &sink, nullptr, SinkWrite, nullptr) != ARCHIVE_OK) {
     return tl::make_unexpected(ArchiveError(a.get(), sink, "cannot start " + out.string()));
   }

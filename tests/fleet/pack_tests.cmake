@@ -18,3 +18,9 @@ decnet_gtest(fleet_rollout_pack_cli_test
 target_compile_definitions(fleet_rollout_pack_cli_test PRIVATE
   DECNET_ROLLOUT_PATH="$<TARGET_FILE:decnet-rollout>")
 add_dependencies(fleet_rollout_pack_cli_test decnet-rollout)
+
+# What pack and pack-self write, the worker's own extraction (daemon/extract.h) takes: a test
+# may link both sides, the rollout tool never does.
+decnet_gtest(fleet_packed_release_accepted_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/packed_release_accepted_test.cc
+  LIBS decnet_fleet_pack decnet_daemon_extract PkgConfig::libarchive OpenSSL::Crypto)
