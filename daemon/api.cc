@@ -142,7 +142,8 @@ Response UpdaterApi::Health() const {
     checks.updater_floor = options_.guard->floor().Get(ReleaseKind::kUpdater);
     checks.require_signature = options_.guard->require_signature();
   }
-  json body = api::HealthJson({}, options_.version, alive, options_.policy_digest, checks);
+  json body =
+      api::HealthJson({}, options_.version, alive, options_.policy_digest, checks, options_.build);
   {
     std::lock_guard lock(snapshot_mu_);
     body["releases"] = releases_;

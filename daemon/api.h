@@ -62,6 +62,7 @@
 #include "daemon/spool.h"
 #include "daemon/update_pipeline.h"
 #include "proto/result.h"
+#include "proto/updater_api.h"
 
 namespace decnet::daemon {
 
@@ -76,6 +77,9 @@ struct ApiOptions {
   // right after is normal").
   std::chrono::milliseconds self_restart_delay{1000};
   std::string version;             // the daemon's, shown by /health
+  // The running build (daemon/self_update.h FindRunningBuild), shown by /health as "build";
+  // an empty version shows `version`.
+  api::BuildIdentity build;
   std::string policy_digest;       // the helper policy's, shown by /health
   std::function<bool()> helper_alive;  // /health and decnet_updater_helper_up; empty: false
   AuditLog* audit = nullptr;       // /audit and deadline records; null: /audit answers 503

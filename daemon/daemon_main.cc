@@ -142,6 +142,9 @@ Result<std::uint16_t> StartServing(Daemon& d, const DaemonTestSeams& seams) {
   options.max_upload_bytes = d.config.max_upload_bytes;
   options.update_deadline = std::chrono::milliseconds(d.config.update_deadline_ms);
   options.version = DECNET_VERSION;
+  // Read once: this process runs one build for its whole life, whatever update-self installs.
+  options.build = FindRunningBuild(OwnExecutable(),
+                                   d.updater_store ? &*d.updater_store : nullptr, DECNET_VERSION);
   options.policy_digest = d.policy_digest;
   // An atomic read: never waits behind a helper call in progress.
   options.helper_alive = [helper = d.helper.get()] { return helper->healthy(); };

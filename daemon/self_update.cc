@@ -5,6 +5,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
+
 #include "daemon/extract.h"
 #include "daemon/install_command.h"
 #include "daemon/update_pipeline.h"
@@ -39,6 +42,35 @@ Result<void> CheckDaemonBinary(int release_dir_fd) {
 }
 
 }  // namespace
+
+api::BuildIdentity FindRunningBuild(const std::string& exe, const ReleaseStore* store,
+                                    const std::string& compiled_version) {
+  api::BuildIdentity out{compiled_version, std::nullopt};
+  if (store == nullptr || exe.empty()) return out;
+  // /proc/self/exe is resolved; the store's root may be named through a link.
+  char* resolved = ::realpath((store->root() + "/releases").c_str(), nullptr);
+  if (resolved == nullptr) return out;
+  const std::string releases = std::string(resolved) + "/";
+  std::free(resolved);
+  if (!exe.starts_with(releases)) return out;
+  const std::string rest = exe.substr(releases.size());
+  const auto slash = rest.find('/');
+  if (slash == std::string::npos) return out;
+  auto id = ReleaseId::Parse(rest.substr(0, slash));
+  if (!id) return out;
+  out.id = id->str();
+  if (auto record = store->Find(*id); record && record->kind == ReleaseKind::kUpdater)
+    out.version = record->version.str();
+  return out;
+}
+
+std::string OwnExecutable() {
+  std::string path(4096, '\0');
+  const ssize_t n = ::readlink("/proc/self/exe", path.data(), path.size());
+  if (n <= 0 || static_cast<size_t>(n) >= path.size()) return "";
+  path.resize(static_cast<size_t>(n));
+  return path;
+}
 
 std::string HostArch() {
   utsname u{};

@@ -32,8 +32,20 @@
 #include "daemon/release_store.h"
 #include "daemon/update_pipeline.h"
 #include "proto/result.h"
+#include "proto/updater_api.h"
 
 namespace decnet::daemon {
+
+// The build this process runs, for /health: when `exe` (the resolved path of the running
+// executable, /proc/self/exe) lies beneath `store`'s releases/ directory, the release id of
+// that directory and the version its record gives (its manifest's, recorded at install);
+// otherwise, or with no store, `compiled_version` and no id. A directory the store does not
+// record keeps its id and shows `compiled_version`. Never fails.
+api::BuildIdentity FindRunningBuild(const std::string& exe, const ReleaseStore* store,
+                                    const std::string& compiled_version);
+
+// The resolved path of this process's executable ("" when /proc/self/exe cannot be read).
+std::string OwnExecutable();
 
 // This host's architecture as `uname -m` prints it.
 std::string HostArch();

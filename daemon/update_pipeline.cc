@@ -112,9 +112,7 @@ void UpdatePipeline::Step(std::string_view name) const {
   if (step_) step_(name);
 }
 
-namespace {
-
-api::Release ReleaseView(const ReleaseEntry& e) {
+api::Release UpdatePipeline::ReleaseView(const ReleaseEntry& e) const {
   api::Release r;
   r.slot = SlotName(e.slot);
   r.sha = e.record.sha;
@@ -124,14 +122,33 @@ api::Release ReleaseView(const ReleaseEntry& e) {
   r.version = e.record.version.str();
   r.size = e.record.size;
   r.state = e.record.state == ReleaseState::kFailed ? "failed" : "ready";
+  auto cached = units_of_.find(r.id);
+  if (cached == units_of_.end()) {
+    const int fd = ::open((store_.root() + "/releases/" + r.id).c_str(),
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return r;  // units null, not cached: the next listing tries again
+    auto units = ReadReleaseUnits(fd);
+    ::close(fd);
+    if (!units) return r;
+    std::optional<std::vector<std::string>> names;
+    if (*units) {
+      names.emplace();
+      for (const auto& u : **units) names->push_back(u.name.str());
+    }
+    cached = units_of_.emplace(r.id, std::move(names)).first;
+  }
+  r.units = cached->second;
   return r;
 }
 
-}  // namespace
-
 std::vector<nlohmann::json> UpdatePipeline::Releases() {
   std::vector<nlohmann::json> out;
-  for (const auto& e : store_.Releases()) out.push_back(api::ReleaseJson(ReleaseView(e)));
+  std::set<std::string> listed;
+  for (const auto& e : store_.Releases()) {
+    listed.insert(e.id.str());
+    out.push_back(api::ReleaseJson(ReleaseView(e)));
+  }
+  std::erase_if(units_of_, [&](const auto& entry) { return !listed.contains(entry.first); });
   return out;
 }
 

@@ -11,11 +11,13 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "daemon/audit_log.h"
 #include "daemon/config.h"
@@ -133,6 +135,8 @@ class UpdatePipeline : public Operations {
   // Prunes the store beyond keep_releases, deferring the deletion to the pruner.
   void PruneStore();
   std::optional<api::Release> ReleaseRow(const ReleaseId& id) const;
+  // The release's row with the units it ships (units_of_), the cache kept to the stored ids.
+  api::Release ReleaseView(const ReleaseEntry& entry) const;
   enum class Restart { kAlways, kIfChanged };
   // `written` (when set) collects the units this call wrote; `removable` (when set) limits
   // the removal of the other releases' units to those names (a rollback removes only what
@@ -163,6 +167,10 @@ class UpdatePipeline : public Operations {
   StepHook step_;
   SelfUpdateTarget self_;
   ReleaseGuard* guard_ = nullptr;
+  // The unit names each stored release ships (nullopt: no etc/systemd/system/), read once per
+  // release id: a complete release's tree never changes. Only the operation worker (and the
+  // API's first snapshot, before it starts) lists releases, so no lock.
+  mutable std::map<std::string, std::optional<std::vector<std::string>>> units_of_;
   ReleasePruner pruner_;  // last: its thread stops before the rest goes
 };
 

@@ -12,7 +12,8 @@ json ReleaseJson(const Release& r) {
             {"sha256", r.sha256},
             {"version", r.version},
             {"size", r.size},
-            {"state", r.state}};
+            {"state", r.state},
+            {"units", r.units ? json(*r.units) : json(nullptr)}};
   return j;
 }
 
@@ -24,17 +25,21 @@ json ReleaseList(const std::vector<Release>& releases) {
 }
 }  // namespace
 
-json HealthJson(const std::vector<Release>& releases, const std::string& version,
-                bool helper_alive, const std::string& policy_digest, const ReleaseChecks& checks) {
+json HealthJson(const std::vector<Release>& releases, const std::string& version, bool helper_alive,
+                const std::string& policy_digest, const ReleaseChecks& checks,
+                const BuildIdentity& build) {
   auto or_null = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };
-  return {{"status", "ok"},
-          {"role", "updater"},
-          {"releases", ReleaseList(releases)},
-          {"version", version},
-          {"helper", {{"alive", helper_alive}, {"policy_digest", policy_digest}}},
-          {"version_floor",
-           {{"service", or_null(checks.service_floor)}, {"updater", or_null(checks.updater_floor)}}},
-          {"require_signature", checks.require_signature}};
+  return {
+      {"status", "ok"},
+      {"role", "updater"},
+      {"releases", ReleaseList(releases)},
+      {"version", version},
+      {"helper", {{"alive", helper_alive}, {"policy_digest", policy_digest}}},
+      {"version_floor",
+       {{"service", or_null(checks.service_floor)}, {"updater", or_null(checks.updater_floor)}}},
+      {"require_signature", checks.require_signature},
+      {"build",
+       {{"version", build.version.empty() ? version : build.version}, {"id", or_null(build.id)}}}};
 }
 
 json ReleasesJson(const std::vector<Release>& releases) {

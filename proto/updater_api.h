@@ -22,6 +22,10 @@ struct Release {
   std::string version;
   uint64_t size = 0;
   std::string state;  // "ready" | "failed"
+  // The unit files the release ships in etc/systemd/system/, sorted; nullopt (JSON null) when
+  // it ships no such directory (it then leaves the installed units alone) or they could not
+  // be read.
+  std::optional<std::vector<std::string>> units;
 };
 nlohmann::json ReleaseJson(const Release& r);
 
@@ -33,12 +37,21 @@ struct ReleaseChecks {
   bool require_signature = false;
 };
 
+// The build of the updater that answers: its release version (its manifest's when it runs
+// from its own store, else the version it was compiled as) and its release id in that store
+// (nullopt when it does not run from there). Two builds of one compiled version differ here.
+struct BuildIdentity {
+  std::string version;
+  std::optional<std::string> id;
+};
+
 // 200 of GET /health: {"status":"ok","role":"updater","releases":[...]} plus our
-// "version", "helper" ({"alive":bool,"policy_digest":str}), "version_floor"
-// ({"service":str|null,"updater":str|null}) and "require_signature" (bool).
+// "version" (the compiled version), "helper" ({"alive":bool,"policy_digest":str}),
+// "version_floor" ({"service":str|null,"updater":str|null}), "require_signature" (bool) and
+// "build" ({"version":str,"id":str|null}; the version falls back to `version` when empty).
 nlohmann::json HealthJson(const std::vector<Release>& releases, const std::string& version,
                           bool helper_alive, const std::string& policy_digest,
-                          const ReleaseChecks& checks = {});
+                          const ReleaseChecks& checks = {}, const BuildIdentity& build = {});
 // 200 of GET /releases.
 nlohmann::json ReleasesJson(const std::vector<Release>& releases);
 // 200 of POST /update: {"status":"updated","release":R,"probe":"<agent health body>"}.

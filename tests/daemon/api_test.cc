@@ -215,8 +215,9 @@ class AnUpdaterApi : public ::testing::Test {
     if (server_) server_->Stop();
   }
 
-  void Start(std::chrono::milliseconds deadline = 30s) {
+  void Start(std::chrono::milliseconds deadline = 30s, api::BuildIdentity build = {}) {
     ApiOptions options;
+    options.build = std::move(build);
     options.spool_dir = (dir_.path() / "spool").string();
     options.max_upload_bytes = 10 << 20;
     options.update_deadline = deadline;
@@ -341,6 +342,23 @@ TEST_F(AnUpdaterApi, AnswersHealthToTheMasterWithTheReleases) {
   EXPECT_EQ(body["version"], "9.9.9");
   EXPECT_EQ(body["helper"]["alive"], true);
   EXPECT_EQ(body["helper"]["policy_digest"], std::string(64, 'd'));
+}
+
+TEST_F(AnUpdaterApi, NamesTheRunningBuildInHealthToTheMasterOnly) {
+  Start(30s, api::BuildIdentity{"2.0.0", "0123456789abcdef"});
+  Answer a = Curl(master_pem_, Url("/health"));
+  ASSERT_EQ(a.status, "200");
+  EXPECT_EQ(a.Json()["build"], (json{{"version", "2.0.0"}, {"id", "0123456789abcdef"}})) << a.body;
+  EXPECT_EQ(a.Json()["version"], "9.9.9") << "the compiled version stays where it was";
+  Answer worker = Curl(worker_pem_, Url("/health"));
+  EXPECT_EQ(worker.body.find("0123456789abcdef"), std::string::npos) << worker.body;
+}
+
+TEST_F(AnUpdaterApi, NamesABuildNotRunFromItsStoreByTheCompiledVersionAndNoId) {
+  Start();
+  Answer a = Curl(master_pem_, Url("/health"));
+  ASSERT_EQ(a.status, "200");
+  EXPECT_EQ(a.Json()["build"], (json{{"version", "9.9.9"}, {"id", nullptr}})) << a.body;
 }
 
 TEST_F(AnUpdaterApi, RefusesAWorkerCertificateOnEveryMasterRouteWithDecnetsBody) {

@@ -179,6 +179,31 @@ TEST_F(AnUpdatePipeline, LeavesUnitsAloneForAReleaseWithoutUnitDirectory) {
   EXPECT_EQ(CurrentVersion(), "2.0");
 }
 
+TEST_F(AnUpdatePipeline, ListsTheUnitsEachStoredReleaseShipsAsReleasesServesThem) {
+  ASSERT_EQ(Push(Pack("1.0", {{"decnet-agent.service", kAgentUnit}})).status, 200u);
+  ASSERT_EQ(Push(Pack("2.0", {{"decnet-extra.service", kExtraUnit},
+                               {"decnet-agent.service", kAgentUnit}}))
+                .status,
+            200u);
+  auto releases = stack_.pipeline->Releases();
+  ASSERT_EQ(releases.size(), 2u);
+  EXPECT_EQ(releases[0]["slot"], "active");
+  EXPECT_EQ(releases[0]["units"],
+            nlohmann::json::array({"decnet-agent.service", "decnet-extra.service"}))
+      << releases[0].dump();
+  EXPECT_EQ(releases[1]["units"], nlohmann::json::array({"decnet-agent.service"}))
+      << releases[1].dump();
+  // Read once per release: a listing after the tree changed still shows what it shipped.
+  fs::remove(install_ + "/current/etc/systemd/system/decnet-extra.service");
+  EXPECT_EQ(stack_.pipeline->Releases()[0]["units"].size(), 2u);
+
+  // A release without etc/systemd/system/ leaves units alone: null, not an empty list.
+  ASSERT_EQ(Push(Pack("3.0", {})).status, 200u);
+  releases = stack_.pipeline->Releases();
+  EXPECT_TRUE(releases[0]["units"].is_null()) << releases[0].dump();
+  EXPECT_EQ(releases[1]["units"].size(), 2u) << releases[1].dump();
+}
+
 TEST_F(AnUpdatePipeline, RefusesAReleaseWithARootUnitBeforeSwitchingAnything) {
   ASSERT_TRUE(OperatorInstalledAgent());
   ASSERT_EQ(Push(Pack("1.0", {})).status, 200u);
@@ -545,6 +570,44 @@ TEST_F(AnUpdateSelf, InstallsABuildFlipsItsCurrentAndRestartsTheUnitOnlyAfterThe
   EXPECT_EQ(last["result"], "queued");
   EXPECT_EQ(last["version"], "2.0.0");
   EXPECT_EQ(last["release"], id);
+}
+
+TEST_F(AnUpdateSelf, NamesTheRunningBuildByItsStoreIdAndManifestVersionOnly) {
+  Tarball build = PackBuild(Manifest("2.0.0"));
+  ASSERT_EQ(PushSelf(build).status, 200u);
+  const std::string id = build.sha256.substr(0, 16);
+  const std::string releases = fs::canonical(updater_ + "/releases").string();
+  const ReleaseStore* store = &*stack_.updater_store;
+
+  auto found = FindRunningBuild(releases + "/" + id + "/bin/decnet-updaterd", store, "0.1.0");
+  EXPECT_EQ(found.version, "2.0.0");
+  EXPECT_EQ(found.id, id);
+
+  struct Row {
+    const char* why;
+    std::string exe;
+    const ReleaseStore* store;
+  };
+  const Row rows[] = {
+      {"installed elsewhere", "/usr/bin/decnet-updaterd", store},
+      {"no store", releases + "/" + id + "/bin/decnet-updaterd", nullptr},
+      {"no executable path", "", store},
+      {"a sibling of releases/", releases + "-old/" + id + "/bin/decnet-updaterd", store},
+      {"not a release id", releases + "/not-an-id/bin/decnet-updaterd", store},
+      {"releases/ itself", releases + "/decnet-updaterd", store},
+      {"another store's releases/", updater_ + "x/releases/" + id + "/bin/decnet-updaterd", store},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.why);
+    auto b = FindRunningBuild(row.exe, row.store, "0.1.0");
+    EXPECT_EQ(b.version, "0.1.0");
+    EXPECT_FALSE(b.id.has_value()) << *b.id;
+  }
+  // A directory the store does not record keeps its id; its version is the compiled one.
+  auto unrecorded =
+      FindRunningBuild(releases + "/fedcba9876543210/bin/decnet-updaterd", store, "0.1.0");
+  EXPECT_EQ(unrecorded.id, "fedcba9876543210");
+  EXPECT_EQ(unrecorded.version, "0.1.0");
 }
 
 TEST_F(AnUpdateSelf, RefusesADecnetTreeWithoutAManifestSayingWhy) {
