@@ -6,6 +6,7 @@
 
 #include "fleet/report.h"
 #include "proto/release_auth.h"
+#include "proto/release_manifest.h"
 
 namespace decnet::fleet {
 
@@ -92,20 +93,38 @@ bool Query(const Target& t, const PushSettings& s, HostOutcome& o, json& health,
   return true;
 }
 
+// The build identity a /health body shows ({"build":{"version","id"}}), empty when absent.
+struct ShownBuild {
+  std::string version;
+  std::string id;
+};
+ShownBuild BuildOf(const json& health) {
+  ShownBuild b;
+  if (!health.is_object() || !health.contains("build") || !health["build"].is_object()) return b;
+  const json& build = health["build"];
+  if (build.contains("version") && build["version"].is_string()) b.version = build["version"];
+  if (build.contains("id") && build["id"].is_string()) b.id = build["id"];
+  return b;
+}
+
+std::string Describe(const ShownBuild& b) {
+  if (b.id.empty() && b.version.empty()) return "no build identity";
+  return "build " + (b.id.empty() ? std::string("(not from its store)") : Printable(b.id, 32)) +
+         " version '" + Printable(b.version, 64) + "'";
+}
+
 // The update-self of one host after its successful update (see UpdateHost).
 void UpdateSelf(const Target& t, const PushSettings& s, ProgressSink& progress, HostOutcome& o) {
   const ReleaseFile& build = *s.self_release;
-  std::string running;  // the daemon's version before
-  if (auto h = Get(t, s, "/health"); h && h->status == 200) {
-    json j = ParseJson(h->body);
-    if (j.is_object()) running = j.value("version", "");
-  }
-  progress.Phase(t.name, "self");
-  auto conn = PinnedConnection::Open(*s.tls, t, s.timeouts);
   auto self_fail = [&](FailureKind kind, std::string cause, std::string rule) {
     o.self = {{"result", "failed"}, {"cause", cause}};
     FailWith(o, kind, "update-self: " + cause, std::move(rule));
   };
+  // The worker names a build by the first 16 hex digits of its tarball's digest.
+  auto wanted = ReleaseId::FromSha256Hex(build.sha256);
+  if (!wanted) return self_fail(FailureKind::kLocal, wanted.error().message, wanted.error().rule);
+  progress.Phase(t.name, "self");
+  auto conn = PinnedConnection::Open(*s.tls, t, s.timeouts);
   if (!conn)
     return self_fail(ClassifyTransport(conn.error()), conn.error().message, conn.error().rule);
   std::uint64_t sent = 0;
@@ -117,7 +136,6 @@ void UpdateSelf(const Target& t, const PushSettings& s, ProgressSink& progress, 
   const std::uint64_t whole = FrameUpload(form, "x")
                                   .map([](const MultipartFrame& f) { return f.content_length; })
                                   .value_or(0);
-  bool dropped_after_send = false;
   if (!answer) {
     // SECURITY: only a drop after the whole build was handed over may mean a restart;
     // a drop before that is a failed upload, whatever /health says later.
@@ -128,7 +146,6 @@ void UpdateSelf(const Target& t, const PushSettings& s, ProgressSink& progress, 
                            ? FailureKind::kPinMismatch
                            : FailureKind::kSelfFailed,
                        answer.error().message, answer.error().rule);
-    dropped_after_send = true;
   } else if (answer->status != 200 ||
              ParseJson(answer->body).value("status", "") != "self_update_queued") {
     o.http_status = answer->status;
@@ -137,9 +154,10 @@ void UpdateSelf(const Target& t, const PushSettings& s, ProgressSink& progress, 
                      "HTTP " + std::to_string(answer->status) + ": " + f.cause, f.rule);
   }
 
+  // SECURITY: success is the new build itself answering on the pinned connection: /health
+  // names the running build by its release id (the build's digest), which no other build
+  // shares, so neither the old build still answering nor one of the same version passes.
   progress.Phase(t.name, "self-wait");
-  const bool must_see_restart = build.version.empty() || SameVersion(running, build.version);
-  bool restart_seen = dropped_after_send;
   const auto deadline = Clock::now() + s.self_timeout;
   std::string last = "no answer";
   while (Clock::now() < deadline) {
@@ -147,23 +165,23 @@ void UpdateSelf(const Target& t, const PushSettings& s, ProgressSink& progress, 
     if (!h && h.error().rule == "pin-mismatch")
       return self_fail(FailureKind::kPinMismatch, h.error().message, h.error().rule);
     if (!h) {
-      restart_seen = true;
       last = h.error().message;
     } else if (h->status == 200) {
-      json j = ParseJson(h->body);
-      const std::string version = j.is_object() ? j.value("version", "") : "";
-      last = "/health answers version '" + Printable(version, 64) + "'";
-      const bool new_build = !build.version.empty() && SameVersion(version, build.version);
-      if (new_build && (!must_see_restart || restart_seen)) {
-        o.self = {{"result", "ok"}, {"version", version}};
+      const ShownBuild shown = BuildOf(ParseJson(h->body));
+      last = "/health answers " + Describe(shown);
+      const bool version_ok = build.version.empty() || SameVersion(shown.version, build.version);
+      if (shown.id == wanted->str() && version_ok) {
+        o.self = {{"result", "ok"}, {"version", shown.version}, {"id", shown.id}};
         return;
       }
+    } else {
+      last = "/health answers HTTP " + std::to_string(h->status);
     }
     std::this_thread::sleep_for(s.self_poll);
   }
   self_fail(FailureKind::kSelfFailed,
-            "the new build did not answer /health within " +
-                std::to_string(s.self_timeout.count() / 1000) + " s (" + last + ")",
+            "build " + wanted->str() + " did not answer /health within " +
+                std::to_string(s.self_timeout.count() / 1000) + " s (last: " + last + ")",
             "self-timeout");
 }
 
@@ -294,21 +312,31 @@ HostOutcome DryRunHost(const Target& t, const PushSettings& s, ProgressSink& pro
     }
     if (health.value("require_signature", false) && target.signatures.empty())
       notes.push_back("would be refused: the worker requires a signature");
-    json units = {
-        {"ships", target.units}, {"active", nullptr}, {"added", nullptr}, {"removed", nullptr}};
+    // By name only: a unit kept under its name may still change its content, which
+    // /releases does not show ("kept" says so much and no more).
+    const bool ships = target.ships_unit_dir || !target.units.empty();
+    json units = {{"ships", ships ? json(target.units) : json(nullptr)},
+                  {"active", nullptr},
+                  {"added", nullptr},
+                  {"removed", nullptr},
+                  {"kept", nullptr}};
     if (active.is_object() && active.contains("units") && active["units"].is_array()) {
-      std::set<std::string> now, next(target.units.begin(), target.units.end());
+      std::set<std::string> now;
       for (const auto& u : active["units"])
         if (u.is_string()) now.insert(u.get<std::string>());
-      json added = json::array(), removed = json::array();
+      // A release without etc/systemd/system/ leaves the installed units as they are.
+      std::set<std::string> next = now;
+      if (ships) next = std::set<std::string>(target.units.begin(), target.units.end());
+      json added = json::array(), removed = json::array(), kept = json::array();
       for (const auto& u : next)
         if (!now.contains(u)) added.push_back(u);
-      for (const auto& u : now)
-        if (!next.contains(u)) removed.push_back(u);
+      for (const auto& u : now) (next.contains(u) ? kept : removed).push_back(u);
       units["active"] = json(now);
       units["added"] = added;
       units["removed"] = removed;
+      units["kept"] = kept;
     }
+    if (!ships) notes.push_back("the release ships no etc/systemd/system/: units stay as they are");
     o.details = {{"active", active},
                  {"previous", Slot(releases, "prev")},
                  {"target",

@@ -31,15 +31,16 @@ UploadForm MakeUploadForm(const ReleaseFile& release, bool self, bool allow_down
 // transport failures as ClassifyTransport. Then, when settings.self_release is set and the
 // update succeeded, update-self: ok only when the worker queued it (200) or dropped the
 // connection after the whole body was sent, AND within self_timeout a pinned /health answers
-// from the new build (its "version" equal to the build's; when the running version already
-// equals it, only after the restart was seen as a failed connection). Anything else is
-// kSelfFailed.
+// from the new build: its "build" names the build's release id (the first 16 hex digits of its
+// digest) and version. Anything else is kSelfFailed (rule "self-timeout" when the build never
+// answered, the worker's rule when it refused the build).
 HostOutcome UpdateHost(const Target& target, const PushSettings& settings, ProgressSink& progress);
 
 // GET /health and /releases; writes nothing. ok when both answer 200; details name the
 // active and previous releases, the target, whether it would change, the units the release
-// ships against those the active release shows (when it shows them), the version floor and
-// what would refuse the push.
+// ships against those /releases lists for the active release ("added", "removed", "kept" by
+// name; null when it lists none; a release without etc/systemd/system/ changes none), the
+// version floor and what would refuse the push.
 HostOutcome DryRunHost(const Target& target, const PushSettings& settings, ProgressSink& progress);
 
 // GET /health and /releases: reachability, active and previous release, the worker's last

@@ -59,6 +59,9 @@ Result<TarballListing> ListTarball(const std::string& path) {
     while (name.substr(0, 2) == "./") name.remove_prefix(2);
     const bool regular = archive_entry_filetype(entry) == AE_IFREG;
     constexpr std::string_view kUnitDir = "etc/systemd/system/";
+    if (name.substr(0, kUnitDir.size()) == kUnitDir ||
+        name == kUnitDir.substr(0, kUnitDir.size() - 1))
+      out.unit_dir = true;
     if (regular && name.substr(0, kUnitDir.size()) == kUnitDir &&
         IsUnitName(name.substr(kUnitDir.size())))
       out.units.emplace_back(name.substr(kUnitDir.size()));
@@ -125,6 +128,7 @@ Result<ReleaseFile> LoadReleaseFile(const std::string& path) {
   auto listing = ListTarball(path);
   if (!listing) return tl::make_unexpected(listing.error());
   r.units = std::move(listing->units);
+  r.ships_unit_dir = listing->unit_dir || !r.units.empty();
   if (listing->manifest) {
     if (auto m = ParseReleaseManifest(*listing->manifest); m) {
       if (r.version.empty()) r.version = m->version.str();

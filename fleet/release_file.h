@@ -24,6 +24,9 @@ struct ReleaseFile {
   std::string kind;     // "service" | "updater" | "" (no descriptor, no manifest)
   std::string commit;   // the descriptor's commit, when it names one
   std::vector<std::string> units;  // unit files the tarball ships under etc/systemd/system/
+  // Whether the tarball has etc/systemd/system/ at all: a release without it leaves the
+  // installed units alone, one with it (even empty) replaces them.
+  bool ships_unit_dir = false;
 };
 
 // Reads `path` (hashing it in chunks), its descriptor and signatures when present, and
@@ -42,6 +45,7 @@ nlohmann::json ReleaseFileJson(const ReleaseFile& release);
 // tarball's `.decnet-release.json` bytes when it has one (at most 4096 bytes read).
 struct TarballListing {
   std::vector<std::string> units;
+  bool unit_dir = false;  // any entry at or beneath etc/systemd/system/
   std::optional<std::string> manifest;
 };
 [[nodiscard]] Result<TarballListing> ListTarball(const std::string& path);
