@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boots and stops a throw-away container whose PID 1 is a real systemd.
 #
-#   scripts/testbed/container.sh start NAME WORKDIR [--share-host-network] [extra systemd-nspawn args...]
+#   scripts/testbed/container.sh start NAME WORKDIR [--share-host-network | --netns PATH] [extra systemd-nspawn args...]
 #   scripts/testbed/container.sh stop  NAME WORKDIR
 #   scripts/testbed/container.sh reap
 #
@@ -20,7 +20,9 @@
 #   interrupted run with the same NAME are removed first. The container has a private network
 #   (loopback only) unless --share-host-network (which must come first) leaves it on the
 #   host's: end-to-end tests need that, a daemon on the host probing an agent in the
-#   container at 127.0.0.1:PORT (each test then uses ports of its own). Exits non-zero, with the console
+#   container at 127.0.0.1:PORT (each test then uses ports of its own). --netns PATH (also first)
+#   joins the network namespace mounted at PATH (/run/netns/NAME), so that several containers
+#   are several hosts on their own addresses. Exits non-zero, with the console
 #   log's tail, if the container does not come up within $DECNET_TESTBED_BOOT_TIMEOUT s (30).
 # stop: SIGTERM to the recorded nspawn (a clean halt), SIGKILL after 15 s, then kills what
 #   is left in the container's own cgroups and removes them, deepest first. Idempotent.
@@ -39,7 +41,7 @@ readonly STOP_TIMEOUT=15
 log() { echo "container.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-usage() { die "usage: container.sh start|stop NAME WORKDIR [--share-host-network] [nspawn args...] | reap"; }
+usage() { die "usage: container.sh start|stop NAME WORKDIR [--share-host-network | --netns PATH] [nspawn args...] | reap"; }
 readonly REGISTRY=/run/decnet-testbed
 
 if [ "${1:-}" = reap ]; then
@@ -138,6 +140,10 @@ do_start() {
   if [ "${1:-}" = --share-host-network ]; then
     network=""
     shift
+  elif [ "${1:-}" = --netns ]; then
+    [ -n "${2:-}" ] && [ -e "$2" ] || die "--netns needs an existing namespace path, got '${2:-}'"
+    network="--network-namespace-path=$2"
+    shift 2
   fi
   rootfs="$("$HERE/rootfs.sh" | tail -n1)" || die "rootfs.sh failed"
   [ -d "$rootfs" ] || die "rootfs.sh named '$rootfs', which is not a directory"
@@ -149,8 +155,13 @@ do_start() {
   chmod 0755 "$WORKDIR/units"
   rm -f "$WORKDIR/dbus/system_bus_socket" "$WORKDIR/console.log"
   echo "$rootfs" >"$WORKDIR/rootfs"
-  mkdir -p "$REGISTRY"
-  echo "${DECNET_TESTBED_OWNER:-$PPID} $WORKDIR" >"$REGISTRY/$NAME"
+  # Retried: a concurrent `stop` may remove the shared, empty registry in between.
+  local try
+  for try in 1 2 3 4 5; do
+    mkdir -p "$REGISTRY" 2>/dev/null || true
+    echo "${DECNET_TESTBED_OWNER:-$PPID} $WORKDIR" 2>/dev/null >"$REGISTRY/$NAME" && break
+    [ "$try" = 5 ] && die "cannot write $REGISTRY/$NAME"
+  done
 
   local h
   for h in "${CG_HIERARCHIES[@]}"; do

@@ -371,7 +371,7 @@ class ACrashedUpdate : public ACrashedUpdater, public ::testing::WithParamInterf
       // rollback points need a release that fails its gate, "installing" one that holds.
       const bool rollback = point == "rolling-back" || point == "reverted";
       ReleaseSpec spec{
-          "2." + std::to_string(n) + ".0" + (point == "installing" ? "-hold" : ""),
+          std::to_string(2 * n) + ".0.0" + (point == "installing" ? "-hold" : ""),
           rollback ? std::vector<std::string>{"--unhealthy"} : std::vector<std::string>{}, true};
       const BuiltRelease doomed = BuildRelease(spec);
       const std::string agent_pid = Property(kAgent, kServiceIface, "MainPID");
@@ -385,9 +385,10 @@ class ACrashedUpdate : public ACrashedUpdater, public ::testing::WithParamInterf
         EXPECT_EQ(Property(kAgent, kServiceIface, "MainPID"), agent_pid)
             << "nothing was activated, yet the agent was restarted";
       }
-      // The next update succeeds, and the matrix goes on from it.
+      // The next update succeeds, and the matrix goes on from it (versions rise throughout:
+      // the worker refuses anything not newer than what it activated).
       const BuiltRelease next =
-          BuildRelease(ReleaseSpec{"3." + std::to_string(n) + ".0", {}, false});
+          BuildRelease(ReleaseSpec{std::to_string(2 * n + 1) + ".0.0", {}, false});
       HttpReply reply = Push(next);
       ASSERT_EQ(reply.status, 200) << reply.Describe() << "\n" << Logs();
       EXPECT_EQ(CurrentRelease(), next.id());
@@ -433,7 +434,7 @@ TEST_P(ACrashedUpdateSelf,
     SCOPED_TRACE(CaseName(point, how));
     ++n;
     const auto started = Clock::now();
-    const BuiltRelease doomed = BuildUpdaterBuild("2." + std::to_string(n) + ".0");
+    const BuiltRelease doomed = BuildUpdaterBuild(std::to_string(2 * n) + ".0.0");
     const std::string agent_pid = Property(kAgent, kServiceIface, "MainPID");
     CrashAt(
         point, how, [this, doomed] { return PushSelf(doomed); }, fs::file_size(doomed.tarball));
@@ -454,7 +455,7 @@ TEST_P(ACrashedUpdateSelf,
     ExpectOnOneCompleteRelease(suite, false);
     EXPECT_EQ(Property(kAgent, kServiceIface, "MainPID"), agent_pid) << "the suite was restarted";
 
-    const BuiltRelease next = BuildUpdaterBuild("3." + std::to_string(n) + ".0");
+    const BuiltRelease next = BuildUpdaterBuild(std::to_string(2 * n + 1) + ".0.0");
     HttpReply queued = PushSelf(next);
     ASSERT_EQ(queued.status, 200) << queued.Describe() << "\n" << Logs();
     RestartHelper();  // what the unit's restart does

@@ -150,7 +150,11 @@ tl::expected<std::unique_ptr<Testbed>, std::string> Testbed::Start(const Options
   setenv("DECNET_TESTBED_OWNER", std::to_string(getpid()).c_str(), 1);
   std::vector<std::string> args = {kContainerScript.string(), "start", tb->name_,
                                    tb->workdir_.string()};
-  if (options.share_host_network) args.push_back("--share-host-network");
+  if (options.share_host_network) {
+    args.push_back("--share-host-network");
+  } else if (!options.netns.empty()) {
+    args.insert(args.end(), {"--netns", "/run/netns/" + options.netns});
+  }
   args.insert(args.end(), options.extra_nspawn_args.begin(), options.extra_nspawn_args.end());
   const fs::path log = tb->workdir_ / "start.log";
   tb->running_ = true;  // even a failed start may leave something for Stop to clean

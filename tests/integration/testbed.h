@@ -38,6 +38,9 @@ class Testbed {
     // --share-host-network): a process on the host can then reach a unit's port on
     // 127.0.0.1. Give each test ports of its own.
     bool share_host_network = false;
+    // Join the network namespace /run/netns/<netns> (container.sh --netns) instead of a
+    // private network: a host of its own on that namespace's addresses. Empty: not used.
+    std::string netns;
   };
 
   // Creates a work directory /tmp/decnet-testbed-XXXXXX and boots a container in it (the

@@ -105,6 +105,7 @@ if(DECNET_BUILD_HTTP)
   decnet_gtest(updater_e2e_test
     SOURCES ${DECNET_INTEGRATION_DIR}/updater_e2e_test.cc
             ${DECNET_INTEGRATION_DIR}/updater_e2e_fixture.cc
+            ${DECNET_INTEGRATION_DIR}/worker_host.cc
     LIBS decnet_testbed decnet_test_pki decnet_policy decnet_proto_helper
          nlohmann_json::nlohmann_json
     LABELS systemd
@@ -131,6 +132,7 @@ if(DECNET_BUILD_HTTP)
   decnet_gtest(crash_e2e_test
     SOURCES ${DECNET_INTEGRATION_DIR}/crash_e2e_test.cc
             ${DECNET_INTEGRATION_DIR}/updater_e2e_fixture.cc
+            ${DECNET_INTEGRATION_DIR}/worker_host.cc
     LIBS decnet_testbed decnet_test_pki decnet_policy decnet_proto_helper
          nlohmann_json::nlohmann_json
     LABELS systemd
@@ -151,6 +153,7 @@ if(DECNET_BUILD_HTTP)
   decnet_gtest(decnet_tree_e2e_test
     SOURCES ${DECNET_INTEGRATION_DIR}/decnet_tree_e2e_test.cc
             ${DECNET_INTEGRATION_DIR}/updater_e2e_fixture.cc
+            ${DECNET_INTEGRATION_DIR}/worker_host.cc
     LIBS decnet_testbed decnet_test_pki decnet_policy decnet_proto_helper
          nlohmann_json::nlohmann_json
     LABELS systemd
@@ -162,6 +165,51 @@ if(DECNET_BUILD_HTTP)
     DECNET_HELPERCTL_BINARY="$<TARGET_FILE:helperctl>")
   add_dependencies(decnet_tree_e2e_test decnet-update-helper decnet-updaterd decnet-test-agent
                    helperctl)
+endif()
+
+# A fleet on one machine (fleet_net.h): five workers, each a real helper, daemon and systemd
+# container in a network namespace of its own, reached by address from a hub namespace where
+# decnet-rollout runs: a rollout updates all, an unhealthy release or an unreachable worker
+# halts it, --dry-run changes nothing, a wrong pinned fingerprint is refused before any
+# upload, SIGTERM leaves no host between two releases.
+if(DECNET_BUILD_HTTP AND TARGET decnet-rollout)
+  decnet_gtest(fleet_test
+    SOURCES ${DECNET_INTEGRATION_DIR}/fleet_test.cc
+            ${DECNET_INTEGRATION_DIR}/fleet_net.cc
+            ${DECNET_INTEGRATION_DIR}/worker_host.cc
+    LIBS decnet_testbed decnet_test_pki decnet_policy decnet_proto_helper
+         nlohmann_json::nlohmann_json
+    LABELS integration
+    PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 300)
+  target_compile_definitions(fleet_test PRIVATE
+    DECNET_HELPER_BINARY="$<TARGET_FILE:decnet-update-helper>"
+    DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>"
+    DECNET_TEST_AGENT_BINARY="$<TARGET_FILE:decnet-test-agent>"
+    DECNET_HELPERCTL_BINARY="$<TARGET_FILE:helperctl>"
+    DECNET_ROLLOUT_BINARY="$<TARGET_FILE:decnet-rollout>")
+  add_dependencies(fleet_test decnet-update-helper decnet-updaterd decnet-test-agent helperctl
+                   decnet-rollout)
+
+  # decnet-rollout push --include-self, the real binary against one real worker whose daemon
+  # runs from its own store: the service release and then the updater build, success judged by
+  # the new build's identity in /health; a build that cannot start fails the host (exit 1)
+  # after the service update succeeded.
+  decnet_gtest(rollout_self_test
+    SOURCES ${DECNET_INTEGRATION_DIR}/rollout_self_test.cc
+            ${DECNET_INTEGRATION_DIR}/updater_e2e_fixture.cc
+            ${DECNET_INTEGRATION_DIR}/worker_host.cc
+    LIBS decnet_testbed decnet_test_pki decnet_policy decnet_proto_helper
+         nlohmann_json::nlohmann_json
+    LABELS integration systemd
+    PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 600)
+  target_compile_definitions(rollout_self_test PRIVATE
+    DECNET_HELPER_BINARY="$<TARGET_FILE:decnet-update-helper>"
+    DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>"
+    DECNET_TEST_AGENT_BINARY="$<TARGET_FILE:decnet-test-agent>"
+    DECNET_HELPERCTL_BINARY="$<TARGET_FILE:helperctl>"
+    DECNET_ROLLOUT_BINARY="$<TARGET_FILE:decnet-rollout>")
+  add_dependencies(rollout_self_test decnet-update-helper decnet-updaterd decnet-test-agent
+                   helperctl decnet-rollout)
 endif()
 
 # decnet-adopt on a host laid out exactly as DECNET's updater leaves it, against a real

@@ -1,4 +1,5 @@
-// The whole product on one machine, for the end-to-end tests (updater_e2e_test.cc):
+// The whole product on one machine, for the end-to-end tests (updater_e2e_test.cc), one
+// worker (worker_host.h) on the host's network:
 // a throw-away container whose PID 1 is a real systemd (shared host network, the install
 // dir bound at /opt/decnet and the agent's certificates at /etc/decnet/agent), the real
 // decnet-update-helper (root) started with a test policy, which forks the real
@@ -21,43 +22,9 @@
 
 #include "tests/daemon/test_pki.h"
 #include "tests/integration/testbed.h"
-
-namespace decnet::helper {
-struct Policy;
-}  // namespace decnet::helper
+#include "tests/integration/worker_host.h"
 
 namespace decnet::test {
-
-// What curl got: the HTTP status (0 when curl failed), the body, and the body as JSON (null
-// when it is not JSON). `Describe()` shows all of it for failure messages.
-struct HttpReply {
-  int status = 0;
-  std::string body;
-  nlohmann::json json;
-  std::string curl_log;
-  std::string Describe() const;
-};
-
-// A release to build: the agent's version and flags, and which units it ships.
-struct ReleaseSpec {
-  std::string version;
-  std::vector<std::string> agent_flags;  // e.g. {"--unhealthy"}, {"--crash-after-ms", "300"}
-  bool extra_unit = false;               // also ship decnet-extra.service
-};
-
-struct BuiltRelease {
-  std::filesystem::path tarball;
-  std::string sha256;  // hex of the tarball
-  std::string version;
-  std::string sha;  // the form field `sha` (DECNET's commit); "" sends the digest's first 40
-  std::string id() const { return sha256.substr(0, 16); }  // the store's release id
-};
-
-enum class Caller { kMaster, kWorker };
-
-// How the unit dies: its daemon alone (the helper then ends as the pair closes, as in
-// service), or the helper and the daemon together (systemd's kill of the unit's cgroup).
-enum class Kill { kDaemonAlone, kWholeUnit };
 
 class AnUpdaterOnARealSystemd : public TestbedTest {
  protected:
@@ -99,7 +66,7 @@ class AnUpdaterOnARealSystemd : public TestbedTest {
   // reads the same changes.
   virtual void AdjustHelperPolicy(helper::Policy& /*policy*/) const {}
   // The port the agent must serve its mTLS /health on (127.0.0.1, the host's network).
-  uint16_t agent_port() const { return agent_port_; }
+  uint16_t agent_port() const { return host_->agent_port(); }
   // An updater build: the daemon binary packed by scripts/pack-updater-build.sh (what the
   // updater-build target ships), or (broken) a manifest of kind "updater" for this host and a
   // script that answers --version and exits 1 otherwise, never saying hello.
@@ -123,10 +90,12 @@ class AnUpdaterOnARealSystemd : public TestbedTest {
   // The daemon's pid (the helper's only child), -1 when none runs.
   pid_t DaemonPid() const;
   // The fixture's temporary directory (policy, configs, state, logs).
-  const std::filesystem::path& root() const { return root_; }
+  const std::filesystem::path& root() const { return host_->root(); }
   // The build the running daemon was executed from (from /proc/PID/exe), "" when none runs.
   std::string RunningDaemonBuild() const;
-  std::filesystem::path updater_dir() const { return root_ / "updater"; }
+  std::filesystem::path updater_dir() const { return host_->updater_dir(); }
+  // The worker itself: its address, port, certificates (pki_dir()) and pinned fingerprint.
+  const WorkerHost& worker() const { return *host_; }
   // `helperctl --config <the test policy> status --json`, parsed (null when it failed).
   nlohmann::json HelperctlStatus() const;
 
@@ -139,27 +108,15 @@ class AnUpdaterOnARealSystemd : public TestbedTest {
   std::string CurrentRelease() const;
   // Names of the release directories in the store.
   std::vector<std::string> StoredReleases() const;
-  const std::filesystem::path& install_dir() const { return install_dir_; }
-  std::filesystem::path link_dir() const { return root_ / "links"; }
+  const std::filesystem::path& install_dir() const { return host_->install_dir(); }
+  std::filesystem::path link_dir() const { return host_->link_dir(); }
   std::string Logs() const;  // the helper's and daemon's stderr
 
  private:
-  void MakePki();
-  void WriteConfigs();
-  void StartHelper() { StartHelperWith({}); }
-  void StopHelper();
-  void SeedUpdaterStore();
-  HttpReply Curl(const std::string& url, Caller caller, const std::vector<std::string>& extra);
+  void StartHelper() { host_->StartHelper(); }
+  void StopHelper() { host_->StopHelper(); }
 
-  std::filesystem::path root_;
-  std::filesystem::path install_dir_;
-  std::filesystem::path agent_dir_;
-  std::filesystem::path pki_dir_;
-  std::unique_ptr<decnet::testing::TestCa> ca_;
-  uint16_t daemon_port_ = 0;
-  uint16_t agent_port_ = 0;
-  int releases_built_ = 0;
-  pid_t helper_pid_ = -1;
+  std::unique_ptr<WorkerHost> host_;
 };
 
 }  // namespace decnet::test
