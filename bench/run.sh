@@ -49,3 +49,4 @@ PY
 rm -f "$out"
 # The daemon end to end (as root; boots a systemd container): bash bench/daemon_bench.sh [--write-doc]
 # The HTTP server under a connection flood (loopback, ~75 s): "$build/bench/flood_bench" [MAX]
+# decnet-rollout against 5, 10 and 20 workers on one machine (as root): bash bench/fleet_bench.sh [--write-doc]
