@@ -41,9 +41,10 @@ cd "$ROOT"
 step "Install the Debian packages (scripts/setup.sh)"
 bash scripts/setup.sh | tail -n 1 | sed 's/^/    /'
 
-readonly TARGETS=(decnet-update-helper helperctl decnet-helper-client decnet-updaterd decnet-test-agent)
+readonly TARGETS=(decnet-update-helper helperctl decnet-helper-client decnet-updaterd decnet-test-agent
+                  decnet-rollout)
 BUILD="${DECNET_DEMO_BUILD_DIR:-}"
-step "Build the helper, helperctl, the stand-in daemon, the daemon and the test agent"
+step "Build the helper, helperctl, the stand-in daemon, the daemon, the test agent and decnet-rollout"
 mkdir -p build
 build_log="$ROOT/build/demo-build.log"
 if [ -n "$BUILD" ]; then
@@ -62,8 +63,9 @@ readonly CTL="$BUILD/ctl/helperctl"
 readonly CLIENT="$BUILD/tests/decnet-helper-client"
 readonly UPDATERD="$BUILD/daemon/decnet-updaterd"
 readonly AGENT="$BUILD/tests/decnet-test-agent"
-for b in "$HELPER" "$CTL" "$CLIENT" "$UPDATERD" "$AGENT"; do [ -x "$b" ] || die "missing $b after the build"; done
-say "built $(for b in "$HELPER" "$CTL" "$CLIENT" "$UPDATERD" "$AGENT"; do printf '%s ' "$(basename "$b")"; done)"
+readonly ROLLOUT="$BUILD/fleet/decnet-rollout"
+for b in "$HELPER" "$CTL" "$CLIENT" "$UPDATERD" "$AGENT" "$ROLLOUT"; do [ -x "$b" ] || die "missing $b after the build"; done
+say "built $(for b in "$HELPER" "$CTL" "$CLIENT" "$UPDATERD" "$AGENT" "$ROLLOUT"; do printf '%s ' "$(basename "$b")"; done)"
 id decnet-updater >/dev/null 2>&1 || die "no user decnet-updater (scripts/setup.sh creates it)"
 readonly CONTAINER_DECNET_UID=990  # the units' user in the testbed's root filesystem"
 
@@ -301,8 +303,14 @@ step "The daemon's configuration, and a policy whose daemon is the real decnet-u
 install -d -m 0755 "$WORK/updater-bin" "$WORK/rel"
 install -m 0755 "$UPDATERD" "$WORK/updater-bin/decnet-updaterd"
 install -d -m 0700 -o decnet-updater -g decnet-updater "$WORK/daemon-state" "$WORK/updater-store"
+# The release signing key: its public half in a root-owned directory the daemon only reads.
+install -d -m 0700 "$WORK/signing"
+install -d -m 0755 "$WORK/trusted-keys"
+"$ROLLOUT" keygen --out "$WORK/signing/release" >/dev/null || die "decnet-rollout keygen failed"
+install -m 0644 "$WORK/signing/release.pub" "$WORK/trusted-keys/release.pub"
 cat >"$WORK/daemon.json" <<EOF
 {"listen_address": "127.0.0.1", "port": $UPDATER_PORT,
+ "trusted_keys_dir": "$WORK/trusted-keys", "signature_threshold": 1,
  "tls_ca": "$PKI/ca.crt", "tls_cert": "$PKI/updater.crt", "tls_key": "$PKI/updater.key",
  "install_dir": "$STORE", "updater_dir": "$WORK/updater-store", "state_dir": "$WORK/daemon-state",
  "units": ["decnet-agent.service"],
@@ -323,6 +331,7 @@ EOF
 chmod 0644 "$WORK/daemon.json" "$WORK/updater-helper.json"
 say "API on 127.0.0.1:$UPDATER_PORT (mTLS, master = CN decnet-master); store $STORE (/opt/decnet in the container)"
 say "health gate: units settle 1 s, then https://127.0.0.1:$AGENT_PORT/health must say the release's version"
+say "release signatures: checked whenever a push carries them, against $WORK/trusted-keys (1 of 1)"
 
 step "Start decnet-update-helper; it forks decnet-updaterd as decnet-updater"
 DBUS_SYSTEM_BUS_ADDRESS="$BUS" "$HELPER" --config "$WORK/updater-helper.json" \
@@ -413,6 +422,40 @@ say "probe: $(jget "$BODY" 'j["probe"]')"
 systemd_says
 agent_says 2.0.0
 
+step "Release 2.1.0 from the master side: decnet-rollout packs it, signs it and pushes it"
+release 2.1.0
+rm "$WORK/rel/2.1.0/.decnet-release.json"  # pack writes the manifest itself
+SIGNED="$WORK/rel/decnet-2.1.0-signed.tgz"
+"$ROLLOUT" pack --root "$WORK/rel/2.1.0" --include bin --include etc --version 2.1.0 --out "$SIGNED" \
+  2>&1 | sed 's/^/    /' || die "decnet-rollout pack failed"
+"$ROLLOUT" sign --key "$WORK/signing/release.key" "$SIGNED.manifest.json" 2>&1 | sed 's/^/    /' ||
+  die "decnet-rollout sign failed"
+say "descriptor: $(cat "$SIGNED.manifest.json")"
+say "signature:  $(cut -c1-60 "$SIGNED.manifest.json.sig")..."
+PIN="$(openssl x509 -in "$PKI/updater.crt" -outform DER | sha256sum | cut -d' ' -f1)"
+printf '{"hosts":[{"name":"worker-1","address":"127.0.0.1","port":%s,"fingerprint":"%s"}]}\n' \
+  "$UPDATER_PORT" "$PIN" >"$WORK/inventory.json"
+say "inventory: worker-1 at 127.0.0.1:$UPDATER_PORT, updater certificate pinned (sha256 ${PIN:0:16}...)"
+say "decnet-rollout push --inventory inventory.json --all --cert master.crt --key master.key $(basename "$SIGNED")"
+rc=0
+"$ROLLOUT" push --inventory "$WORK/inventory.json" --all --cert "$PKI/master.crt" --key "$PKI/master.key" \
+  --json "$WORK/rollout-report.json" "$SIGNED" </dev/null 2>&1 | sed 's/^/    /' || rc=$?
+[ "$rc" = 0 ] || die "decnet-rollout push exited $rc (report: $WORK/rollout-report.json)"
+[ "$(jget "$(cat "$WORK/rollout-report.json")" 'j["hosts"][0]["result"]')" = ok ] ||
+  die "decnet-rollout did not update worker-1: $(cat "$WORK/rollout-report.json")"
+systemd_says
+agent_says 2.1.0
+grep -q '"signed_by"' "$WORK/daemon-state/audit.jsonl" || die "the audit log does not name the signing key"
+say "the audit log names the key that signed it: $(grep -o '"signed_by":\[[^]]*\]' "$WORK/daemon-state/audit.jsonl" | tail -n 1)"
+
+step "A replayed older release is refused: the worker never goes below the highest version it ran"
+TARBALL="$WORK/rel/decnet-1.0.0.tar.gz"; DIGEST="$(sha256sum "$TARBALL" | cut -d' ' -f1)"
+push
+[ "$CODE" = 400 ] || die "a replay of 1.0.0 should be refused (400), got $CODE: $BODY"
+[ "$(jget "$BODY" 'j["detail"]["rule"]')" = version-not-newer ] || die "the replay was refused for another rule: $BODY"
+say "=> refused: $(jget "$BODY" 'j["detail"]["rule"]'): $(jget "$BODY" 'j["error"]' | cut -c1-110)"
+agent_says 2.1.0
+
 step "Release 3.0.0-broken: its agent answers 503; the gate fails and the daemon rolls back by itself"
 release 3.0.0-broken --unhealthy
 push
@@ -420,22 +463,22 @@ push
 [ "$(jget "$BODY" 'j["detail"]["rolled_back"]')" = True ] || die "409 without rolled_back:true: $BODY"
 pretty "$BODY"
 systemd_says
-agent_says 2.0.0
+agent_says 2.1.0
 
 step "Manual rollback: POST /rollback swaps to the previous release"
 say "curl --cert master.crt --key master.key --cacert ca.crt -X POST $API/rollback"
 call -X POST -H 'Content-Length: 0' "$API/rollback"
 [ "$CODE" = 200 ] || die "the manual rollback answered $CODE: $BODY"
 [ "$(jget "$BODY" 'j["status"]')" = rolled_back ] || die "the rollback did not say rolled_back: $BODY"
-say "=> HTTP 200 $(jget "$BODY" 'j["status"]') to $(jget "$BODY" 'j["release"]["version"]')"
+say "=> HTTP 200 $(jget "$BODY" 'j["status"]') to $(jget "$BODY" 'j["release"]["version"]') (below the floor: allowed for a rollback, and noted)"
 systemd_says
-agent_says 1.0.0
+agent_says 2.0.0
 
 step "GET /releases: active first, then previous (DECNET's shape), the failed one recorded"
 call "$API/releases"
 [ "$CODE" = 200 ] || die "/releases answered $CODE: $BODY"
 jget "$BODY" '"\n".join("%-6s %-14s %-6s sha256 %s...  installed %s" % (r["slot"], r["version"], r["state"], r["sha256"][:16], r["installed_at"]) for r in j["releases"])' | sed 's/^/    /'
-[ "$(jget "$BODY" 'j["releases"][0]["version"]')" = 1.0.0 ] || die "1.0.0 should be active"
+[ "$(jget "$BODY" 'j["releases"][0]["version"]')" = 2.0.0 ] || die "2.0.0 should be active"
 [ "$(jget "$BODY" '[r["state"] for r in j["releases"] if r["version"]=="3.0.0-broken"][0]')" = failed ] ||
   die "3.0.0-broken should be recorded as failed"
 say "current -> $(readlink "$STORE/current"); $WORK/bin/decnet-test-agent -> $(readlink "$WORK/bin/decnet-test-agent")"
@@ -482,6 +525,7 @@ say "Part 1: a root helper with no capabilities, NoNewPrivs, seccomp and Landloc
     "through a link, a conflict with ssh.service, a planted root drop-in (after reload and" \
     "before restart, from what systemd loaded), a restart outside its" \
     "allow-list and a link outside its prefix, each naming its rule." \
-    "Part 2: the real daemon took three releases from a master over mTLS, installed and" \
+    "Part 2: the real daemon took releases from a master over mTLS (curl, and decnet-rollout" \
+    "with a signed descriptor and a pinned certificate), refused a replayed older one, installed and" \
     "restarted their units through the helper, gated each on its agent's mTLS health and" \
     "version, rolled the broken one back by itself (409), rolled back by hand, and recorded it all."
