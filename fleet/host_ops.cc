@@ -31,6 +31,20 @@ HostOutcome Start(const Target& t) {
   return o;
 }
 
+// Runs `work` for `t` on an outcome that starts in the "connect" phase, then stamps how long
+// the host took and tells `progress` it is done.
+template <typename Work>
+HostOutcome OnHost(const Target& t, ProgressSink& progress, Work&& work) {
+  const auto t0 = Clock::now();
+  HostOutcome o = Start(t);
+  o.phase = "connect";
+  progress.Phase(t.name, "connect");
+  work(o);
+  o.duration_ms = MsSince(t0);
+  progress.Phase(t.name, "done");
+  return o;
+}
+
 HostOutcome& FailWith(HostOutcome& o, FailureKind kind, std::string cause, std::string rule) {
   o.result = HostResult::kFailed;
   o.failure = kind;
@@ -240,60 +254,58 @@ UploadForm MakeUploadForm(const ReleaseFile& release, bool self, bool allow_down
 }
 
 HostOutcome UpdateHost(const Target& t, const PushSettings& s, ProgressSink& progress) {
-  const auto t0 = Clock::now();
-  HostOutcome o = Start(t);
-  auto finish = [&](HostOutcome& out) -> HostOutcome {
-    out.duration_ms = MsSince(t0);
-    progress.Phase(t.name, "done");
-    return out;
-  };
-  o.phase = "connect";
-  progress.Phase(t.name, "connect");
-  auto conn = PinnedConnection::Open(*s.tls, t, s.timeouts);
-  if (!conn) return finish(FailTransport(o, conn.error()));
-  o.phase = "upload";
-  progress.Phase(t.name, "upload");
-  const UploadForm form = MakeUploadForm(*s.release, /*self=*/false, s.allow_downgrade);
-  std::uint64_t sent = 0;
-  bool gate_shown = false;
-  auto answer = conn->Upload(
-      "/update", form,
-      [&](std::uint64_t n, std::uint64_t total) {
-        progress.Bytes(t.name, n, total);
-        if (n == total && !gate_shown) {
-          gate_shown = true;
-          o.phase = "gate";
-          progress.Phase(t.name, "gate");
-        }
-      },
-      sent);
-  o.bytes_sent = sent;
-  if (!answer) return finish(FailTransport(o, answer.error()));
-  o.http_status = answer->status;
-  if (answer->status != 200)
-    return finish(FailAnswer(
-        o, *answer, answer->status == 409 ? FailureKind::kRolledBack : FailureKind::kRefused));
-  json body = ParseJson(answer->body);
-  if (!body.is_object() || body.value("status", "") != "updated")
-    return finish(
-        FailWith(o, FailureKind::kProtocol, "200 without \"status\":\"updated\"", "http-protocol"));
-  o.release = body.contains("release") ? body["release"] : json(nullptr);
-  o.result = HostResult::kOk;
-  if (s.self_release != nullptr) {
-    o.phase = "self";
-    UpdateSelf(t, s, progress, o);
-  }
-  if (o.result == HostResult::kOk) o.phase = "done";
-  return finish(o);
+  return OnHost(t, progress, [&](HostOutcome& o) {
+    auto conn = PinnedConnection::Open(*s.tls, t, s.timeouts);
+    if (!conn) {
+      FailTransport(o, conn.error());
+      return;
+    }
+    o.phase = "upload";
+    progress.Phase(t.name, "upload");
+    const UploadForm form = MakeUploadForm(*s.release, /*self=*/false, s.allow_downgrade);
+    std::uint64_t sent = 0;
+    bool gate_shown = false;
+    auto answer = conn->Upload(
+        "/update", form,
+        [&](std::uint64_t n, std::uint64_t total) {
+          progress.Bytes(t.name, n, total);
+          if (n == total && !gate_shown) {
+            gate_shown = true;
+            o.phase = "gate";
+            progress.Phase(t.name, "gate");
+          }
+        },
+        sent);
+    o.bytes_sent = sent;
+    if (!answer) {
+      FailTransport(o, answer.error());
+      return;
+    }
+    o.http_status = answer->status;
+    if (answer->status != 200) {
+      FailAnswer(o, *answer,
+                 answer->status == 409 ? FailureKind::kRolledBack : FailureKind::kRefused);
+      return;
+    }
+    json body = ParseJson(answer->body);
+    if (!body.is_object() || body.value("status", "") != "updated") {
+      FailWith(o, FailureKind::kProtocol, "200 without \"status\":\"updated\"", "http-protocol");
+      return;
+    }
+    o.release = body.contains("release") ? body["release"] : json(nullptr);
+    o.result = HostResult::kOk;
+    if (s.self_release != nullptr) {
+      o.phase = "self";
+      UpdateSelf(t, s, progress, o);
+    }
+    if (o.result == HostResult::kOk) o.phase = "done";
+  });
 }
 
 HostOutcome DryRunHost(const Target& t, const PushSettings& s, ProgressSink& progress) {
-  const auto t0 = Clock::now();
-  HostOutcome o = Start(t);
-  o.phase = "connect";
-  progress.Phase(t.name, "connect");
-  json health, releases;
-  if (Query(t, s, o, health, releases)) {
+  return OnHost(t, progress, [&](HostOutcome& o) {
+    json health, releases;
+    if (!Query(t, s, o, health, releases)) return;
     const ReleaseFile& target = *s.release;
     const json active = Slot(releases, "active");
     o.release = active;
@@ -349,66 +361,53 @@ HostOutcome DryRunHost(const Target& t, const PushSettings& s, ProgressSink& pro
                  {"notes", notes}};
     o.result = HostResult::kOk;
     o.phase = "done";
-  }
-  o.duration_ms = MsSince(t0);
-  progress.Phase(t.name, "done");
-  return o;
+  });
 }
 
 HostOutcome StatusHost(const Target& t, const PushSettings& s, ProgressSink& progress) {
-  const auto t0 = Clock::now();
-  HostOutcome o = Start(t);
-  o.phase = "connect";
-  progress.Phase(t.name, "connect");
-  json health, releases;
-  const bool reachable = Query(t, s, o, health, releases);
-  if (reachable) {
-    o.release = Slot(releases, "active");
-    o.result = HostResult::kOk;
-    o.phase = "done";
-  }
-  o.details = {
-      {"reachable", reachable},
-      {"updater_version", reachable ? health.value("version", json(nullptr)) : json(nullptr)},
-      {"active", reachable ? Slot(releases, "active") : json(nullptr)},
-      {"previous", reachable ? Slot(releases, "prev") : json(nullptr)},
-      {"last_result", reachable ? health.value("last_result", json(nullptr)) : json(nullptr)},
-      {"version_floor", reachable ? health.value("version_floor", json(nullptr)) : json(nullptr)},
-      {"require_signature",
-       reachable ? health.value("require_signature", json(nullptr)) : json(nullptr)}};
-  o.duration_ms = MsSince(t0);
-  progress.Phase(t.name, "done");
-  return o;
-}
-
-HostOutcome RollbackHost(const Target& t, const PushSettings& s, ProgressSink& progress) {
-  const auto t0 = Clock::now();
-  HostOutcome o = Start(t);
-  o.phase = "connect";
-  progress.Phase(t.name, "connect");
-  auto conn = PinnedConnection::Open(*s.tls, t, s.timeouts);
-  if (!conn) {
-    FailTransport(o, conn.error());
-  } else {
-    o.phase = "rollback";
-    progress.Phase(t.name, "rollback");
-    auto answer = conn->Request("POST", "/rollback");
-    if (!answer) {
-      FailTransport(o, answer.error());
-    } else if (answer->status != 200) {
-      FailAnswer(o, *answer, FailureKind::kRefused);
-      if (answer->status == 404 && o.rule.empty()) o.rule = "rollback-no-previous";
-    } else {
-      o.http_status = 200;
-      json body = ParseJson(answer->body);
-      o.release = body.is_object() && body.contains("release") ? body["release"] : json(nullptr);
+  return OnHost(t, progress, [&](HostOutcome& o) {
+    json health, releases;
+    const bool reachable = Query(t, s, o, health, releases);
+    if (reachable) {
+      o.release = Slot(releases, "active");
       o.result = HostResult::kOk;
       o.phase = "done";
     }
-  }
-  o.duration_ms = MsSince(t0);
-  progress.Phase(t.name, "done");
-  return o;
+    o.details = {
+        {"reachable", reachable},
+        {"updater_version", reachable ? health.value("version", json(nullptr)) : json(nullptr)},
+        {"active", reachable ? Slot(releases, "active") : json(nullptr)},
+        {"previous", reachable ? Slot(releases, "prev") : json(nullptr)},
+        {"last_result", reachable ? health.value("last_result", json(nullptr)) : json(nullptr)},
+        {"version_floor", reachable ? health.value("version_floor", json(nullptr)) : json(nullptr)},
+        {"require_signature",
+         reachable ? health.value("require_signature", json(nullptr)) : json(nullptr)}};
+  });
+}
+
+HostOutcome RollbackHost(const Target& t, const PushSettings& s, ProgressSink& progress) {
+  return OnHost(t, progress, [&](HostOutcome& o) {
+    auto conn = PinnedConnection::Open(*s.tls, t, s.timeouts);
+    if (!conn) {
+      FailTransport(o, conn.error());
+    } else {
+      o.phase = "rollback";
+      progress.Phase(t.name, "rollback");
+      auto answer = conn->Request("POST", "/rollback");
+      if (!answer) {
+        FailTransport(o, answer.error());
+      } else if (answer->status != 200) {
+        FailAnswer(o, *answer, FailureKind::kRefused);
+        if (answer->status == 404 && o.rule.empty()) o.rule = "rollback-no-previous";
+      } else {
+        o.http_status = 200;
+        json body = ParseJson(answer->body);
+        o.release = body.is_object() && body.contains("release") ? body["release"] : json(nullptr);
+        o.result = HostResult::kOk;
+        o.phase = "done";
+      }
+    }
+  });
 }
 
 }  // namespace decnet::fleet

@@ -41,6 +41,21 @@ std::string Quoted(std::string_view text) {
   return out + "'";
 }
 
+// Reads the "name" and "address" of host entry `h` (`where` in messages) into `t`; refuses a
+// missing or invalid one.
+Result<void> ReadNameAndAddress(const json& h, const std::string& where, Target& t) {
+  auto name = h.find("name");
+  if (name == h.end() || !name->is_string() || !ValidName(name->get<std::string>()))
+    return Bad("inventory-name", where + ": \"name\" must be 1..64 of [A-Za-z0-9._-]");
+  t.name = name->get<std::string>();
+  auto address = h.find("address");
+  if (address == h.end() || !address->is_string() || !ValidAddress(address->get<std::string>()))
+    return Bad("inventory-address",
+               "host " + Quoted(t.name) + ": \"address\" must be an IP address or DNS name");
+  t.address = address->get<std::string>();
+  return {};
+}
+
 }  // namespace
 
 bool IsFingerprint(std::string_view text) {
@@ -87,15 +102,9 @@ Result<std::vector<Target>> ParseInventory(std::string_view text) {
         return Bad("inventory-unknown-key", where + " has an unknown key " + Quoted(key));
     }
     Target t;
-    auto name = h.find("name");
-    if (name == h.end() || !name->is_string() || !ValidName(name->get<std::string>()))
-      return Bad("inventory-name", where + ": \"name\" must be 1..64 of [A-Za-z0-9._-]");
-    t.name = name->get<std::string>();
+    if (auto named = ReadNameAndAddress(h, where, t); !named)
+      return tl::make_unexpected(named.error());
     const std::string who = "host " + Quoted(t.name);
-    auto address = h.find("address");
-    if (address == h.end() || !address->is_string() || !ValidAddress(address->get<std::string>()))
-      return Bad("inventory-address", who + ": \"address\" must be an IP address or DNS name");
-    t.address = address->get<std::string>();
     auto port = h.find("port");
     if (port == h.end() || !port->is_number_unsigned() || port->get<uint64_t>() == 0 ||
         port->get<uint64_t>() > 65535)
@@ -144,15 +153,9 @@ Result<DecnetHosts> ParseDecnetHosts(std::string_view text, const Pins& pins,
     auto status = h.find("status");
     if (status != h.end() && status->is_string() && *status == "decommissioned") continue;
     Target t;
-    auto name = h.find("name");
-    if (name == h.end() || !name->is_string() || !ValidName(name->get<std::string>()))
-      return Bad("inventory-name", where + ": \"name\" must be 1..64 of [A-Za-z0-9._-]");
-    t.name = name->get<std::string>();
+    if (auto named = ReadNameAndAddress(h, where, t); !named)
+      return tl::make_unexpected(named.error());
     const std::string who = "host " + Quoted(t.name);
-    auto address = h.find("address");
-    if (address == h.end() || !address->is_string() || !ValidAddress(address->get<std::string>()))
-      return Bad("inventory-address", who + ": \"address\" must be an IP address or DNS name");
-    t.address = address->get<std::string>();
     t.port = updater_port;
 
     std::string listed;

@@ -16,6 +16,7 @@
 #include <optional>
 #include <utility>
 
+#include "fleet/unique_fd.h"
 #include "proto/release_manifest.h"
 
 namespace decnet::fleet {
@@ -26,20 +27,6 @@ namespace {
 Error IoError(const std::string& what) {
   return Error{ErrorCode::kFailed, "pack-io", what + ": " + std::strerror(errno)};
 }
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // A temporary file beside `target`, removed unless committed by renaming it over `target`.
 class TempFile {

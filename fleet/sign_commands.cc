@@ -17,6 +17,7 @@
 #include "fleet/commands.h"
 #include "fleet/pack_args.h"
 #include "fleet/pack_release.h"
+#include "fleet/unique_fd.h"
 #include "proto/release_auth.h"
 
 namespace decnet::fleet {
@@ -41,20 +42,6 @@ constexpr char kSignUsage[] =
 constexpr size_t kMaxSignatures = 16;
 // A private key PEM is a few hundred bytes; anything much larger is not one.
 constexpr size_t kMaxKeyFileBytes = 16 * 1024;
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 Error IoError(const std::string& what, std::string rule = "sign-io") {
   return Error{ErrorCode::kFailed, std::move(rule), what + ": " + std::strerror(errno)};

@@ -4,129 +4,22 @@
 #include "fleet/host_ops.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <openssl/err.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <csignal>
 #include <functional>
-#include <map>
-#include <mutex>
 #include <thread>
 
 #include "fleet/worker_client.h"
 #include "tests/daemon/test_pki.h"
+#include "tests/fleet/tls_updater_stub.h"
 
 namespace decnet::fleet {
 namespace {
 
 using nlohmann::json;
-using testing::CertSpec;
-using testing::Issued;
-using testing::TempDir;
-using testing::TestCa;
+using testing::TlsUpdaterStub;
 using namespace std::chrono_literals;
 
-// An answer: status and JSON body.
-struct Answer {
-  int status = 200;
-  std::string body;
-};
-
-// A TLS updater that reads each request whole and answers it with what `script` returns for
-// its path and how many times that path was asked before (0 for the first).
-class ScriptedUpdater {
- public:
-  using Script = std::function<Answer(const std::string& path, int nth)>;
-
-  ScriptedUpdater(const TestCa& ca, const Issued& server, Script script)
-      : script_(std::move(script)) {
-    ctx_.reset(SSL_CTX_new(TLS_server_method()));
-    SSL_CTX_use_certificate(ctx_.get(), server.cert.get());
-    SSL_CTX_use_PrivateKey(ctx_.get(), server.key.get());
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx_.get()), ca.ca().cert.get());
-    SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(fd_, 16);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~ScriptedUpdater() {
-    ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
-    thread_.join();
-  }
-  std::uint16_t port() const { return port_; }
-  int Asked(const std::string& path) {
-    std::lock_guard lock(mu_);
-    return asked_[path];
-  }
-
- private:
-  void Serve() {
-    for (;;) {
-      int c = ::accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      timeval tv{5, 0};
-      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      testing::SslPtr ssl(SSL_new(ctx_.get()));
-      SSL_set_fd(ssl.get(), c);
-      if (SSL_accept(ssl.get()) == 1) Handle(ssl.get());
-      ERR_clear_error();
-      ::close(c);
-    }
-  }
-
-  void Handle(SSL* ssl) {
-    std::string data;
-    char buf[65536];
-    auto read_more = [&] {
-      const int n = SSL_read(ssl, buf, sizeof buf);
-      if (n <= 0) return false;
-      data.append(buf, static_cast<size_t>(n));
-      return true;
-    };
-    size_t head_end;
-    while ((head_end = data.find("\r\n\r\n")) == std::string::npos)
-      if (!read_more()) return;
-    const std::string head = data.substr(0, head_end);
-    const size_t sp = head.find(' ');
-    const std::string path = head.substr(sp + 1, head.find(' ', sp + 1) - sp - 1);
-    size_t length = 0;
-    if (auto cl = head.find("Content-Length: "); cl != std::string::npos)
-      length = std::stoul(head.substr(cl + 16));
-    while (data.size() < head_end + 4 + length)
-      if (!read_more()) return;
-    int nth;
-    {
-      std::lock_guard lock(mu_);
-      nth = asked_[path]++;
-    }
-    const Answer a = script_(path, nth);
-    const std::string answer =
-        "HTTP/1.1 " + std::to_string(a.status) +
-        " X\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(a.body.size()) +
-        "\r\nConnection: close\r\n\r\n" + a.body;
-    SSL_write(ssl, answer.data(), static_cast<int>(answer.size()));
-    SSL_shutdown(ssl);
-  }
-
-  Script script_;
-  testing::CtxPtr ctx_;
-  int fd_ = -1;
-  std::uint16_t port_ = 0;
-  std::thread thread_;
-  std::mutex mu_;
-  std::map<std::string, int> asked_;
-};
+using Answer = testing::StubAnswer;
 
 // A /health body as our updater writes it; `build` null leaves the field out (an updater that
 // predates it).
@@ -146,24 +39,12 @@ const std::string kUpdated =
 const std::string kQueued = R"({"status":"self_update_queued","via":"systemd"})";
 const std::string kOldId = "0123456789abcdef";
 
-class AHostOperation : public ::testing::Test {
+class AHostOperation : public testing_support::AgainstAStubUpdater {
  protected:
-  AHostOperation()
-      : ca_("fleet-host-ops-ca"),
-        server_(ca_.Issue(CertSpec{{"updater"}, true})),
-        master_(ca_.Issue(CertSpec{{"decnet-master"}, false})) {
-    std::signal(SIGPIPE, SIG_IGN);
-    auto pem = testing::WritePem(dir_, "master", master_);
-    auto tls = ClientTls::Load({pem.cert, pem.key, ""});
-    EXPECT_TRUE(tls) << tls.error().message;
-    tls_ = std::move(*tls);
+  AHostOperation() : AgainstAStubUpdater("fleet-host-ops-ca") {
     release_ = FileOf("service.tgz", "a service release", "1.2.0", "service");
     build_ = FileOf("self.tgz", "an updater build", "2.0.0", "updater");
-    settings_.tls = &tls_;
     settings_.release = &release_;
-    settings_.timeouts.connect = 5s;
-    settings_.timeouts.io = 5s;
-    settings_.timeouts.response = 10s;
     settings_.self_timeout = 1500ms;
     settings_.self_poll = 50ms;
   }
@@ -183,15 +64,11 @@ class AHostOperation : public ::testing::Test {
   // The release id the worker gives the build: its digest's first 16 hex digits.
   std::string BuildId() const { return build_.sha256.substr(0, 16); }
 
-  Target At(const ScriptedUpdater& u) {
-    return Target{"w1", "127.0.0.1", u.port(), server_.fingerprint};
-  }
-
   // A worker that updates, queues update-self, then answers /health with `health(nth)`.
   HostOutcome PushWithSelf(const std::function<Answer(int nth)>& health,
                            Answer self = {200, kQueued}) {
     settings_.self_release = &build_;
-    ScriptedUpdater worker(ca_, server_, [&](const std::string& path, int nth) -> Answer {
+    TlsUpdaterStub worker(ca_, server_, [&](const std::string& path, int nth) -> Answer {
       if (path == "/update") return {200, kUpdated};
       if (path == "/update-self") return self;
       if (path == "/health") return health(nth);
@@ -202,15 +79,8 @@ class AHostOperation : public ::testing::Test {
     return o;
   }
 
-  TempDir dir_;
-  TestCa ca_;
-  Issued server_;
-  Issued master_;
-  ClientTls tls_;
   ReleaseFile release_;
   ReleaseFile build_;
-  PushSettings settings_;
-  NullProgress progress_;
   int self_asked_ = 0;
 };
 
@@ -298,7 +168,7 @@ class ADryRun : public AHostOperation {
         {"releases",
          {ReleaseRow("active", std::string(64, 'a'), active_units),
           ReleaseRow("prev", std::string(64, 'b'), json::array({"old.service"}))}}};
-    ScriptedUpdater worker(ca_, server_, [&](const std::string& path, int) -> Answer {
+    TlsUpdaterStub worker(ca_, server_, [&](const std::string& path, int) -> Answer {
       if (path == "/health") return {200, Health("0.1.0", Build("0.1.0", nullptr))};
       if (path == "/releases") return {200, releases.dump()};
       return {500, R"({"detail":"nothing is written in a dry run"})"};

@@ -30,13 +30,22 @@ TEST(AnInventory, ReadsEveryHostInOrder) {
   EXPECT_EQ((*inv)[1].port, 9000);
 }
 
-struct BadInventory {
+// A text one of the readers must refuse, and the rule it must name.
+struct BadText {
   const char* label;
   std::string text;
   const char* rule;
 };
 
-class AnInventoryRefuses : public ::testing::TestWithParam<BadInventory> {};
+// A row's label as a test name: anything but letters and digits becomes '_'.
+std::string LabelOf(const ::testing::TestParamInfo<BadText>& info) {
+  std::string n = info.param.label;
+  for (char& c : n)
+    if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+  return n;
+}
+
+class AnInventoryRefuses : public ::testing::TestWithParam<BadText> {};
 
 TEST_P(AnInventoryRefuses, NamingTheRule) {
   auto inv = ParseInventory(GetParam().text);
@@ -49,83 +58,70 @@ const std::string kNoPort = R"({"name":"w1","address":"10.0.0.1","fingerprint":"
 INSTANTIATE_TEST_SUITE_P(
     Table, AnInventoryRefuses,
     ::testing::Values(
-        BadInventory{"not json", "{", "inventory-json"},
-        BadInventory{"an array", "[]", "inventory-json"},
-        BadInventory{"no hosts key", "{}", "inventory-json"},
-        BadInventory{"hosts not an array", R"({"hosts":{}})", "inventory-json"},
-        BadInventory{"no host", R"({"hosts":[]})", "inventory-empty"},
-        BadInventory{"unknown top key", R"({"hosts":[)" + Host("w1") + R"(],"x":1})",
-                     "inventory-unknown-key"},
-        BadInventory{"duplicate top key", R"({"hosts":[],"hosts":[]})", "inventory-json"},
-        BadInventory{"host not an object", R"({"hosts":[1]})", "inventory-json"},
-        BadInventory{"unknown host key",
-                     R"({"hosts":[{"name":"w1","address":"a","port":1,"fingerprint":")" + kFp +
-                         R"(","user":"root"}]})",
-                     "inventory-unknown-key"},
-        BadInventory{"missing name",
-                     R"({"hosts":[{"address":"a","port":1,"fingerprint":")" + kFp + "\"}]}",
-                     "inventory-name"},
-        BadInventory{"empty name", R"({"hosts":[)" + Host("") + "]}", "inventory-name"},
-        BadInventory{"name with a slash", R"({"hosts":[)" + Host("w/1") + "]}", "inventory-name"},
-        BadInventory{"name with a space", R"({"hosts":[)" + Host("w 1") + "]}", "inventory-name"},
-        BadInventory{"name too long", R"({"hosts":[)" + Host(std::string(65, 'w')) + "]}",
-                     "inventory-name"},
-        BadInventory{"missing address",
-                     R"({"hosts":[{"name":"w1","port":1,"fingerprint":")" + kFp + "\"}]}",
-                     "inventory-address"},
-        BadInventory{
+        BadText{"not json", "{", "inventory-json"}, BadText{"an array", "[]", "inventory-json"},
+        BadText{"no hosts key", "{}", "inventory-json"},
+        BadText{"hosts not an array", R"({"hosts":{}})", "inventory-json"},
+        BadText{"no host", R"({"hosts":[]})", "inventory-empty"},
+        BadText{"unknown top key", R"({"hosts":[)" + Host("w1") + R"(],"x":1})",
+                "inventory-unknown-key"},
+        BadText{"duplicate top key", R"({"hosts":[],"hosts":[]})", "inventory-json"},
+        BadText{"host not an object", R"({"hosts":[1]})", "inventory-json"},
+        BadText{"unknown host key",
+                R"({"hosts":[{"name":"w1","address":"a","port":1,"fingerprint":")" + kFp +
+                    R"(","user":"root"}]})",
+                "inventory-unknown-key"},
+        BadText{"missing name",
+                R"({"hosts":[{"address":"a","port":1,"fingerprint":")" + kFp + "\"}]}",
+                "inventory-name"},
+        BadText{"empty name", R"({"hosts":[)" + Host("") + "]}", "inventory-name"},
+        BadText{"name with a slash", R"({"hosts":[)" + Host("w/1") + "]}", "inventory-name"},
+        BadText{"name with a space", R"({"hosts":[)" + Host("w 1") + "]}", "inventory-name"},
+        BadText{"name too long", R"({"hosts":[)" + Host(std::string(65, 'w')) + "]}",
+                "inventory-name"},
+        BadText{"missing address",
+                R"({"hosts":[{"name":"w1","port":1,"fingerprint":")" + kFp + "\"}]}",
+                "inventory-address"},
+        BadText{
             "address with a slash",
             R"({"hosts":[{"name":"w1","address":"evil/x","port":1,"fingerprint":")" + kFp + "\"}]}",
             "inventory-address"},
-        BadInventory{
+        BadText{
             "address with an at sign",
             R"({"hosts":[{"name":"w1","address":"a@b","port":1,"fingerprint":")" + kFp + "\"}]}",
             "inventory-address"},
-        BadInventory{"missing port", R"({"hosts":[)" + kNoPort + "]}", "inventory-port"},
-        BadInventory{
-            "port zero",
-            R"({"hosts":[{"name":"w1","address":"a","port":0,"fingerprint":")" + kFp + "\"}]}",
-            "inventory-port"},
-        BadInventory{
+        BadText{"missing port", R"({"hosts":[)" + kNoPort + "]}", "inventory-port"},
+        BadText{"port zero",
+                R"({"hosts":[{"name":"w1","address":"a","port":0,"fingerprint":")" + kFp + "\"}]}",
+                "inventory-port"},
+        BadText{
             "port too large",
             R"({"hosts":[{"name":"w1","address":"a","port":65536,"fingerprint":")" + kFp + "\"}]}",
             "inventory-port"},
-        BadInventory{
+        BadText{
             "port as a string",
             R"({"hosts":[{"name":"w1","address":"a","port":"8766","fingerprint":")" + kFp + "\"}]}",
             "inventory-port"},
-        BadInventory{
-            "negative port",
-            R"({"hosts":[{"name":"w1","address":"a","port":-1,"fingerprint":")" + kFp + "\"}]}",
-            "inventory-port"},
-        BadInventory{"missing fingerprint", R"({"hosts":[{"name":"w1","address":"a","port":1}]})",
-                     "inventory-fingerprint"},
-        BadInventory{"fingerprint too short",
-                     R"({"hosts":[)" + Host("w1", std::string(63, 'a')) + "]}",
-                     "inventory-fingerprint"},
-        BadInventory{"fingerprint too long",
-                     R"({"hosts":[)" + Host("w1", std::string(65, 'a')) + "]}",
-                     "inventory-fingerprint"},
-        BadInventory{"upper-case fingerprint",
-                     R"({"hosts":[)" + Host("w1", std::string(64, 'A')) + "]}",
-                     "inventory-fingerprint"},
-        BadInventory{"fingerprint with colons",
-                     R"({"hosts":[)" + Host("w1", "aa:" + std::string(62, 'a')) + "]}",
-                     "inventory-fingerprint"},
-        BadInventory{"fingerprint not hex",
-                     R"({"hosts":[)" + Host("w1", std::string(64, 'g')) + "]}",
-                     "inventory-fingerprint"},
-        BadInventory{"empty fingerprint", R"({"hosts":[)" + Host("w1", "") + "]}",
-                     "inventory-fingerprint"},
-        BadInventory{"duplicate names",
-                     R"({"hosts":[)" + Host("w1") + "," + Host("w1", kFp2) + "]}",
-                     "inventory-duplicate"}),
-    [](const auto& info) {
-      std::string n = info.param.label;
-      for (char& c : n)
-        if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-      return n;
-    });
+        BadText{"negative port",
+                R"({"hosts":[{"name":"w1","address":"a","port":-1,"fingerprint":")" + kFp + "\"}]}",
+                "inventory-port"},
+        BadText{"missing fingerprint", R"({"hosts":[{"name":"w1","address":"a","port":1}]})",
+                "inventory-fingerprint"},
+        BadText{"fingerprint too short", R"({"hosts":[)" + Host("w1", std::string(63, 'a')) + "]}",
+                "inventory-fingerprint"},
+        BadText{"fingerprint too long", R"({"hosts":[)" + Host("w1", std::string(65, 'a')) + "]}",
+                "inventory-fingerprint"},
+        BadText{"upper-case fingerprint", R"({"hosts":[)" + Host("w1", std::string(64, 'A')) + "]}",
+                "inventory-fingerprint"},
+        BadText{"fingerprint with colons",
+                R"({"hosts":[)" + Host("w1", "aa:" + std::string(62, 'a')) + "]}",
+                "inventory-fingerprint"},
+        BadText{"fingerprint not hex", R"({"hosts":[)" + Host("w1", std::string(64, 'g')) + "]}",
+                "inventory-fingerprint"},
+        BadText{"empty fingerprint", R"({"hosts":[)" + Host("w1", "") + "]}",
+                "inventory-fingerprint"},
+        BadText{"duplicate names", R"({"hosts":[)" + Host("w1") + "," + Host("w1", kFp2) + "]}",
+                "inventory-duplicate"}),
+    LabelOf);
 
 TEST(AFingerprint, IsNormalisedFromDecnetsHexForms) {
   const std::string upper(64, 'A');
@@ -192,13 +188,7 @@ TEST(DecnetsHostList, LeavesDecommissionedHostsOut) {
   EXPECT_EQ(hosts->targets[0].name, "w2");
 }
 
-struct BadDecnet {
-  const char* label;
-  std::string text;
-  const char* rule;
-};
-
-class DecnetsHostListRefuses : public ::testing::TestWithParam<BadDecnet> {};
+class DecnetsHostListRefuses : public ::testing::TestWithParam<BadText> {};
 
 TEST_P(DecnetsHostListRefuses, NamingTheRule) {
   auto hosts = ParseDecnetHosts(GetParam().text, {}, 8766);
@@ -211,30 +201,25 @@ const std::string kQuotedFp = "\"" + std::string(64, 'a') + "\"";
 INSTANTIATE_TEST_SUITE_P(
     Table, DecnetsHostListRefuses,
     ::testing::Values(
-        BadDecnet{"not json", "[", "inventory-json"},
-        BadDecnet{"an object", "{}", "inventory-json"}, BadDecnet{"empty", "[]", "inventory-empty"},
-        BadDecnet{"only decommissioned", "[" + DecnetHost("w1", "decommissioned", kQuotedFp) + "]",
-                  "inventory-empty"},
-        BadDecnet{"a host not an object", "[1]", "inventory-json"},
-        BadDecnet{"no name",
-                  R"([{"address":"192.0.2.1","updater_cert_fingerprint":)" + kQuotedFp + "}]",
-                  "inventory-name"},
-        BadDecnet{"no address", R"([{"name":"w1","updater_cert_fingerprint":)" + kQuotedFp + "}]",
-                  "inventory-address"},
-        BadDecnet{"bad listed fingerprint", "[" + DecnetHost("w1", "active", "\"xyz\"") + "]",
-                  "inventory-fingerprint"},
-        BadDecnet{"listed fingerprint a number", "[" + DecnetHost("w1", "active", "7") + "]",
-                  "inventory-fingerprint"},
-        BadDecnet{"duplicate names",
-                  "[" + DecnetHost("w1", "active", kQuotedFp) + "," +
-                      DecnetHost("w1", "active", kQuotedFp) + "]",
-                  "inventory-duplicate"}),
-    [](const auto& info) {
-      std::string n = info.param.label;
-      for (char& c : n)
-        if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-      return n;
-    });
+        BadText{"not json", "[", "inventory-json"}, BadText{"an object", "{}", "inventory-json"},
+        BadText{"empty", "[]", "inventory-empty"},
+        BadText{"only decommissioned", "[" + DecnetHost("w1", "decommissioned", kQuotedFp) + "]",
+                "inventory-empty"},
+        BadText{"a host not an object", "[1]", "inventory-json"},
+        BadText{"no name",
+                R"([{"address":"192.0.2.1","updater_cert_fingerprint":)" + kQuotedFp + "}]",
+                "inventory-name"},
+        BadText{"no address", R"([{"name":"w1","updater_cert_fingerprint":)" + kQuotedFp + "}]",
+                "inventory-address"},
+        BadText{"bad listed fingerprint", "[" + DecnetHost("w1", "active", "\"xyz\"") + "]",
+                "inventory-fingerprint"},
+        BadText{"listed fingerprint a number", "[" + DecnetHost("w1", "active", "7") + "]",
+                "inventory-fingerprint"},
+        BadText{"duplicate names",
+                "[" + DecnetHost("w1", "active", kQuotedFp) + "," +
+                    DecnetHost("w1", "active", kQuotedFp) + "]",
+                "inventory-duplicate"}),
+    LabelOf);
 
 TEST(APinsFile, RefusesBadNamesAndFingerprints) {
   EXPECT_TRUE(ParsePins(R"({"w1":")" + kFp + "\"}"));

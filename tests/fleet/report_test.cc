@@ -31,12 +31,18 @@ int Validate(const json& report) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : 99;
 }
 
+// A host of the report, not yet given a result.
+HostOutcome HostAt(std::string name, std::string address, std::uint16_t port) {
+  HostOutcome h;
+  h.name = std::move(name);
+  h.address = std::move(address);
+  h.port = port;
+  return h;
+}
+
 PlanReport MixedPush() {
   PlanReport r;
-  HostOutcome ok;
-  ok.name = "w1";
-  ok.address = "10.0.0.1";
-  ok.port = 8766;
+  HostOutcome ok = HostAt("w1", "10.0.0.1", 8766);
   ok.result = HostResult::kOk;
   ok.http_status = 200;
   ok.phase = "done";
@@ -56,10 +62,7 @@ PlanReport MixedPush() {
   bad.http_status = 409;
   bad.phase = "gate";
   bad.self = nullptr;
-  HostOutcome skipped;
-  skipped.name = "w3";
-  skipped.address = "w3.example";
-  skipped.port = 1;
+  HostOutcome skipped = HostAt("w3", "w3.example", 1);
   skipped.cause = "not started: the rollout halted at w2";
   r.hosts = {ok, bad, skipped};
   r.halted_by = "w2";
@@ -95,10 +98,7 @@ TEST(TheReport, OfAHaltedPushValidatesAgainstItsSchema) {
 
 TEST(TheReport, OfAStatusRunAndADryRunValidate) {
   PlanReport r;
-  HostOutcome h;
-  h.name = "w1";
-  h.address = "10.0.0.1";
-  h.port = 8766;
+  HostOutcome h = HostAt("w1", "10.0.0.1", 8766);
   h.result = HostResult::kOk;
   h.details = {
       {"reachable", true},         {"updater_version", "0.1.0"},

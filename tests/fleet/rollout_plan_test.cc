@@ -72,6 +72,15 @@ std::vector<std::string> Names(const PlanReport& r, HostResult which) {
   return out;
 }
 
+// Every host the plan skipped gives `why` in its cause.
+void ExpectEverySkippedHostSays(const PlanReport& r, const std::string& why) {
+  for (const auto& h : r.hosts) {
+    if (h.result == HostResult::kSkipped) {
+      EXPECT_NE(h.cause.find(why), std::string::npos) << h.name;
+    }
+  }
+}
+
 TEST(ARollout, UpdatesEveryHostWithTheCanaryFirstAndAloneWhenAllSucceed) {
   FakeWorkers workers;
   NullProgress progress;
@@ -99,11 +108,7 @@ TEST(ARollout, TouchesNothingElseWhenTheCanaryFails) {
   EXPECT_EQ(r.halted_by, "w1");
   EXPECT_EQ(Names(r, HostResult::kFailed), std::vector<std::string>{"w1"});
   EXPECT_EQ(Names(r, HostResult::kSkipped).size(), 5u);
-  for (const auto& h : r.hosts) {
-    if (h.result == HostResult::kSkipped) {
-      EXPECT_NE(h.cause.find("halted at w1"), std::string::npos);
-    }
-  }
+  ExpectEverySkippedHostSays(r, "halted at w1");
 }
 
 TEST(ARollout, SkipsLaterBatchesAfterAFailureInTheSecondBatch) {
@@ -168,11 +173,7 @@ TEST(ARollout, LetsHostsInFlightFinishAndSkipsTheRestOnASignal) {
     EXPECT_NE(std::find(ok.begin(), ok.end(), name), ok.end()) << name;
   EXPECT_LE(workers.started().size(), 4u);
   EXPECT_GE(Names(r, HostResult::kSkipped).size(), 5u);
-  for (const auto& h : r.hosts) {
-    if (h.result == HostResult::kSkipped) {
-      EXPECT_NE(h.cause.find("interrupted"), std::string::npos);
-    }
-  }
+  ExpectEverySkippedHostSays(r, "interrupted");
 }
 
 TEST(AStatusPlan, ReachesEveryHostDespiteFailures) {

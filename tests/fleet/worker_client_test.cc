@@ -3,166 +3,39 @@
 #include "fleet/worker_client.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <openssl/err.h>
 #include <openssl/rand.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <csignal>
-#include <fstream>
-#include <mutex>
 #include <thread>
 
 #include "fleet/host_ops.h"
 #include "tests/daemon/test_pki.h"
+#include "tests/fleet/tls_updater_stub.h"
 
 namespace decnet::fleet {
 namespace {
 
-using testing::CertSpec;
-using testing::Issued;
-using testing::TempDir;
 using testing::TestCa;
+using testing::TlsUpdaterStub;
 
-class TinyUpdater {
- public:
-  struct Seen {
-    std::uint64_t request_bytes = 0;  // application bytes read, all connections
-    int connections = 0;              // completed handshakes
-    std::string client_cn;
-    std::string last_body;
-    std::string last_path;
-  };
-
-  TinyUpdater(const TestCa& ca, const Issued& server, int update_status)
-      : update_status_(update_status) {
-    ctx_.reset(SSL_CTX_new(TLS_server_method()));
-    SSL_CTX_use_certificate(ctx_.get(), server.cert.get());
-    SSL_CTX_use_PrivateKey(ctx_.get(), server.key.get());
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx_.get()), ca.ca().cert.get());
-    SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(fd_, 16);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~TinyUpdater() {
-    stop_ = true;
-    ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
-    thread_.join();
-  }
-  std::uint16_t port() const { return port_; }
-  Seen seen() {
-    std::lock_guard lock(mu_);
-    return seen_;
-  }
-
- private:
-  void Serve() {
-    while (!stop_) {
-      int c = ::accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      timeval tv{5, 0};
-      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      testing::SslPtr ssl(SSL_new(ctx_.get()));
-      SSL_set_fd(ssl.get(), c);
-      if (SSL_accept(ssl.get()) == 1) {
-        {
-          std::lock_guard lock(mu_);
-          ++seen_.connections;
-          X509* peer = SSL_get1_peer_certificate(ssl.get());
-          char cn[256] = {0};
-          if (peer) X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, 255);
-          X509_free(peer);
-          seen_.client_cn = cn;
-        }
-        Handle(ssl.get());
-      }
-      ERR_clear_error();
-      ::close(c);
-    }
-  }
-
-  void Handle(SSL* ssl) {
-    std::string data;
-    char buf[65536];
-    auto read_more = [&]() {
-      int n = SSL_read(ssl, buf, sizeof buf);
-      if (n <= 0) return false;
-      data.append(buf, static_cast<size_t>(n));
-      std::lock_guard lock(mu_);
-      seen_.request_bytes += static_cast<std::uint64_t>(n);
-      return true;
-    };
-    size_t head_end;
-    while ((head_end = data.find("\r\n\r\n")) == std::string::npos)
-      if (!read_more()) return;
-    const std::string head = data.substr(0, head_end);
-    const std::string path =
-        head.substr(head.find(' ') + 1, head.find(' ', head.find(' ') + 1) - head.find(' ') - 1);
-    size_t length = 0;
-    if (auto cl = head.find("Content-Length: "); cl != std::string::npos)
-      length = std::stoul(head.substr(cl + 16));
-    while (data.size() < head_end + 4 + length)
-      if (!read_more()) return;
-    {
-      std::lock_guard lock(mu_);
-      seen_.last_path = path;
-      seen_.last_body = data.substr(head_end + 4);
-    }
-    std::string body;
-    int status = 200;
-    if (path == "/health") {
-      body = R"({"status":"ok","role":"updater","version":"0.1.0","releases":[]})";
-    } else if (path == "/update") {
-      status = update_status_;
-      body =
-          status == 200
+// What the updater answers: /health, /update with `update_status` (a rolled-back gate when
+// it is not 200), and 404 for anything else.
+TlsUpdaterStub::Script Updating(int update_status) {
+  return [update_status](const std::string& path, int) -> testing::StubAnswer {
+    if (path == "/health")
+      return {200, R"({"status":"ok","role":"updater","version":"0.1.0","releases":[]})"};
+    if (path == "/update")
+      return {
+          update_status,
+          update_status == 200
               ? R"({"status":"updated","release":{"slot":"active","version":"1.2.0"},"probe":""})"
-              : R"({"error":"health gate failed","stderr":"","detail":{"error":"health gate failed","stderr":"","rolled_back":true,"rule":"gate-unhealthy"}})";
-    } else {
-      status = 404;
-      body = R"({"detail":"Not Found"})";
-    }
-    const std::string answer =
-        "HTTP/1.1 " + std::to_string(status) +
-        " X\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-        "\r\nConnection: close\r\n\r\n" + body;
-    SSL_write(ssl, answer.data(), static_cast<int>(answer.size()));
-    SSL_shutdown(ssl);
-  }
+              : R"({"error":"health gate failed","stderr":"","detail":{"error":"health gate failed","stderr":"","rolled_back":true,"rule":"gate-unhealthy"}})"};
+    return {404, R"({"detail":"Not Found"})"};
+  };
+}
 
-  int update_status_;
-  testing::CtxPtr ctx_;
-  int fd_ = -1;
-  std::uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-  std::mutex mu_;
-  Seen seen_;
-};
-
-class APinnedClient : public ::testing::Test {
+class APinnedClient : public testing_support::AgainstAStubUpdater {
  protected:
-  APinnedClient()
-      : ca_("fleet-test-ca"),
-        server_(ca_.Issue(CertSpec{{"updater"}, true})),
-        master_(ca_.Issue(CertSpec{{"decnet-master"}, false})) {
-    // As decnet-rollout does: a peer that hangs up is an error, not a death.
-    std::signal(SIGPIPE, SIG_IGN);
-    auto pem = testing::WritePem(dir_, "master", master_);
-    auto tls = ClientTls::Load({pem.cert, pem.key, ""});
-    EXPECT_TRUE(tls) << tls.error().message;
-    tls_ = std::move(*tls);
+  APinnedClient() : AgainstAStubUpdater("fleet-test-ca") {
     // A 3 MiB "tarball": random bytes, so that nothing in it looks like a boundary.
     std::string bytes(3 * 1024 * 1024 + 17, '\0');
     RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
@@ -175,30 +48,15 @@ class APinnedClient : public ::testing::Test {
     release_.signatures = {"ed25519 0123456789abcdef SIGNATURE-ONE",
                            "ed25519 fedcba9876543210 SIGNATURE-TWO"};
     release_.version = "1.2.0";
-    settings_.tls = &tls_;
     settings_.release = &release_;
-    settings_.timeouts.connect = std::chrono::seconds(5);
-    settings_.timeouts.io = std::chrono::seconds(5);
-    settings_.timeouts.response = std::chrono::seconds(10);
   }
 
-  Target At(const TinyUpdater& u, const std::string& fingerprint) {
-    return Target{"w1", "127.0.0.1", u.port(), fingerprint};
-  }
-
-  TempDir dir_;
-  TestCa ca_;
-  Issued server_;
-  Issued master_;
-  ClientTls tls_;
   ReleaseFile release_;
   std::string tarball_;
-  PushSettings settings_;
-  NullProgress progress_;
 };
 
 TEST_F(APinnedClient, RefusesAWrongPinWithoutWritingASingleRequestByte) {
-  TinyUpdater updater(ca_, server_, 200);
+  TlsUpdaterStub updater(ca_, server_, Updating(200));
   const std::string wrong(64, 'b');
   auto conn = PinnedConnection::Open(tls_, At(updater, wrong), settings_.timeouts);
   ASSERT_FALSE(conn);
@@ -217,7 +75,7 @@ TEST_F(APinnedClient, RefusesAWrongPinWithoutWritingASingleRequestByte) {
 }
 
 TEST_F(APinnedClient, UploadsTheWholeBodyWithDescriptorAndSignaturesBeforeTheTarball) {
-  TinyUpdater updater(ca_, server_, 200);
+  TlsUpdaterStub updater(ca_, server_, Updating(200));
   std::uint64_t last_total = 0, last_sent = 0;
   class Recording final : public ProgressSink {
    public:
@@ -258,7 +116,7 @@ TEST_F(APinnedClient, UploadsTheWholeBodyWithDescriptorAndSignaturesBeforeTheTar
 }
 
 TEST_F(APinnedClient, ReportsAWorkerThatRolledBack) {
-  TinyUpdater updater(ca_, server_, 409);
+  TlsUpdaterStub updater(ca_, server_, Updating(409));
   HostOutcome o = UpdateHost(At(updater, server_.fingerprint), settings_, progress_);
   EXPECT_EQ(o.result, HostResult::kFailed);
   EXPECT_EQ(o.failure, FailureKind::kRolledBack);
@@ -269,7 +127,7 @@ TEST_F(APinnedClient, ReportsAWorkerThatRolledBack) {
 TEST_F(APinnedClient, ReportsAClosedPortAsUnreachable) {
   std::uint16_t port;
   {
-    TinyUpdater gone(ca_, server_, 200);
+    TlsUpdaterStub gone(ca_, server_, Updating(200));
     port = gone.port();
   }
   HostOutcome o =
@@ -279,7 +137,7 @@ TEST_F(APinnedClient, ReportsAClosedPortAsUnreachable) {
 }
 
 TEST_F(APinnedClient, ReadsHealthOverThePinnedConnection) {
-  TinyUpdater updater(ca_, server_, 200);
+  TlsUpdaterStub updater(ca_, server_, Updating(200));
   auto conn = PinnedConnection::Open(tls_, At(updater, server_.fingerprint), settings_.timeouts);
   ASSERT_TRUE(conn) << conn.error().message;
   EXPECT_EQ(conn->peer_fingerprint(), server_.fingerprint);
@@ -290,7 +148,7 @@ TEST_F(APinnedClient, ReadsHealthOverThePinnedConnection) {
 }
 
 TEST_F(APinnedClient, FailsTheChainCheckWhenACaIsGivenThatDidNotSignTheUpdater) {
-  TinyUpdater updater(ca_, server_, 200);
+  TlsUpdaterStub updater(ca_, server_, Updating(200));
   TestCa other("other-ca");
   const std::string other_ca = dir_.Write("other-ca.crt", other.ca().cert_pem);
   auto pem = testing::WritePem(dir_, "master2", master_);
