@@ -93,7 +93,9 @@ divided by five: the second ratio is against that floor. All the workers share {
 the master, so five updates in flight also compete for CPU (hashing, extraction, the agents'
 start), which a real fleet does not.
 
-The master's memory against the tarball's size (five workers, five in flight):
+The master's memory against the tarball's size (five workers, five in flight). The peak is
+decnet-rollout's own high-water mark (VmHWM of its image, sampled until it exits), not wait4's
+maxrss, which would also count the benchmark driver it was forked from:
 
 | tarball | workers | wall time | master peak RSS |
 |---|---|---|---|
