@@ -119,8 +119,8 @@ Route UpdaterApi::OnHead(const RequestHead& head, const Peer& peer) {
     return JsonResponse(403, api::DetailJson(api::kMasterRequired));
   switch (row->endpoint) {
     // SECURITY: any CA-signed client (a worker's own certificate too) learns only that the
-    // updater is alive; the releases, their digests, the version and the policy digest are the
-    // master's to read.
+    // updater is alive; the releases, their digests, the version, the policy digest and the
+    // last operation are the master's to read.
     case Endpoint::kHealth:
       if (!peer.master) return JsonResponse(200, json{{"status", "ok"}, {"role", "updater"}});
       return Health();
@@ -142,8 +142,13 @@ Response UpdaterApi::Health() const {
     checks.updater_floor = options_.guard->floor().Get(ReleaseKind::kUpdater);
     checks.require_signature = options_.guard->require_signature();
   }
-  json body =
-      api::HealthJson({}, options_.version, alive, options_.policy_digest, checks, options_.build);
+  std::optional<api::LastResult> last;
+  if (options_.audit != nullptr) {
+    if (auto op = options_.audit->LastOperation())
+      last = api::LastResult{op->op, op->result, op->rule, op->version, op->at};
+  }
+  json body = api::HealthJson({}, options_.version, alive, options_.policy_digest, checks,
+                              options_.build, last);
   {
     std::lock_guard lock(snapshot_mu_);
     body["releases"] = releases_;

@@ -82,7 +82,9 @@ struct ApiOptions {
   api::BuildIdentity build;
   std::string policy_digest;       // the helper policy's, shown by /health
   std::function<bool()> helper_alive;  // /health and decnet_updater_helper_up; empty: false
-  AuditLog* audit = nullptr;       // /audit and deadline records; null: /audit answers 503
+  // /audit, deadline records and /health's "last_result"; null: /audit answers 503 and
+  // "last_result" is null.
+  AuditLog* audit = nullptr;
   // Release authenticity and the version floor, checked at the head of each upload's tarball
   // and after it is spooled; /health shows the floor. Null (tests of other things): a form
   // with a descriptor, signatures or downgrade is refused ("signature-unverifiable").

@@ -26,15 +26,43 @@ std::string NowIso() {
   return buf;
 }
 
+std::string StringField(const nlohmann::json& line, const char* key) {
+  auto it = line.find(key);
+  return it != line.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// The last operation line of the file at `path`; nullopt when there is none or the file cannot
+// be read. Lines that are not JSON objects (a torn last line after a crash) are skipped.
+std::optional<AuditOperation> ReadLastOperation(const std::string& path) {
+  std::ifstream in(path);
+  std::optional<AuditOperation> last;
+  for (std::string text; std::getline(in, text);) {
+    nlohmann::json line = nlohmann::json::parse(text, nullptr, false);
+    if (!line.is_object() || !IsAuditedOperation(StringField(line, "op"))) continue;
+    last = AuditOperation{StringField(line, "op"), StringField(line, "result"),
+                          StringField(line, "rule"), StringField(line, "version"),
+                          StringField(line, "ts")};
+  }
+  return last;
+}
+
 }  // namespace
+
+bool IsAuditedOperation(std::string_view op) {
+  return op == "update" || op == "update-self" || op == "rollback";
+}
 
 Result<AuditLog> AuditLog::Open(const std::string& path) {
   int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
   if (fd < 0) return Fail(ErrorCode::kFailed, "audit-open", path + ": " + std::strerror(errno));
-  return AuditLog(path, fd);
+  AuditLog log(path, fd);
+  log.last_operation_ = ReadLastOperation(path);
+  return log;
 }
 
 AuditLog::AuditLog(AuditLog&& other) noexcept : path_(std::move(other.path_)), fd_(other.fd_) {
+  std::lock_guard lock(other.mu_);
+  last_operation_ = std::move(other.last_operation_);
   other.fd_ = -1;
 }
 
@@ -45,7 +73,8 @@ AuditLog::~AuditLog() {
 Result<void> AuditLog::Append(const AuditEntry& e) {
   nlohmann::json durations = nlohmann::json::object();
   for (const auto& [step, ms] : e.durations_ms) durations[step] = ms;
-  nlohmann::json j = {{"ts", NowIso()},
+  const std::string ts = NowIso();
+  nlohmann::json j = {{"ts", ts},
                       {"op", e.op},
                       {"client", {{"fingerprint", e.client_fingerprint}, {"cn", e.client_cn}}},
                       {"sha256", e.sha256},
@@ -72,7 +101,14 @@ Result<void> AuditLog::Append(const AuditEntry& e) {
   if (::fdatasync(fd_) != 0) {
     return Fail(ErrorCode::kFailed, "audit-write", path_ + ": " + std::strerror(errno));
   }
+  if (IsAuditedOperation(e.op))
+    last_operation_ = AuditOperation{e.op, e.result, e.rule, e.version, ts};
   return {};
+}
+
+std::optional<AuditOperation> AuditLog::LastOperation() const {
+  std::lock_guard lock(mu_);
+  return last_operation_;
 }
 
 Result<std::vector<std::string>> AuditLog::Tail(size_t max_lines) const {

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -29,9 +31,25 @@ struct AuditEntry {
   std::vector<std::pair<std::string, int64_t>> durations_ms;  // step -> milliseconds
 };
 
+// The last operation a line recorded, as GET /health shows it to the master. Operations are
+// the lines of "update", "update-self" and "rollback" (answered, refused, failed or found at
+// start-up); "recovery" (start-up reconciliation) and "hello" (the helper's greeting) are not.
+struct AuditOperation {
+  std::string op;
+  std::string result;
+  std::string rule;     // empty when none
+  std::string version;  // empty when none
+  std::string at;       // the line's "ts"
+};
+
+// True for the ops AuditOperation covers.
+bool IsAuditedOperation(std::string_view op);
+
 class AuditLog {
  public:
-  // Opens (creating 0640) `path` for appending.
+  // Opens (creating 0640) `path` for appending and reads back the last operation it recorded
+  // (LastOperation), so that it survives a restart; a file that cannot be read, or whose
+  // lines are not JSON, only leaves LastOperation empty.
   [[nodiscard]] static Result<AuditLog> Open(const std::string& path);
   AuditLog(AuditLog&& other) noexcept;
   AuditLog& operator=(AuditLog&&) = delete;
@@ -40,12 +58,16 @@ class AuditLog {
   [[nodiscard]] Result<void> Append(const AuditEntry& entry);
   // The last `max_lines` lines, oldest first (for GET /audit).
   [[nodiscard]] Result<std::vector<std::string>> Tail(size_t max_lines) const;
+  // The last operation appended (or, before any, read back at Open); nullopt when none.
+  // Updated only once its line was written. Thread-safe.
+  std::optional<AuditOperation> LastOperation() const;
 
  private:
   AuditLog(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   std::string path_;
   int fd_;
   mutable std::mutex mu_;
+  std::optional<AuditOperation> last_operation_;  // under mu_
 };
 
 }  // namespace decnet::daemon

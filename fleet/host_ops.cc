@@ -1,6 +1,7 @@
 #include "fleet/host_ops.h"
 
 #include <algorithm>
+#include <initializer_list>
 #include <set>
 #include <thread>
 
@@ -77,6 +78,18 @@ json Slot(const json& releases, std::string_view slot) {
   for (const auto& r : releases)
     if (r.is_object() && r.value("slot", "") == slot) return r;
   return nullptr;
+}
+
+// The fields `keys` of the object `from`, each a string or null (anything else: null); null
+// when `from` is not an object. What a worker shows is kept to the shape the report declares.
+json StringFields(const json& from, std::initializer_list<const char*> keys) {
+  if (!from.is_object()) return nullptr;
+  json out = json::object();
+  for (const char* key : keys) {
+    auto it = from.find(key);
+    out[key] = it != from.end() && it->is_string() ? *it : json(nullptr);
+  }
+  return out;
 }
 
 bool SameVersion(const std::string& a, const std::string& b) {
@@ -378,7 +391,11 @@ HostOutcome StatusHost(const Target& t, const PushSettings& s, ProgressSink& pro
         {"updater_version", reachable ? health.value("version", json(nullptr)) : json(nullptr)},
         {"active", reachable ? Slot(releases, "active") : json(nullptr)},
         {"previous", reachable ? Slot(releases, "prev") : json(nullptr)},
-        {"last_result", reachable ? health.value("last_result", json(nullptr)) : json(nullptr)},
+        {"build", reachable ? StringFields(health.value("build", json(nullptr)), {"version", "id"})
+                            : json(nullptr)},
+        {"last_result", reachable ? StringFields(health.value("last_result", json(nullptr)),
+                                                 {"op", "result", "rule", "version", "at"})
+                                  : json(nullptr)},
         {"version_floor", reachable ? health.value("version_floor", json(nullptr)) : json(nullptr)},
         {"require_signature",
          reachable ? health.value("require_signature", json(nullptr)) : json(nullptr)}};

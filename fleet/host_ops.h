@@ -43,8 +43,10 @@ HostOutcome UpdateHost(const Target& target, const PushSettings& settings, Progr
 // version floor and what would refuse the push.
 HostOutcome DryRunHost(const Target& target, const PushSettings& settings, ProgressSink& progress);
 
-// GET /health and /releases: reachability, active and previous release, the worker's last
-// result when it shows one, its version floor and whether it requires signatures.
+// GET /health and /releases: reachability, the updater's version and build ({"version","id"},
+// null when /health shows none), active and previous release, the worker's last result when
+// it shows one ({"op","result","rule","version","at"}, each a string or null; null when it
+// shows none), its version floor and whether it requires signatures.
 HostOutcome StatusHost(const Target& target, const PushSettings& settings, ProgressSink& progress);
 
 // POST /rollback: 200 ok; 404 (nothing to roll back to) and any other answer kRefused.

@@ -392,7 +392,10 @@ int Run(Command c, Args args) {
   if (g_stop.load()) report.interrupted = true;
 
   std::FILE* table_out = o.json_out == "-" ? stderr : stdout;
-  PrintTable(table_out, report.hosts);
+  if (c == Command::kStatus)
+    PrintStatusTable(table_out, report.hosts);
+  else
+    PrintTable(table_out, report.hosts);
   if (report.halted_by)
     std::fprintf(table_out, "halted at %s\n", Printable(*report.halted_by, 64).c_str());
   if (report.interrupted) std::fprintf(table_out, "interrupted: hosts not started were skipped\n");

@@ -128,6 +128,53 @@ void PrintTable(std::FILE* out, const std::vector<HostOutcome>& hosts) {
   }
 }
 
+namespace {
+
+// A string field of `j`, or "" when `j` is no object or the field no string.
+std::string Text(const json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// "update refused (version-not-newer)", "rollback rolled_back", or "-".
+std::string LastResultLabel(const json& last) {
+  std::string out = Text(last, "op");
+  if (std::string result = Text(last, "result"); !result.empty())
+    out += (out.empty() ? "" : " ") + result;
+  if (std::string rule = Text(last, "rule"); !rule.empty())
+    out += (out.empty() ? "(" : " (") + rule + ")";
+  return out.empty() ? "-" : out;
+}
+
+}  // namespace
+
+void PrintStatusTable(std::FILE* out, const std::vector<HostOutcome>& hosts) {
+  std::size_t name_w = 4;
+  for (const auto& h : hosts) name_w = std::max(name_w, Printable(h.name, 32).size());
+  std::fprintf(out, "%-*s  %-8s  %-30s  %-40s  %-16s  %s\n", static_cast<int>(name_w), "HOST",
+               "RESULT", "RELEASE", "LAST RESULT", "BUILD", "CAUSE");
+  for (const auto& h : hosts) {
+    std::string result(HostResultName(h.result));
+    std::string cause = h.cause;
+    if (h.result == HostResult::kFailed)
+      cause = std::string(FailureKindName(h.failure)) + (cause.empty() ? "" : ": " + cause);
+    const json none = nullptr;
+    const json& last = h.details.is_object() && h.details.contains("last_result")
+                           ? h.details["last_result"]
+                           : none;
+    const json& build =
+        h.details.is_object() && h.details.contains("build") ? h.details["build"] : none;
+    std::string build_id = Text(build, "id");
+    std::fprintf(out, "%-*s  %-8s  %-30s  %-40s  %-16s  %s\n", static_cast<int>(name_w),
+                 Printable(h.name, 32).c_str(), result.c_str(),
+                 Printable(ReleaseLabel(h.release), 30).c_str(),
+                 Printable(LastResultLabel(last), 40).c_str(),
+                 Printable(build_id.empty() ? "-" : build_id, 16).c_str(),
+                 Printable(cause, 160).c_str());
+  }
+}
+
 json ReportJson(const ReportHeader& header, const PlanReport& plan) {
   json hosts = json::array();
   std::size_t ok = 0, failed = 0, skipped = 0;

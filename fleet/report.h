@@ -49,6 +49,9 @@ std::string Printable(std::string_view text, std::size_t max = 120);
 
 // The final table: host, result, release, cause, one row per host.
 void PrintTable(std::FILE* out, const std::vector<HostOutcome>& hosts);
+// status's table: as PrintTable plus, from each host's details, the worker's last result
+// (op, result and rule) and its updater build's release id ("-" when it shows none).
+void PrintStatusTable(std::FILE* out, const std::vector<HostOutcome>& hosts);
 
 // Everything the JSON report says beyond the hosts.
 struct ReportHeader {

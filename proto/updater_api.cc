@@ -27,8 +27,16 @@ json ReleaseList(const std::vector<Release>& releases) {
 
 json HealthJson(const std::vector<Release>& releases, const std::string& version, bool helper_alive,
                 const std::string& policy_digest, const ReleaseChecks& checks,
-                const BuildIdentity& build) {
+                const BuildIdentity& build, const std::optional<LastResult>& last_result) {
   auto or_null = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };
+  auto empty_null = [](const std::string& v) { return v.empty() ? json(nullptr) : json(v); };
+  json last = nullptr;
+  if (last_result)
+    last = {{"op", last_result->op},
+            {"result", last_result->result},
+            {"rule", empty_null(last_result->rule)},
+            {"version", empty_null(last_result->version)},
+            {"at", last_result->at}};
   return {
       {"status", "ok"},
       {"role", "updater"},
@@ -39,7 +47,8 @@ json HealthJson(const std::vector<Release>& releases, const std::string& version
        {{"service", or_null(checks.service_floor)}, {"updater", or_null(checks.updater_floor)}}},
       {"require_signature", checks.require_signature},
       {"build",
-       {{"version", build.version.empty() ? version : build.version}, {"id", or_null(build.id)}}}};
+       {{"version", build.version.empty() ? version : build.version}, {"id", or_null(build.id)}}},
+      {"last_result", last}};
 }
 
 json ReleasesJson(const std::vector<Release>& releases) {

@@ -45,13 +45,26 @@ struct BuildIdentity {
   std::optional<std::string> id;
 };
 
+// The last operation the updater's audit log recorded: its op ("update", "update-self",
+// "rollback"), its result ("updated", "rolled_back", "refused", "failed", ...), the rule and
+// the release version when there were any (empty: none), and when it was recorded (ISO 8601).
+struct LastResult {
+  std::string op;
+  std::string result;
+  std::string rule;
+  std::string version;
+  std::string at;
+};
+
 // 200 of GET /health: {"status":"ok","role":"updater","releases":[...]} plus our
 // "version" (the compiled version), "helper" ({"alive":bool,"policy_digest":str}),
-// "version_floor" ({"service":str|null,"updater":str|null}), "require_signature" (bool) and
-// "build" ({"version":str,"id":str|null}; the version falls back to `version` when empty).
+// "version_floor" ({"service":str|null,"updater":str|null}), "require_signature" (bool),
+// "build" ({"version":str,"id":str|null}; the version falls back to `version` when empty) and
+// "last_result" (null, or {"op","result","rule":str|null,"version":str|null,"at"}).
 nlohmann::json HealthJson(const std::vector<Release>& releases, const std::string& version,
                           bool helper_alive, const std::string& policy_digest,
-                          const ReleaseChecks& checks = {}, const BuildIdentity& build = {});
+                          const ReleaseChecks& checks = {}, const BuildIdentity& build = {},
+                          const std::optional<LastResult>& last_result = std::nullopt);
 // 200 of GET /releases.
 nlohmann::json ReleasesJson(const std::vector<Release>& releases);
 // 200 of POST /update: {"status":"updated","release":R,"probe":"<agent health body>"}.

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <regex>
@@ -137,6 +138,7 @@ class FakeOps : public Operations {
   SelfUpdateOutcome self_answer = outcome::SelfQueued{};
   RollbackOutcome rollback_answer = outcome::Restored{};
   std::vector<json> releases_after;  // when set, Releases() returns these once an op ended
+  AuditLog* audit = nullptr;         // when set, each operation appends its line here
   std::atomic<int> entered{0};
   std::atomic<int> finished{0};
   std::atomic<int> hooks{0};          // restart hooks that returned
@@ -165,6 +167,14 @@ class FakeOps : public Operations {
     cv_.notify_all();
     cv_.wait(lock, [&] { return !hold; });
     if (!releases_after.empty()) releases = releases_after;
+    if (audit != nullptr) {  // as the pipeline records what it did
+      AuditEntry entry;
+      entry.op = op;
+      entry.client_cn = caller.cn;
+      entry.version = "2.0.0";
+      entry.result = op == "rollback" ? "rolled_back" : "updated";
+      (void)audit->Append(entry);
+    }
     ++finished;
     cv_.notify_all();
     return answer;
@@ -359,6 +369,71 @@ TEST_F(AnUpdaterApi, NamesABuildNotRunFromItsStoreByTheCompiledVersionAndNoId) {
   Answer a = Curl(master_pem_, Url("/health"));
   ASSERT_EQ(a.status, "200");
   EXPECT_EQ(a.Json()["build"], (json{{"version", "9.9.9"}, {"id", nullptr}})) << a.body;
+}
+
+TEST_F(AnUpdaterApi, ShowsTheMasterNoLastResultBeforeAnyOperation) {
+  Start();
+  Answer a = Curl(master_pem_, Url("/health"));
+  ASSERT_EQ(a.status, "200");
+  ASSERT_TRUE(a.Json().contains("last_result")) << a.body;
+  EXPECT_TRUE(a.Json()["last_result"].is_null()) << a.body;
+}
+
+TEST_F(AnUpdaterApi, ShowsTheMasterTheLastOperationAfterEachOneAndAfterARestart) {
+  ops_.audit = &*audit_;
+  Start();
+  auto last = [&] { return Curl(master_pem_, Url("/health")).Json()["last_result"]; };
+  const std::regex iso(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)");
+
+  ASSERT_EQ(Push("/update", Form()).status, "200");
+  json after_update = last();
+  EXPECT_EQ(after_update["op"], "update") << after_update.dump();
+  EXPECT_EQ(after_update["result"], "updated") << after_update.dump();
+  EXPECT_TRUE(after_update["rule"].is_null()) << after_update.dump();
+  EXPECT_EQ(after_update["version"], "2.0.0") << after_update.dump();
+  ASSERT_TRUE(after_update["at"].is_string()) << after_update.dump();
+  EXPECT_TRUE(std::regex_match(after_update["at"].get<std::string>(), iso)) << after_update.dump();
+
+  // A refusal the API records itself is an operation's outcome too, with its rule.
+  ASSERT_EQ(Push("/update", "-F tarball=@/dev/null ").status, "400");
+  json refused = last();
+  EXPECT_EQ(refused["op"], "update") << refused.dump();
+  EXPECT_EQ(refused["result"], "refused") << refused.dump();
+  EXPECT_EQ(refused["rule"], "sha256-required") << refused.dump();
+  EXPECT_TRUE(refused["version"].is_null()) << refused.dump();
+
+  ASSERT_EQ(Curl(master_pem_, "-X POST " + Url("/rollback")).status, "200");
+  json rolled_back = last();
+  EXPECT_EQ(rolled_back["op"], "rollback") << rolled_back.dump();
+  EXPECT_EQ(rolled_back["result"], "rolled_back") << rolled_back.dump();
+
+  // Start-up's reconciliation and the helper's greeting are no operations of the master's.
+  for (const char* op : {"recovery", "hello"}) {
+    AuditEntry entry;
+    entry.op = op;
+    entry.result = "reconciled";
+    ASSERT_TRUE(audit_->Append(entry).has_value());
+  }
+  EXPECT_EQ(last(), rolled_back);
+
+  // A restart: a new log over the same file (its last line torn by a crash) and a new API.
+  server_->Stop();
+  server_.reset();
+  api_.reset();
+  audit_.reset();
+  {
+    std::ofstream torn(dir_.path() / "audit.jsonl", std::ios::app);
+    torn << R"({"op":"update","result":"upd)";
+  }
+  auto reopened = AuditLog::Open((dir_.path() / "audit.jsonl").string());
+  ASSERT_TRUE(reopened.has_value());
+  audit_.emplace(std::move(*reopened));
+  ops_.audit = nullptr;
+  Start();
+  EXPECT_EQ(last(), rolled_back) << "recovered from the log's lines, the same time stamp";
+
+  Answer worker = Curl(worker_pem_, Url("/health"));
+  EXPECT_EQ(worker.Json(), (json{{"status", "ok"}, {"role", "updater"}})) << worker.body;
 }
 
 TEST_F(AnUpdaterApi, RefusesAWorkerCertificateOnEveryMasterRouteWithDecnetsBody) {

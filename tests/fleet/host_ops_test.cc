@@ -5,9 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <thread>
 
+#include "fleet/report.h"
 #include "fleet/worker_client.h"
 #include "tests/daemon/test_pki.h"
 #include "tests/fleet/tls_updater_stub.h"
@@ -145,6 +148,91 @@ TEST_F(AHostOperation, FailsUpdateSelfAtOnceWhenTheWorkerRefusesTheBuild) {
   EXPECT_EQ(o.rule, "update-self-arch");
   EXPECT_EQ(o.http_status, 500);
   EXPECT_EQ(health_asked, 0) << "a refused build is not waited for";
+}
+
+// --- status ---------------------------------------------------------------------------------
+
+class AStatusQuery : public AHostOperation {
+ protected:
+  // status against a worker whose /health carries `extra` beside the usual fields.
+  HostOutcome Status(const json& extra) {
+    json health = json::parse(Health("0.1.0", nullptr));
+    health.update(extra);
+    const json releases = {{"releases", json::array()}};
+    TlsUpdaterStub worker(ca_, server_, [&](const std::string& path, int) -> Answer {
+      if (path == "/health") return {200, health.dump()};
+      if (path == "/releases") return {200, releases.dump()};
+      return {500, R"({"detail":"status writes nothing"})"};
+    });
+    return StatusHost(At(worker), settings_, progress_);
+  }
+
+  // What PrintStatusTable writes for `o`.
+  static std::string Table(const HostOutcome& o) {
+    char* text = nullptr;
+    size_t size = 0;
+    std::FILE* out = ::open_memstream(&text, &size);
+    PrintStatusTable(out, {o});
+    std::fclose(out);
+    std::string table(text, size);
+    std::free(text);
+    return table;
+  }
+};
+
+TEST_F(AStatusQuery, ShowsTheWorkersLastResultAndBuildInTheReportAndTheTable) {
+  const json last = {{"op", "update"},
+                     {"result", "refused"},
+                     {"rule", "version-not-newer"},
+                     {"version", "1.1.0"},
+                     {"at", "2024-05-01T10:00:00.000Z"}};
+  HostOutcome o = Status({{"last_result", last}, {"build", Build("2.0.0", kOldId)}});
+  ASSERT_EQ(o.result, HostResult::kOk) << o.cause;
+  EXPECT_EQ(o.details["last_result"], last) << o.details.dump();
+  EXPECT_EQ(o.details["build"], Build("2.0.0", kOldId)) << o.details.dump();
+  const std::string table = Table(o);
+  EXPECT_NE(table.find("LAST RESULT"), std::string::npos) << table;
+  EXPECT_NE(table.find("update refused (version-not-newer)"), std::string::npos) << table;
+  EXPECT_NE(table.find(kOldId), std::string::npos) << table;
+}
+
+TEST_F(AStatusQuery, ShowsNoLastResultOrBuildForAWorkerThatShowsNoneOrAMalformedOne) {
+  struct Row {
+    const char* what;
+    json extra;
+    json last_result;  // as the report keeps it
+    json build;
+  };
+  const json all_null = {{"op", nullptr},
+                         {"result", nullptr},
+                         {"rule", nullptr},
+                         {"version", nullptr},
+                         {"at", nullptr}};
+  const Row rows[] = {
+      {"an updater that predates both", json::object(), nullptr, nullptr},
+      {"null last_result", {{"last_result", nullptr}}, nullptr, nullptr},
+      {"a string last_result", {{"last_result", "updated"}}, nullptr, nullptr},
+      {"an array last_result", {{"last_result", json::array({"update"})}}, nullptr, nullptr},
+      {"numbers for strings",
+       {{"last_result", {{"op", 1}, {"result", true}, {"rule", json::object()}}}},
+       all_null,
+       nullptr},
+      {"a number build", {{"build", 7}}, nullptr, nullptr},
+      {"a build with a numeric id",
+       {{"build", {{"version", "1.0.0"}, {"id", 5}}}},
+       nullptr,
+       {{"version", "1.0.0"}, {"id", nullptr}}},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.what);
+    HostOutcome o = Status(row.extra);
+    ASSERT_EQ(o.result, HostResult::kOk) << o.cause;
+    EXPECT_EQ(o.details["last_result"], row.last_result) << o.details.dump();
+    EXPECT_EQ(o.details["build"], row.build) << o.details.dump();
+    const std::string table = Table(o);
+    EXPECT_EQ(table.find("update"), std::string::npos) << table;
+    EXPECT_EQ(table.find(kOldId), std::string::npos) << table;
+  }
 }
 
 // --- the dry run's units --------------------------------------------------------------------
