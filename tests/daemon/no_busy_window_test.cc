@@ -26,6 +26,7 @@
 #include "tests/daemon/served_stack.h"
 #include "tests/daemon/test_pki.h"
 #include "tests/daemon/test_tarball.h"
+#include "tests/daemon/test_updater_build.h"
 #include "tests/helper/test_dirs.h"
 #include "tests/support/wait.h"
 
@@ -88,18 +89,7 @@ class ANextRequest : public ::testing::Test {
   }
   // A build of the daemon for update-self: its manifest and a binary answering --version.
   Tarball PackBuild(const std::string& version) {
-    std::string tree = scratch_ + "/build-" + std::to_string(++packed_);
-    fs::create_directories(tree + "/bin");
-    std::ofstream(tree + "/bin/decnet-updaterd")
-        << "#!/bin/sh\necho decnet-updaterd " << version << "\n";
-    fs::permissions(tree + "/bin/decnet-updaterd", fs::perms(0755));
-    nlohmann::json m = {{"format", 1},
-                        {"version", version},
-                        {"kind", "updater"},
-                        {"arch", HostArch()},
-                        {"helper_protocol", proto::kProtocolVersion}};
-    std::ofstream(tree + "/.decnet-release.json") << m.dump();
-    return test::PackTree(tree);
+    return test::PackUpdaterBuild(scratch_ + "/build-" + std::to_string(++packed_), version);
   }
   static Request Update(const Tarball& t) {
     return {"/update", "-F tarball=@" + t.path + " --form-string sha256=" + t.sha256};

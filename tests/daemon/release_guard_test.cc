@@ -31,6 +31,7 @@
 #include "tests/daemon/served_stack.h"
 #include "tests/daemon/test_pki.h"
 #include "tests/daemon/test_tarball.h"
+#include "tests/daemon/test_updater_build.h"
 #include "tests/helper/test_dirs.h"
 #include "tests/support/loopback.h"
 #include "tests/support/wait.h"
@@ -186,18 +187,7 @@ class ASignedPush : public ::testing::Test {
   }
   // A build of the daemon for update-self: its manifest and a binary answering --version.
   Tarball PackBuild(const std::string& version) {
-    const std::string tree = dirs_.root() + "/build-" + std::to_string(++packed_);
-    fs::create_directories(tree + "/bin");
-    std::ofstream(tree + "/bin/decnet-updaterd")
-        << "#!/bin/sh\necho decnet-updaterd " << version << "\n";
-    fs::permissions(tree + "/bin/decnet-updaterd", fs::perms(0755));
-    nlohmann::json m = {{"format", 1},
-                        {"version", version},
-                        {"kind", "updater"},
-                        {"arch", HostArch()},
-                        {"helper_protocol", proto::kProtocolVersion}};
-    std::ofstream(tree + "/.decnet-release.json") << m.dump();
-    return test::PackTree(tree);
+    return test::PackUpdaterBuild(dirs_.root() + "/build-" + std::to_string(++packed_), version);
   }
   Answer Rollback() { return Curl("/rollback", "-X POST"); }
   nlohmann::json Health() { return nlohmann::json::parse(Curl("/health", "").body); }
