@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "proto/unique_fd.h"
+
 namespace decnet::adopt {
 namespace {
 
@@ -34,18 +36,6 @@ uint32_t Get(std::string_view b, size_t at, int n) {
     v = (v << 8) | static_cast<uint8_t>(b[at + static_cast<size_t>(i)]);
   return v;
 }
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 Result<int> OpenNoFollow(const std::string& path) {
   // SECURITY: a symlink in place of a key must not widen access to whatever it names.
@@ -104,7 +94,7 @@ Result<std::vector<AclEntry>> ParseAcl(std::string_view bytes) {
 Result<std::vector<AclEntry>> ReadAcl(const std::string& path) {
   auto fd = OpenNoFollow(path);
   if (!fd) return tl::make_unexpected(fd.error());
-  Fd owned(*fd);
+  UniqueFd owned(*fd);
   auto x = ReadXattr(owned.get(), path);
   if (!x) return tl::make_unexpected(x.error());
   if (*x) return ParseAcl(**x);
@@ -116,7 +106,7 @@ Result<std::vector<AclEntry>> ReadAcl(const std::string& path) {
 Result<AclSnapshot> Snapshot(const std::string& path) {
   auto fd = OpenNoFollow(path);
   if (!fd) return tl::make_unexpected(fd.error());
-  Fd owned(*fd);
+  UniqueFd owned(*fd);
   struct stat st {};
   if (::fstat(owned.get(), &st) != 0) return AclIo("stat", path);
   auto x = ReadXattr(owned.get(), path);
@@ -127,7 +117,7 @@ Result<AclSnapshot> Snapshot(const std::string& path) {
 Result<void> GrantUser(const std::string& path, uid_t uid, uint16_t perm) {
   auto fd = OpenNoFollow(path);
   if (!fd) return tl::make_unexpected(fd.error());
-  Fd owned(*fd);
+  UniqueFd owned(*fd);
   auto x = ReadXattr(owned.get(), path);
   if (!x) return tl::make_unexpected(x.error());
   std::vector<AclEntry> entries;
@@ -157,7 +147,7 @@ Result<void> GrantUser(const std::string& path, uid_t uid, uint16_t perm) {
 Result<void> Restore(const std::string& path, const AclSnapshot& snapshot) {
   auto fd = OpenNoFollow(path);
   if (!fd) return tl::make_unexpected(fd.error());
-  Fd owned(*fd);
+  UniqueFd owned(*fd);
   if (snapshot.xattr) {
     if (::fsetxattr(owned.get(), kAclName, snapshot.xattr->data(), snapshot.xattr->size(), 0) != 0)
       return AclIo("restore the ACL of", path);

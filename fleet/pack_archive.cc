@@ -16,8 +16,8 @@
 #include <optional>
 #include <utility>
 
-#include "fleet/unique_fd.h"
 #include "proto/release_manifest.h"
+#include "proto/unique_fd.h"
 
 namespace decnet::fleet {
 namespace fs = std::filesystem;
@@ -56,8 +56,8 @@ class TempFile {
     }
     path_.clear();
     // The rename is durable once the directory is.
-    Fd dir(open(target_.parent_path().empty() ? "." : target_.parent_path().c_str(),
-                O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd dir(open(target_.parent_path().empty() ? "." : target_.parent_path().c_str(),
+                      O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dir.get() >= 0) fsync(dir.get());
     return {};
   }
@@ -147,7 +147,7 @@ Result<void> CopyFile(struct archive* a, Sink& sink, int root_fd, const fs::path
   const std::string& rel = m.source.empty() ? m.entry.path : m.source;
   auto opened = OpenSource(root_fd, rel, root);
   if (!opened) return tl::make_unexpected(opened.error());
-  Fd fd(*opened);
+  UniqueFd fd(*opened);
   struct stat st {};
   if (fstat(fd.get(), &st) != 0) return tl::make_unexpected(IoError((root / rel).string()));
   if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != m.entry.size) {
@@ -189,7 +189,7 @@ Result<void> WriteMembers(struct archive* a, Sink& sink, const fs::path& root,
           static_cast<la_ssize_t>(manifest.size())) {
     return tl::make_unexpected(ArchiveError(a, sink, std::string(kReleaseManifestName)));
   }
-  Fd root_fd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd root_fd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (root_fd.get() < 0) return tl::make_unexpected(IoError(root.string()));
   for (const TarballMember& m : members) {
     if (m.entry.type == PackEntryType::kDirectory) {

@@ -17,8 +17,8 @@
 #include "fleet/commands.h"
 #include "fleet/pack_args.h"
 #include "fleet/pack_release.h"
-#include "fleet/unique_fd.h"
 #include "proto/release_auth.h"
+#include "proto/unique_fd.h"
 
 namespace decnet::fleet {
 namespace fs = std::filesystem;
@@ -84,7 +84,7 @@ int UsageError(const char* command, const std::string& message, const char* usag
 
 // Creates `path` with `mode`, refusing one that exists (or a link in its place).
 Result<void> CreateExclusive(const fs::path& path, std::string_view bytes, mode_t mode) {
-  Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (fd.get() < 0) return tl::make_unexpected(IoError(path.string(), "keygen-io"));
   // The umask may only have narrowed `mode`; set it exactly.
   if (fchmod(fd.get(), mode) != 0 || !WriteAll(fd.get(), bytes, path.string()) ||
@@ -141,7 +141,7 @@ int RunKeygen(Args args) {
 namespace {
 
 Result<SigningKey> ReadSigningKey(const fs::path& path) {
-  Fd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (fd.get() < 0) return tl::make_unexpected(IoError(path.string(), "sign-key"));
   struct stat st {};
   if (fstat(fd.get(), &st) != 0) return tl::make_unexpected(IoError(path.string(), "sign-key"));
@@ -176,7 +176,7 @@ std::optional<fs::path> TarballBeside(const fs::path& descriptor) {
 }
 
 Result<std::string> FileSha256(const fs::path& path, uint64_t& size) {
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return tl::make_unexpected(IoError(path.string()));
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
@@ -207,7 +207,7 @@ Result<std::string> FileSha256(const fs::path& path, uint64_t& size) {
 // Reads the descriptor and checks it is worth signing: it parses, it has not expired, and the
 // tarball beside it (when there is one) is the one it names.
 Result<std::string> ReadDescriptorToSign(const fs::path& path, int64_t now) {
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return tl::make_unexpected(IoError(path.string(), "sign-descriptor"));
   auto bytes = ReadCapped(fd.get(), kMaxReleaseDescriptorBytes, path.string());
   if (!bytes) return tl::make_unexpected(bytes.error());
@@ -299,7 +299,7 @@ int RunSign(Args args) {
   }
 
   const fs::path sig_path = SignaturesPathFor(descriptor_path);
-  Fd fd(open(sig_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+  UniqueFd fd(open(sig_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (fd.get() < 0) return Refused("sign", IoError(sig_path.string()));
   // Two signers at once each see the other's line: the check and the append hold the lock.
   if (flock(fd.get(), LOCK_EX) != 0) return Refused("sign", IoError(sig_path.string()));

@@ -26,34 +26,10 @@
 
 #include "policy/unit_identity.h"
 #include "policy/unit_policy.h"
+#include "proto/unique_fd.h"
 
 namespace decnet::helper {
 namespace {
-
-// A descriptor closed on scope exit.
-class OwnedFd {
- public:
-  explicit OwnedFd(int fd = -1) : fd_(fd) {}
-  ~OwnedFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  OwnedFd(OwnedFd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  OwnedFd& operator=(OwnedFd&& o) noexcept {
-    if (this != &o) {
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = o.fd_;
-      o.fd_ = -1;
-    }
-    return *this;
-  }
-  OwnedFd(const OwnedFd&) = delete;
-  OwnedFd& operator=(const OwnedFd&) = delete;
-  int get() const { return fd_; }
-  bool ok() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
 
 std::optional<PathRefusal> Chain(std::string message) {
   return PathRefusal{"unit-root-opened-path", std::move(message)};
@@ -70,14 +46,14 @@ std::string ReadAccountFile(int root_fd, const char* name, std::string& why) {
   const std::string shown = std::string("/etc/") + name;
   // SECURITY: O_NOFOLLOW at each step; an account file others could write would let them
   // choose the credentials this check judges against.
-  OwnedFd etc(::openat(root_fd, "etc", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!etc.ok()) {
+  UniqueFd etc(::openat(root_fd, "etc", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!etc.valid()) {
     why = Errno("cannot open /etc");
     return "";
   }
-  OwnedFd fd(::openat(etc.get(), name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  UniqueFd fd(::openat(etc.get(), name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   struct stat st {};
-  if (!fd.ok() || ::fstat(fd.get(), &st) != 0) {
+  if (!fd.valid() || ::fstat(fd.get(), &st) != 0) {
     why = Errno("cannot read " + shown);
     return "";
   }
@@ -190,9 +166,9 @@ bool MayAccessObject(int parent_fd, const char* name, int path_fd, const struct 
                     (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0);
   // SECURITY: the ACL is read from the very object judged (same device and inode), never
   // through a path re-resolved later or a /proc magic link.
-  OwnedFd fd(parent_fd >= 0 ? ::openat(parent_fd, name, flags) : ::openat(path_fd, ".", flags));
+  UniqueFd fd(parent_fd >= 0 ? ::openat(parent_fd, name, flags) : ::openat(path_fd, ".", flags));
   struct stat again {};
-  if (!fd.ok() || ::fstat(fd.get(), &again) != 0) {
+  if (!fd.valid() || ::fstat(fd.get(), &again) != 0) {
     why = Errno("cannot open it to read its POSIX ACL");
     return false;
   }
@@ -250,8 +226,8 @@ std::optional<PathRefusal> JudgeFile(int parent_fd, const char* name, int fd,
 std::optional<PathRefusal> Walk(const std::string& root, const OpenedFile& file) {
   auto parsed = AbsPath::Parse(file.path);
   if (!parsed) return Chain(parsed.error().message);
-  OwnedFd dir(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!dir.ok()) return Chain(Errno("cannot open root " + root));
+  UniqueFd dir(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return Chain(Errno("cannot open root " + root));
   std::string why;
   const std::string passwd = ReadAccountFile(dir.get(), "passwd", why);
   const std::string group = why.empty() ? ReadAccountFile(dir.get(), "group", why) : "";
@@ -273,8 +249,8 @@ std::optional<PathRefusal> Walk(const std::string& root, const OpenedFile& file)
     shown += "/" + part;
     // SECURITY: O_NOFOLLOW on O_PATH opens a link itself, so a planted link is seen, not
     // followed; fstat on O_PATH needs no capability, so this works as capless uid 0.
-    OwnedFd next(::openat(dir.get(), part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-    if (!next.ok()) {
+    UniqueFd next(::openat(dir.get(), part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!next.valid()) {
       // SECURITY: a missing file would be created by root for the unit in a directory the
       // unit's user cannot write: refused, the operator creates it with the right owner.
       if (last && errno == ENOENT) return Access(shown + " does not exist");

@@ -19,6 +19,7 @@
 
 #include "proto/release_auth.h"
 #include "proto/sha256.h"
+#include "proto/unique_fd.h"
 #include "proto/values.h"
 
 namespace decnet {
@@ -52,20 +53,6 @@ struct DirClose {
 };
 using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
 using Bio = std::unique_ptr<BIO, BioFree>;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 tl::unexpected<Error> Malformed(std::string rule, std::string message) {
   return Fail(ErrorCode::kMalformed, std::move(rule), std::move(message));
@@ -187,7 +174,8 @@ Result<std::string> ReadKeyFile(int dir_fd, const std::filesystem::path& path,
                                 const std::string& name, uid_t required_owner) {
   // SECURITY: O_NOFOLLOW and fstat on the opened descriptor: the file checked is the file
   // read, and a symbolic link cannot point the trust anchor elsewhere.
-  Fd fd(openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  UniqueFd fd(
+      openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
   if (fd.get() < 0) {
     if (errno == ELOOP) {
       return Denied("trusted-key-owner", "trusted key " + path.string() + " is a symbolic link");
@@ -410,7 +398,7 @@ ReleaseSignature SigningKey::Sign(std::string_view descriptor_bytes) const {
 
 Result<TrustedKeySet> LoadTrustedKeys(const std::filesystem::path& dir, unsigned threshold,
                                       uid_t required_owner) {
-  Fd dir_fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd dir_fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (dir_fd.get() < 0) {
     const int err = errno;
     if (err == ELOOP || err == ENOTDIR) {
