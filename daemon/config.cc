@@ -22,11 +22,13 @@ Error Bad(const std::string& rule, const std::string& key, const std::string& wh
 // One setter per key: checks the JSON type and the value, stores it.
 using Setter = std::function<Result<void>(const json&, const std::string&, DaemonConfig&)>;
 
-Setter String(std::string DaemonConfig::*field, bool (*valid)(const std::string&), const char* what) {
+Setter String(std::string DaemonConfig::*field, bool (*valid)(const std::string&),
+              const char* what) {
   return [=](const json& v, const std::string& key, DaemonConfig& c) -> Result<void> {
     if (!v.is_string()) return tl::make_unexpected(Bad("config-type", key, "must be a string"));
     std::string s = v.get<std::string>();
-    if (!valid(s)) return tl::make_unexpected(Bad("config-value", key, std::string("must be ") + what));
+    if (!valid(s))
+      return tl::make_unexpected(Bad("config-value", key, std::string("must be ") + what));
     c.*field = std::move(s);
     return {};
   };
@@ -40,8 +42,9 @@ Setter Integer(Int DaemonConfig::*field, int64_t min, int64_t max) {
     }
     int64_t n = v.get<int64_t>();
     if (n < min || n > max) {
-      return tl::make_unexpected(Bad("config-value", key, "must be between " + std::to_string(min) +
-                                                              " and " + std::to_string(max)));
+      return tl::make_unexpected(
+          Bad("config-value", key,
+              "must be between " + std::to_string(min) + " and " + std::to_string(max)));
     }
     c.*field = static_cast<Int>(n);
     return {};
@@ -58,10 +61,12 @@ Setter Boolean(bool DaemonConfig::*field) {
 
 Result<std::vector<std::string>> Strings(const json& v, const std::string& key,
                                          bool (*valid)(const std::string&), const char* what) {
-  if (!v.is_array()) return tl::make_unexpected(Bad("config-type", key, "must be a list of strings"));
+  if (!v.is_array())
+    return tl::make_unexpected(Bad("config-type", key, "must be a list of strings"));
   std::vector<std::string> out;
   for (const json& e : v) {
-    if (!e.is_string()) return tl::make_unexpected(Bad("config-type", key, "must be a list of strings"));
+    if (!e.is_string())
+      return tl::make_unexpected(Bad("config-type", key, "must be a list of strings"));
     if (!valid(e.get<std::string>())) {
       return tl::make_unexpected(Bad("config-value", key, std::string("entries must be ") + what));
     }
@@ -138,15 +143,20 @@ Result<void> ParseProbe(const json& v, const std::string& key, DaemonConfig& c) 
         return tl::make_unexpected(
             Bad("config-value", sub, url ? "must be an https:// URL" : "must be an absolute path"));
       }
-      (k == "url" ? p.url : k == "ca" ? p.ca : k == "cert" ? p.cert : p.key) = item.get<std::string>();
+      (k == "url"    ? p.url
+       : k == "ca"   ? p.ca
+       : k == "cert" ? p.cert
+                     : p.key) = item.get<std::string>();
     } else if (k == "attempts" || k == "interval_ms" || k == "timeout_ms") {
       if (!item.is_number_integer() || item.get<int64_t>() < 1 || item.get<int64_t>() > 600'000) {
         return tl::make_unexpected(Bad("config-value", sub, "must be an integer from 1 to 600000"));
       }
-      (k == "attempts" ? p.attempts : k == "interval_ms" ? p.interval_ms : p.timeout_ms) =
-          static_cast<int>(item.get<int64_t>());
+      (k == "attempts"      ? p.attempts
+       : k == "interval_ms" ? p.interval_ms
+                            : p.timeout_ms) = static_cast<int>(item.get<int64_t>());
     } else if (k == "check_version") {
-      if (!item.is_boolean()) return tl::make_unexpected(Bad("config-type", sub, "must be a boolean"));
+      if (!item.is_boolean())
+        return tl::make_unexpected(Bad("config-type", sub, "must be a boolean"));
       p.check_version = item.get<bool>();
     } else {
       return tl::make_unexpected(Bad("config-unknown-key", sub, "is not a configuration key"));
@@ -176,8 +186,8 @@ const std::map<std::string, Setter>& Setters() {
       {"max_upload_bytes", Integer(&DaemonConfig::max_upload_bytes, 1, int64_t{1} << 40)},
       {"install_command", StringList(&DaemonConfig::install_command, IsNonEmpty, "non-empty")},
       {"install_timeout_ms", Integer(&DaemonConfig::install_timeout_ms, 1, 3'600'000)},
-      {"package_index", String(&DaemonConfig::package_index, IsIndexUrl,
-                               "empty or an http:// or https:// URL")},
+      {"package_index",
+       String(&DaemonConfig::package_index, IsIndexUrl, "empty or an http:// or https:// URL")},
       {"units", StringList(&DaemonConfig::units, IsUnit, "unit names")},
       {"links", ParseLinks},
       {"helper_policy", String(&DaemonConfig::helper_policy, IsAbsolute, "an absolute path")},
@@ -195,7 +205,9 @@ const std::map<std::string, Setter>& Setters() {
 }  // namespace
 
 Result<DaemonConfig> ParseDaemonConfig(std::string_view json_text) {
-  auto parsed = strict_json::ParseObject(json_text, 4);
+  // Comments (the shipped file explains each key) are white space; duplicate keys and depth
+  // are refused as on the wire.
+  auto parsed = strict_json::ParseObject(json_text, 4, strict_json::Comments::kIgnored);
   if (!parsed) {
     return Fail(ErrorCode::kMalformed, "config-json", "configuration: " + parsed.error().message);
   }
@@ -208,7 +220,8 @@ Result<DaemonConfig> ParseDaemonConfig(std::string_view json_text) {
     if (auto ok = setter->second(value, key, config); !ok) return tl::make_unexpected(ok.error());
   }
   if (config.units.empty()) {
-    return tl::make_unexpected(Bad("config-value", "units", "must name at least the required unit"));
+    return tl::make_unexpected(
+        Bad("config-value", "units", "must name at least the required unit"));
   }
   // Checked once every key is read, so the order of the keys does not matter. A per-source
   // cap left unset follows a smaller total down; one that was written must fit inside it.

@@ -39,9 +39,9 @@ struct DaemonConfig {
   std::string tls_ca = "/etc/decnet/updater/ca.crt";
   std::string tls_cert = "/etc/decnet/updater/updater.crt";
   std::string tls_key = "/etc/decnet/updater/updater.key";
-  std::vector<std::string> master_pins;  // SHA-256 fingerprints of the master's DER leaf
+  std::vector<std::string> master_pins;     // SHA-256 fingerprints of the master's DER leaf
   std::string master_cn = "decnet-master";  // used only when master_pins is empty
-  int max_connections = 512;  // authenticated clients other than the master
+  int max_connections = 512;                // authenticated clients other than the master
   // Connections before a completed TLS handshake: in all, and from one IPv4 address or
   // IPv6 /64. Over either, the oldest such connection is shed for the newcomer. Each is
   // 1..65536. A per-source cap written over the total is refused (rule
@@ -52,7 +52,7 @@ struct DaemonConfig {
   // --- releases
   std::string install_dir = "/opt/decnet";
   std::string updater_dir = "/opt/decnet-updater/updater";  // the daemon's own release store
-  std::string state_dir = "/var/lib/decnet-updater";  // spool, journal, audit log
+  std::string state_dir = "/var/lib/decnet-updater";        // spool, journal, audit log
   int keep_releases = 3;
   uint64_t max_upload_bytes = 1ull << 30;
   std::vector<std::string> install_command;  // argv template; empty: nothing to install
@@ -68,14 +68,14 @@ struct DaemonConfig {
   std::string helper_policy = "/etc/decnet-updater/helper.json";
   // --- health gate and deadlines
   ProbeConfig probe;
-  int settle_ms = 3000;  // units must stay active with no restarts this long
+  int settle_ms = 3000;              // units must stay active with no restarts this long
   int update_deadline_ms = 150'000;  // every update answers within this
   // --- release authenticity and the never-older floor (daemon/release_guard.h)
   bool require_signature = false;  // refuse a release without a descriptor signed by enough keys
   // The `*.pub` Ed25519 keys trusted to sign releases, read again for every upload so a key
   // rotation needs no restart. Root-owned, writable by nobody else.
   std::string trusted_keys_dir = "/etc/decnet-updater/trusted-keys";
-  int signature_threshold = 1;  // how many distinct trusted keys must sign (1..16)
+  int signature_threshold = 1;   // how many distinct trusted keys must sign (1..16)
   bool allow_downgrade = false;  // honour a push's downgrade=true below the version floor
   // Not a configuration key (never read from JSON): the owner the trusted keys and their
   // directory must have. Root in production; only tests set their own uid here.
@@ -84,7 +84,9 @@ struct DaemonConfig {
   static DaemonConfig Defaults() { return {}; }
 };
 
-// Parses the configuration's JSON text (kMalformed, rule "config-*", naming the key).
+// Parses the configuration's JSON text (kMalformed, rule "config-*", naming the key). `//` and
+// `/* */` comments are read as white space; duplicate keys and nesting deeper than four are
+// refused (rule "config-json").
 [[nodiscard]] Result<DaemonConfig> ParseDaemonConfig(std::string_view json_text);
 
 // Loads the file at `path`; a missing file gives the defaults.

@@ -328,7 +328,9 @@ Policy Policy::Defaults() {
 Result<Policy> ParsePolicy(std::string_view json_text) {
   // SECURITY: the same strict reader as the wire: with duplicate keys, a reviewer reading the
   // first "unit_users" and nlohmann keeping the last could disagree about what is granted.
-  auto doc = strict_json::ParseObject(json_text, kMaxPolicyDepth);
+  // Comments (the shipped file explains each key) are white space: they never reach the
+  // effective policy, so its digest is the same with or without them.
+  auto doc = strict_json::ParseObject(json_text, kMaxPolicyDepth, strict_json::Comments::kIgnored);
   if (!doc) {
     return Fail(ErrorCode::kMalformed, "policy-json",
                 "policy is refused (" + doc.error().rule + "): " + doc.error().message);

@@ -102,7 +102,8 @@ struct Policy {
 };
 
 // Parses a policy file's JSON text. Every key is optional (defaults above); unknown keys,
-// wrong types and invalid values are refused with kMalformed naming the key.
+// wrong types and invalid values are refused with kMalformed naming the key. `//` and `/* */`
+// comments are read as white space; duplicate keys and nesting deeper than four are refused.
 [[nodiscard]] Result<Policy> ParsePolicy(std::string_view json_text);
 
 // Loads the policy file at `path`. A missing file gives Policy::Defaults(). Refuses

@@ -6,7 +6,7 @@ namespace decnet::strict_json {
 
 using nlohmann::json;
 
-tl::expected<json, JsonError> ParseObject(std::string_view text, int max_depth) {
+tl::expected<json, JsonError> ParseObject(std::string_view text, int max_depth, Comments comments) {
   std::vector<std::set<std::string>> keys;
   std::optional<JsonError> problem;
   auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
@@ -36,7 +36,8 @@ tl::expected<json, JsonError> ParseObject(std::string_view text, int max_depth) 
     }
     return !problem;
   };
-  json parsed = json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/false);
+  json parsed = json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/false,
+                            /*ignore_comments=*/comments == Comments::kIgnored);
   if (problem) return tl::make_unexpected(*problem);
   if (parsed.is_discarded()) {
     return tl::make_unexpected(JsonError{

@@ -19,11 +19,15 @@ struct JsonError {
   std::string message;
 };
 
+// Whether `/* ... */` and `// ...` comments are read as white space. Wire messages never
+// carry them; the configuration files an operator edits may.
+enum class Comments { kRefused, kIgnored };
+
 // Parses `text` as exactly one JSON object. Refuses invalid JSON or UTF-8, trailing bytes,
 // a top level that is not an object, duplicate keys at any depth, nesting deeper than
-// `max_depth`.
-[[nodiscard]] tl::expected<nlohmann::json, JsonError> ParseObject(std::string_view text,
-                                                                  int max_depth = 4);
+// `max_depth`, and comments unless `comments` is kIgnored (every other check applies alike).
+[[nodiscard]] tl::expected<nlohmann::json, JsonError> ParseObject(
+    std::string_view text, int max_depth = 4, Comments comments = Comments::kRefused);
 
 // Reads the fields of one object. Every accessor marks its key as consumed and returns
 // nullopt (recording the first error) when the key is missing or of the wrong type;

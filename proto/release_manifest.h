@@ -100,8 +100,8 @@ std::string SerializeReleaseManifest(const ReleaseManifest& manifest);
 [[nodiscard]] Result<ReleaseVersion> VersionWithoutManifest(std::optional<std::string_view> sha,
                                                             std::string_view tarball_sha256);
 
-// The exact bytes a detached release signature signs (signatures arrive in a later issue; the
-// payload is fixed now so that the manifest format does not change when they do):
+// The exact bytes a detached release signature signs (docs/fleet.md, "Signing a release";
+// the payload was fixed before signatures existed, so the manifest format did not change):
 //
 //   "decnet-release-v1\n" + <tarball SHA-256, 64 lower-case hex> + "\n" + <manifest bytes>
 //

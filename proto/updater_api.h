@@ -2,11 +2,10 @@
 // master reads these; our additions are extra fields and endpoints, never changed ones.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace decnet::api {
 

@@ -72,8 +72,9 @@ Result<UnitName> UnitName::Parse(std::string_view text) {
     }
   }
   if (stem.front() == '.' || stem.front() == '-' || stem.find("..") != std::string_view::npos) {
-    return Fail(ErrorCode::kMalformed, "unit-name-charset",
-                "unit name " + QuotePrintable(text) + " starts with '.' or '-', or contains \"..\"");
+    return Fail(
+        ErrorCode::kMalformed, "unit-name-charset",
+        "unit name " + QuotePrintable(text) + " starts with '.' or '-', or contains \"..\"");
   }
   return UnitName(std::string(text));
 }
@@ -93,9 +94,9 @@ Result<LinkName> LinkName::Parse(std::string_view text) {
   bool ok = std::all_of(text.begin(), text.end(),
                         [](char c) { return IsAlnum(c) || c == '-' || c == '_' || c == '.'; });
   if (!ok || text.front() == '.' || text.front() == '-') {
-    return Fail(
-        ErrorCode::kMalformed, "link-name-charset",
-        "link name " + QuotePrintable(text) + " must be [A-Za-z0-9._-] and not start with '.' or '-'");
+    return Fail(ErrorCode::kMalformed, "link-name-charset",
+                "link name " + QuotePrintable(text) +
+                    " must be [A-Za-z0-9._-] and not start with '.' or '-'");
   }
   return LinkName(std::string(text));
 }
@@ -123,8 +124,9 @@ Result<AbsPath> AbsPath::Parse(std::string_view text) {
     }
     for (char c : part) {
       if (!IsAlnum(c) && std::string_view("._+@=:,-").find(c) == std::string_view::npos) {
-        return Fail(ErrorCode::kMalformed, "path-charset",
-                    "path " + QuotePrintable(text) + " has a character outside [A-Za-z0-9._+@=:,-/]");
+        return Fail(
+            ErrorCode::kMalformed, "path-charset",
+            "path " + QuotePrintable(text) + " has a character outside [A-Za-z0-9._+@=:,-/]");
       }
     }
     pos = end + 1;
