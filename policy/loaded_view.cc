@@ -12,6 +12,7 @@
 #include <cstring>
 #include <set>
 
+#include "policy/trusted_symlinks.h"
 #include "policy/unit_policy.h"
 
 namespace decnet::helper {
@@ -84,6 +85,27 @@ std::string Parent(std::string_view path) {
   const size_t slash = path.rfind('/');
   if (slash == std::string_view::npos) return "";
   return std::string(path.substr(0, slash == 0 ? 1 : slash));
+}
+
+// True when `path` is a file directly in one of SelfFragmentDirs().
+bool InSelfFragmentDir(std::string_view path) {
+  const std::string parent = Parent(path);
+  for (const auto& dir : SelfFragmentDirs()) {
+    if (parent == dir) return true;
+  }
+  return false;
+}
+
+// Why `path` is not where an operator keeps drop-ins (DIR/UNIT.d/FILE, DIR one of
+// OperatorDropInDirs()); "" when it is.
+std::string DropInPlaceProblem(std::string_view path) {
+  const std::string dropin_dir = Parent(path);
+  const std::string search_dir = Parent(dropin_dir);
+  bool known = false;
+  for (const auto& dir : OperatorDropInDirs()) known = known || search_dir == dir;
+  if (!known || dropin_dir.size() < 3 || dropin_dir.substr(dropin_dir.size() - 2) != ".d")
+    return "not in a directory where operators keep drop-ins";
+  return "";
 }
 
 bool IsBeneath(std::string_view path, std::string_view dir) {
@@ -203,19 +225,25 @@ class Judge {
       OperatorFragment(in_unit_dir);
       return;
     }
-    bool in_system_dir = false;
-    for (const auto& dir : SelfFragmentDirs()) {
-      in_system_dir = in_system_dir || Parent(view_.fragment_path) == dir;
-    }
+    const bool in_system_dir = InSelfFragmentDir(view_.fragment_path);
     if (!in_system_dir) {
       Refuse("unit-loaded-fragment", "systemd loaded the updater's own unit " + n + " from '" +
                                          view_.fragment_path +
                                          "', outside the system unit directories");
       return;
     }
-    if (std::string why = file_check_(view_.fragment_path); !why.empty()) {
+    const OperatorFile file = file_check_(view_.fragment_path);
+    if (!file.why.empty()) {
       Refuse("unit-loaded-fragment-owner", "the updater's own unit " + n + " was loaded from " +
-                                               view_.fragment_path + ": " + why);
+                                               view_.fragment_path + ": " + file.why);
+      return;
+    }
+    // SECURITY: a root-made symlink on the way (merged /usr) is followed only to judge what it
+    // leads to: the file itself must also lie in a system unit directory.
+    if (!InSelfFragmentDir(file.resolved)) {
+      Refuse("unit-loaded-fragment", "systemd loaded the updater's own unit " + n + " from " +
+                                         view_.fragment_path + ", which resolves to '" +
+                                         file.resolved + "', outside the system unit directories");
     }
   }
 
@@ -418,35 +446,51 @@ class Judge {
   std::vector<LoadedViewRefusal> out_;
 };
 
+// The file at `abs_path` (no symlink expected on it) judged as a file root reads for itself:
+// every directory root's alone, no symlink, an existing regular file with one link owned by
+// root that only root can write. "" when it is.
+std::string JudgeRootOwned(const PathChainCheck& walk, const std::string& root,
+                           std::string_view abs_path) {
+  OpenedFile file;
+  file.path = std::string(abs_path);
+  file.access = OpenFor::kRead;
+  file.user = "root";
+  file.group = "root";
+  if (auto refusal = walk(file)) return refusal->message;
+  const std::string on_host = (root == "/" ? "" : root) + std::string(abs_path);
+  struct stat st {};
+  if (::lstat(on_host.c_str(), &st) != 0) {
+    return std::string(abs_path) + ": " + std::strerror(errno);
+  }
+  // SECURITY: the walk proved every directory root's alone, so this lstat sees the file it
+  // judged; the walk allows a file owned by the reader, here root, and says nothing of
+  // group or other write bits, which would let another user rewrite it.
+  if (!S_ISREG(st.st_mode) || st.st_uid != 0 || st.st_nlink != 1) {
+    return std::string(abs_path) + " is not a root-owned regular file with one link";
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return std::string(abs_path) + " is writable by group or others";
+  }
+  return "";
+}
+
 }  // namespace
 
 OperatorFileCheck RootOwnedFileCheck(std::string unit_root) {
   PathChainCheck walk = RootOnlyPathCheck(unit_root);
   return [walk = std::move(walk), root = StripTrailingSlashes(std::move(unit_root))](
-             std::string_view abs_path) -> std::string {
-    // Judged as a file root reads for itself: every directory root's alone, no symlink, an
-    // existing regular file with one link owned by root.
-    OpenedFile file;
-    file.path = std::string(abs_path);
-    file.access = OpenFor::kRead;
-    file.user = "root";
-    file.group = "root";
-    if (auto refusal = walk(file)) return refusal->message;
-    const std::string on_host = (root == "/" ? "" : root) + std::string(abs_path);
-    struct stat st {};
-    if (::lstat(on_host.c_str(), &st) != 0) {
-      return std::string(abs_path) + ": " + std::strerror(errno);
+             std::string_view named) -> OperatorFile {
+    OperatorFile out{std::string(named), ""};
+    // SECURITY: only root's directory symlinks, in directories root's alone, are followed
+    // (merged /usr: /lib -> usr/lib); any other link on the path refuses the file.
+    auto resolved = ResolveTrustedSymlinks(root.empty() ? "/" : root, named);
+    if (!resolved) {
+      out.why = resolved.error().message;
+      return out;
     }
-    // SECURITY: the walk proved every directory root's alone, so this lstat sees the file it
-    // judged; the walk allows a file owned by the reader, here root, and says nothing of
-    // group or other write bits, which would let another user rewrite it.
-    if (!S_ISREG(st.st_mode) || st.st_uid != 0 || st.st_nlink != 1) {
-      return std::string(abs_path) + " is not a root-owned regular file with one link";
-    }
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-      return std::string(abs_path) + " is writable by group or others";
-    }
-    return "";
+    out.resolved = *resolved;
+    out.why = JudgeRootOwned(walk, root, out.resolved);
+    return out;
   };
 }
 
@@ -471,17 +515,15 @@ std::vector<std::pair<std::string, std::string>> JudgeDropIns(const LoadedView& 
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& path : view.drop_in_paths) {
     // DIR/UNIT.d/FILE.conf: DIR is a search directory, UNIT.d the drop-in directory.
-    const std::string dropin_dir = Parent(path);
-    const std::string search_dir = Parent(dropin_dir);
-    std::string why;
-    bool known = false;
-    for (const auto& dir : OperatorDropInDirs()) known = known || search_dir == dir;
-    if (!known || dropin_dir.size() < 3 || dropin_dir.substr(dropin_dir.size() - 2) != ".d") {
-      why = "not in a directory where operators keep drop-ins";
-    } else {
+    std::string why = DropInPlaceProblem(path);
+    if (why.empty()) {
       // SECURITY: an operator's drop-in is root's alone, on a path only root can change; one
       // made through a unit's (or the daemon's) files is not.
-      why = file_check(path);
+      const OperatorFile file = file_check(path);
+      why = file.why;
+      // SECURITY: where root's directory symlinks lead must be an operator's place too.
+      if (why.empty() && !DropInPlaceProblem(file.resolved).empty())
+        why = "resolves to " + file.resolved + ", not in a directory where operators keep drop-ins";
     }
     out.emplace_back(path, why);
   }

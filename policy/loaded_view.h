@@ -90,13 +90,22 @@ struct LoadedViewRefusal {
   std::string message;  // names what systemd loaded
 };
 
-// Why the file systemd names by `abs_path` is not an operator's own: missing, not a regular
-// file, not root's, more than one link, or on a path someone other than root could change.
-// "" when it is root's alone.
-using OperatorFileCheck = std::function<std::string(std::string_view abs_path)>;
+// What a file check found for a path systemd named.
+struct OperatorFile {
+  std::string resolved;  // the path with its root-made directory symlinks resolved
+  std::string why;       // why it is not an operator's own; "" when it is
+};
 
-// The real OperatorFileCheck: RootOnlyPathCheck(unit_root) (every directory root's alone, no
-// symlink, a root-owned regular file with one link), and the file must exist.
+// Judges the file systemd names by `abs_path`: `why` says why it is not an operator's own
+// (missing, not a regular file, not root's, more than one link, on a path someone other than
+// root could change), "" when it is root's alone. The caller judges where `resolved` lies.
+using OperatorFileCheck = std::function<OperatorFile(std::string_view abs_path)>;
+
+// The real OperatorFileCheck: the directory symlinks of the path are resolved by
+// ResolveTrustedSymlinks(unit_root) (only root's links, in directories root's alone; the
+// file itself is never followed), then the resolved path must pass RootOnlyPathCheck(unit_root)
+// (every directory root's alone, no symlink, a root-owned regular file with one link that
+// only root can write) and the file must exist.
 OperatorFileCheck RootOwnedFileCheck(std::string unit_root);
 
 // The helper's unit directory as systemd names it: policy.unit_dir with policy.unit_root
@@ -110,7 +119,8 @@ std::string SystemdUnitDir(const Policy& policy);
 const std::vector<std::string>& OperatorDropInDirs();
 
 // For each drop-in systemd loaded, in order: its path and why it is foreign ("" when it is
-// an operator's own: in OperatorDropInDirs() and passing `file_check`).
+// an operator's own: DIR/UNIT.d/FILE with DIR in OperatorDropInDirs(), both as systemd named
+// it and as resolved by `file_check`, and passing `file_check`).
 std::vector<std::pair<std::string, std::string>> JudgeDropIns(const LoadedView& view,
                                                               const OperatorFileCheck& file_check);
 
@@ -121,7 +131,9 @@ std::vector<std::pair<std::string, std::string>> JudgeDropIns(const LoadedView& 
 //  * its fragment is the helper's file SystemdUnitDir/NAME (unit-loaded-fragment), with the
 //    content the helper recorded (unit-loaded-fragment-changed), or, for a file the helper
 //    did not write, root's alone (unit-loaded-fragment-owner); for the updater's own unit, a
-//    file in the helper's unit directory or another system unit directory, root's alone;
+//    file in the helper's unit directory or another system unit directory, root's alone,
+//    whose resolved path (root's directory symlinks followed: merged /usr) is also in a
+//    system unit directory (unit-loaded-fragment);
 //  * every drop-in is an operator's own (unit-loaded-dropin);
 //  * for services other than the updater's own (which runs as root by design): the user
 //    (unit-loaded-user), group (unit-loaded-group), DynamicUser= (unit-loaded-dynamic-user),

@@ -148,9 +148,7 @@ const PolicyRule* FindIn(const std::vector<PolicyRule>& rules, std::string_view 
 
 }  // namespace
 
-const PolicyRule* FindUnitPolicyRule(std::string_view id) {
-  return FindIn(UnitPolicyRules(), id);
-}
+const PolicyRule* FindUnitPolicyRule(std::string_view id) { return FindIn(UnitPolicyRules(), id); }
 
 const std::vector<PolicyRule>& LoadedViewRules() {
   static const std::vector<PolicyRule> rules = [] {
@@ -209,8 +207,6 @@ const std::vector<PolicyRule>& LoadedViewRules() {
   return rules;
 }
 
-const PolicyRule* FindLoadedViewRule(std::string_view id) {
-  return FindIn(LoadedViewRules(), id);
-}
+const PolicyRule* FindLoadedViewRule(std::string_view id) { return FindIn(LoadedViewRules(), id); }
 
 }  // namespace decnet::helper

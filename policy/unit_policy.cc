@@ -1,5 +1,5 @@
-// The unit policy (docs/security-review.md §5). The unit text comes from the daemon, which the helper
-// does not trust: assume an attacker wrote every byte of it. Everything here works on what
+// The unit policy (docs/security-review.md §5). The unit text comes from the daemon, which the
+// helper does not trust: assume an attacker wrote every byte of it. Everything here works on what
 // systemd will apply (policy/unit_file.h), never on a looser reading of the text.
 //
 // Two kinds of check run over a unit:
@@ -238,9 +238,8 @@ void Checker::DirectoryNames(const UnitAssignment& a) {
                  bare_prefix + "' or begins with '" + policy.unit_prefix + "'");
       continue;
     }
-    const bool is_reserved = std::any_of(reserved.begin(), reserved.end(), [&](const auto& r) {
-      return word.starts_with(r);
-    });
+    const bool is_reserved = std::any_of(reserved.begin(), reserved.end(),
+                                         [&](const auto& r) { return word.starts_with(r); });
     // SECURITY: the updater's own directories would be chowned to the unit's user.
     if (is_reserved) {
       Refuse(a.line, "unit-directory-reserved",

@@ -14,8 +14,8 @@
 #include <string>
 
 #include "policy/rules.h"
-#include "tests/support/param_name.h"
 #include "tests/support/loaded_view_support.h"
+#include "tests/support/param_name.h"
 
 namespace decnet::helper {
 namespace {
@@ -55,11 +55,14 @@ FragmentFacts HelpersFile() {
 }
 
 // Operator drop-ins are fine; every other path is "not root's" (a stand-in for the walk).
-std::string FakeFileCheck(std::string_view path) {
+// /lib stands for a merged-/usr link to usr/lib.
+OperatorFile FakeFileCheck(std::string_view path) {
   if (path == kOperatorDropIn || path == "/usr/lib/systemd/system/decnet-updater.service" ||
       path == "/run/systemd/system/decnet-demo.service.d/20-runtime.conf")
-    return "";
-  return std::string(path) + " is owned by uid 990";
+    return {std::string(path), ""};
+  if (path.starts_with("/lib/systemd/system/decnet-updater.service"))
+    return {"/usr" + std::string(path), ""};
+  return {std::string(path), std::string(path) + " is owned by uid 990"};
 }
 
 std::vector<std::string> Rules(const std::vector<LoadedViewRefusal>& refusals) {
@@ -127,6 +130,44 @@ TEST(ALoadedView, ApprovesTheUpdatersOwnUnitInstalledByTheOperatorRunningAsRoot)
   FragmentFacts none;  // not in the helper's unit directory
   const auto refusals = Judge(v, none, "decnet-updater.service");
   EXPECT_TRUE(refusals.empty()) << Describe(refusals);
+}
+
+TEST(ALoadedView, ApprovesTheUpdatersOwnUnitNamedThroughMergedUsr) {
+  // systemd 252 on a merged-/usr system names /usr/lib/systemd/system's file by /lib/...
+  LoadedView v = Approved("decnet-updater.service");
+  v.fragment_path = "/lib/systemd/system/decnet-updater.service";
+  v.drop_in_paths = {"/lib/systemd/system/decnet-updater.service.d/10-package.conf"};
+  v.user = "";
+  v.group = "";
+  v.no_new_privileges = true;
+  const auto refusals = Judge(v, FragmentFacts{}, "decnet-updater.service");
+  EXPECT_TRUE(refusals.empty()) << Describe(refusals);
+}
+
+TEST(ALoadedView, RefusesTheUpdatersOwnUnitWhoseLinksLeadOutOfTheUnitDirectories) {
+  // Every link on the way root's, the file root's alone: but it is not in a unit directory.
+  LoadedView v = Approved("decnet-updater.service");
+  v.fragment_path = "/lib/systemd/system/decnet-updater.service";
+  v.drop_in_paths = {"/lib/systemd/system/decnet-updater.service.d/10-package.conf"};
+  v.user = "";
+  v.group = "";
+  v.no_new_privileges = true;
+  const OperatorFileCheck leads_to_opt = [](std::string_view path) {
+    return OperatorFile{"/opt/vendor" + std::string(path), ""};
+  };
+  const auto refusals = JudgeLoadedView(TestPolicy(), Name("decnet-updater.service"), v,
+                                        FragmentFacts{}, leads_to_opt);
+  EXPECT_EQ(Rules(refusals),
+            (std::vector<std::string>{"unit-loaded-fragment", "unit-loaded-dropin"}))
+      << Describe(refusals);
+  // The same file check with the links leading into /usr/lib approves it: the refusal is
+  // the resolved place's.
+  const OperatorFileCheck leads_to_usr = [](std::string_view path) {
+    return OperatorFile{"/usr" + std::string(path), ""};
+  };
+  EXPECT_TRUE(JudgeLoadedView(TestPolicy(), Name("decnet-updater.service"), v, FragmentFacts{},
+                              leads_to_usr)
+                  .empty());
 }
 
 TEST(ALoadedView, RefusesTheUpdatersOwnUnitWithAForeignDropIn) {
@@ -374,7 +415,7 @@ const Row kRows[] = {
 };
 
 INSTANTIATE_TEST_SUITE_P(Rows, ALoadedViewChangedInOneWay, ::testing::ValuesIn(kRows),
-    decnet::test::NameFromWhat{});
+                         decnet::test::NameFromWhat{});
 
 TEST(ALoadedView, EvenWithOperatorDropInsKeepsTheEffectiveSettingsWithinPolicy) {
   LoadedView v = Approved();
@@ -442,12 +483,14 @@ class ARootOwnedFileCheck : public ::testing::Test {
 TEST_F(ARootOwnedFileCheck, AcceptsARootOwnedFileInARootOnlyChain) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to own files";
   const auto rel = Make("/etc/systemd/system/x.service.d/ok.conf", 0644);
-  EXPECT_EQ(RootOwnedFileCheck(root_)(rel), "");
+  const OperatorFile file = RootOwnedFileCheck(root_)(rel);
+  EXPECT_EQ(file.why, "");
+  EXPECT_EQ(file.resolved, rel);
 }
 
 TEST_F(ARootOwnedFileCheck, RefusesMissingForeignWritableLinkedAndRedirectedFiles) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to own files";
-  const auto check = RootOwnedFileCheck(root_);
+  const auto check = [c = RootOwnedFileCheck(root_)](std::string_view p) { return c(p).why; };
   EXPECT_NE(check("/etc/systemd/system/x.service.d/missing.conf"), "");
   EXPECT_NE(check(Make("/etc/systemd/system/x.service.d/user.conf", 0644, 990)), "");
   EXPECT_NE(check(Make("/etc/systemd/system/x.service.d/gw.conf", 0664)), "");
@@ -455,6 +498,7 @@ TEST_F(ARootOwnedFileCheck, RefusesMissingForeignWritableLinkedAndRedirectedFile
   const auto linked = Make("/etc/systemd/system/x.service.d/linked.conf", 0644);
   ASSERT_EQ(::link((root_ + linked).c_str(), (root_ + "/etc/linked-twice").c_str()), 0);
   EXPECT_NE(check(linked), "");
+  Make("/etc/hostname", 0644);  // root's alone: only following the link could approve it
   ASSERT_EQ(::symlink("/etc/hostname", (root_ + "/etc/systemd/system/x.service.d/l.conf").c_str()),
             0);
   EXPECT_NE(check("/etc/systemd/system/x.service.d/l.conf"), "");
@@ -462,6 +506,140 @@ TEST_F(ARootOwnedFileCheck, RefusesMissingForeignWritableLinkedAndRedirectedFile
   std::filesystem::create_directories(root_ + "/etc/systemd/system/y.service.d");
   ASSERT_EQ(::chown((root_ + "/etc/systemd/system/y.service.d").c_str(), 990, 990), 0);
   EXPECT_NE(check(Make("/etc/systemd/system/y.service.d/evil.conf", 0644)), "");
+}
+
+// A merged-/usr root: /lib -> usr/lib, the unit installed in /usr/lib/systemd/system, as
+// systemd 252 names it (/lib/systemd/system/...). Each attack changes one link or directory.
+class AMergedUsrRoot : public ARootOwnedFileCheck {
+ protected:
+  static constexpr char kNamed[] = "/lib/systemd/system/decnet-updater.service";
+  static constexpr char kReal[] = "/usr/lib/systemd/system/decnet-updater.service";
+
+  void SetUp() override {
+    ARootOwnedFileCheck::SetUp();
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to own files";
+    Dirs("/usr/lib/systemd/system/decnet-updater.service.d");
+    Make(kReal, 0644);
+    Make("/usr/lib/systemd/system/decnet-updater.service.d/10-package.conf", 0644);
+    Link("usr/lib", "/lib");
+  }
+  void Dirs(const std::string& rel, mode_t mode = 0755, uid_t uid = 0) {
+    std::filesystem::create_directories(root_ + rel);
+    for (std::filesystem::path p = rel; p != "/" && !p.empty(); p = p.parent_path()) {
+      ::chmod((root_ + p.string()).c_str(), p == rel ? mode : 0755);
+      if (::chown((root_ + p.string()).c_str(), p == rel ? uid : 0, 0) != 0) ADD_FAILURE();
+    }
+  }
+  void Link(const std::string& target, const std::string& rel, uid_t uid = 0) {
+    std::filesystem::remove(root_ + rel);
+    ASSERT_EQ(::symlink(target.c_str(), (root_ + rel).c_str()), 0) << rel;
+    ASSERT_EQ(::lchown((root_ + rel).c_str(), uid, uid), 0) << rel;
+  }
+  OperatorFile Check(std::string_view path) { return RootOwnedFileCheck(root_)(path); }
+  // The updater's own unit as systemd would report it, judged with the real file check.
+  std::vector<LoadedViewRefusal> JudgeOwnUnit(const std::string& fragment) {
+    Policy p = TestPolicy();
+    p.unit_root = root_;
+    p.unit_dir = root_ + "/etc/systemd/system";
+    LoadedView v = Approved("decnet-updater.service");
+    v.fragment_path = fragment;
+    v.drop_in_paths = {Parent(fragment) + "/decnet-updater.service.d/10-package.conf"};
+    v.user = "";
+    v.group = "";
+    v.no_new_privileges = true;
+    return JudgeLoadedView(p, Name("decnet-updater.service"), v, FragmentFacts{},
+                           RootOwnedFileCheck(root_));
+  }
+  static std::string Parent(const std::string& path) { return path.substr(0, path.rfind('/')); }
+};
+
+TEST_F(AMergedUsrRoot, ApprovesTheUnitSystemdNamesThroughRootsOwnLink) {
+  const OperatorFile file = Check(kNamed);
+  EXPECT_EQ(file.why, "");
+  EXPECT_EQ(file.resolved, kReal);
+  const auto refusals = JudgeOwnUnit(kNamed);
+  EXPECT_TRUE(refusals.empty()) << Describe(refusals);
+}
+
+TEST_F(AMergedUsrRoot, FollowsAbsoluteRelativeAndChainedTargetsBeneathTheRootOnly) {
+  for (const auto& [target, why] : std::vector<std::pair<std::string, std::string>>{
+           {"/usr/lib", "absolute: taken beneath the unit root"},
+           {"./usr/./lib/", "relative, with . and a trailing slash"},
+           {"usr/lib/systemd/..", "relative, with .."},
+           {"../../../../usr/lib", "\"..\" never climbs above the unit root"},
+           {"lib2", "a chain of two root-owned links"}}) {
+    Link("usr/lib", "/lib2");
+    Link(target, "/lib");
+    const OperatorFile file = Check(kNamed);
+    EXPECT_EQ(file.why, "") << why;
+    EXPECT_EQ(file.resolved, kReal) << why;
+  }
+}
+
+TEST_F(AMergedUsrRoot, RefusesALinkNotOwnedByRoot) {
+  Link("usr/lib", "/lib", 990);
+  EXPECT_NE(Check(kNamed).why.find("not owned by root"), std::string::npos) << Check(kNamed).why;
+  EXPECT_EQ(Rules(JudgeOwnUnit(kNamed)),
+            (std::vector<std::string>{"unit-loaded-fragment-owner", "unit-loaded-dropin"}));
+}
+
+TEST_F(AMergedUsrRoot, RefusesALinkInADirectoryOthersCanChange) {
+  // /lib is root's, but lives in a directory that is group- or world-writable, or not root's.
+  for (const auto& [mode, uid] :
+       std::vector<std::pair<mode_t, uid_t>>{{0775, 0}, {0757, 0}, {01777, 0}, {0755, 990}}) {
+    Dirs("/shared", mode, uid);
+    Link("../usr/lib", "/shared/lib");
+    const OperatorFile file = Check("/shared/lib/systemd/system/decnet-updater.service");
+    EXPECT_NE(file.why, "") << std::oct << mode << " uid " << std::dec << uid;
+  }
+  // The control: the same link in a directory root's alone is followed.
+  Dirs("/shared", 0755, 0);
+  EXPECT_EQ(Check("/shared/lib/systemd/system/decnet-updater.service").why, "");
+}
+
+TEST_F(AMergedUsrRoot, RefusesALinkThatLeadsThroughADirectoryOthersCanChange) {
+  // The link is root's, in a root-only directory, but its target passes a writable one.
+  Dirs("/srv/open/systemd/system");
+  Make("/srv/open/systemd/system/decnet-updater.service", 0644);
+  Link("srv/open", "/lib");
+  EXPECT_EQ(Check(kNamed).why, "") << "the control: root's alone all the way";
+  Dirs("/srv/open", 0777);
+  Link("srv/open", "/lib");
+  EXPECT_NE(Check(kNamed).why, "");
+}
+
+TEST_F(AMergedUsrRoot, RefusesALinkThatLeadsOutOfTheUnitDirectories) {
+  // Root's links and files all the way, but the unit is then in /opt, not a unit directory.
+  Dirs("/opt/vendor/systemd/system/decnet-updater.service.d");
+  Make("/opt/vendor/systemd/system/decnet-updater.service", 0644);
+  Make("/opt/vendor/systemd/system/decnet-updater.service.d/10-package.conf", 0644);
+  Link("opt/vendor", "/lib");
+  const OperatorFile file = Check(kNamed);
+  EXPECT_EQ(file.why, "");
+  EXPECT_EQ(file.resolved, "/opt/vendor/systemd/system/decnet-updater.service");
+  EXPECT_EQ(Rules(JudgeOwnUnit(kNamed)),
+            (std::vector<std::string>{"unit-loaded-fragment", "unit-loaded-dropin"}));
+}
+
+TEST_F(AMergedUsrRoot, RefusesLoopsAndDanglingLinks) {
+  Link("loop-b", "/lib");
+  Link("lib", "/loop-b");
+  EXPECT_NE(Check(kNamed).why.find("too many symbolic links"), std::string::npos)
+      << Check(kNamed).why;
+  Link("lib", "/lib");  // itself
+  EXPECT_NE(Check(kNamed).why.find("too many symbolic links"), std::string::npos);
+  Link("usr/lib-gone", "/lib");
+  EXPECT_NE(Check(kNamed).why, "");
+  Link("/usr/lib/systemd/system/decnet-updater.service/x", "/lib");  // through a file
+  EXPECT_NE(Check(kNamed).why, "");
+}
+
+TEST_F(AMergedUsrRoot, NeverFollowsTheFileItself) {
+  Dirs("/etc/systemd/system");
+  Link(kReal, "/etc/systemd/system/decnet-updater.service");
+  EXPECT_NE(Check("/etc/systemd/system/decnet-updater.service").why, "");
+  EXPECT_EQ(Rules(JudgeOwnUnit("/etc/systemd/system/decnet-updater.service")).front(),
+            "unit-loaded-fragment-owner");
 }
 
 }  // namespace
