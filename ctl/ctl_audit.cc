@@ -21,9 +21,9 @@
 #include <tuple>
 #include <vector>
 
+#include "ctl/ctl.h"
 #include "daemon/config.h"
 #include "daemon/daemon_main.h"
-#include "ctl/ctl.h"
 #include "helper/record.h"
 #include "proto/json_strict.h"
 #include "proto/values.h"
@@ -285,8 +285,8 @@ void ReadRecord(const Policy& policy, Timeline& t) {
   const std::string dir = policy.state_dir + "/";
   std::vector<HelperRequest> all;
   std::set<std::tuple<std::string, uint64_t, uint64_t, std::string>> seen;
-  for (const std::string& path : {dir + kChangeRecordFile, dir + kRequestRecordFile + ".1",
-                                  dir + kRequestRecordFile}) {
+  for (const std::string& path :
+       {dir + kChangeRecordFile, dir + kRequestRecordFile + ".1", dir + kRequestRecordFile}) {
     auto read = ForEachLine(path, [&](size_t number, std::optional<std::string_view> text) {
       auto r = text && !text->empty() ? ParseRecordLine(*text) : Bad("", "");
       if (!r) {

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "ctl/ctl.h"
+#include "helper/confine.h"
 #include "helper/loaded_view_check.h"
 #include "helper/self_update.h"
 #include "helper/systemd_manager.h"
@@ -130,8 +131,9 @@ nlohmann::json SelfUnitView(const Policy& policy) {
       live_error = verdict.error().message;
     }
   } else {
-    live_error = !name ? name.error().message
-                       : !systemd ? systemd.error().message : "cannot open " + policy.unit_dir;
+    live_error = !name      ? name.error().message
+                 : !systemd ? systemd.error().message
+                            : "cannot open " + policy.unit_dir;
   }
   if (unit_dir >= 0) ::close(unit_dir);
   if (!live_error.empty()) {
@@ -175,7 +177,18 @@ void PrintSelfUnitView(const nlohmann::json& v) {
   for (const auto& r : v.value("refusals", nlohmann::json::array())) {
     std::printf("  REFUSED [%s] %s\n", r.value("rule", "").c_str(), r.value("message", "").c_str());
   }
-  std::printf("  restart (update-self): %s\n", clean ? "allowed" : "refused until the unit is clean");
+  std::printf("  restart (update-self): %s\n",
+              clean ? "allowed" : "refused until the unit is clean");
+}
+
+// Why Landlock is not enforced, as the helper recorded it, and what that means. A filter
+// that refused it ("blocked") is said as loudly as the helper's own log says it.
+std::string LandlockStatusLine(const std::string& state, int err) {
+  for (LandlockState s : {LandlockState::kAbsent, LandlockState::kDisabled, LandlockState::kBlocked,
+                          LandlockState::kUnavailable}) {
+    if (LandlockStateName(s) == state) return DescribeLandlock(s, err);
+  }
+  return state + " (the helper recorded no reason)";
 }
 
 }  // namespace
@@ -198,12 +211,16 @@ int RunStatus(const Policy& policy, bool json) {
   auto status = ParseStatus(*status_text);
   const std::string uid = status["Uid"].substr(0, status["Uid"].find_first_of(" \t"));
 
-  nlohmann::json landlock = {{"abi", nullptr}, {"enforced", nullptr}};
+  nlohmann::json landlock = {
+      {"abi", nullptr}, {"enforced", nullptr}, {"state", nullptr}, {"errno", nullptr}};
   if (const auto conf = ReadFile(policy.state_dir + "/confinement.json")) {
     const auto j = nlohmann::json::parse(*conf, nullptr, false);
     if (j.is_object() && j.value("pid", -1) == pid) {
       landlock["abi"] = j.value("landlock_abi", 0);
       landlock["enforced"] = j.value("landlock_enforced", false);
+      // "enforced", "absent", "disabled", "blocked" (a filter refused it), "unavailable".
+      landlock["state"] = j.value("landlock_state", std::string("unknown"));
+      landlock["errno"] = j.value("landlock_errno", 0);
     }
   }
   const RequestCounts counts = CountRequests(policy.state_dir + "/requests.jsonl");
@@ -242,10 +259,13 @@ int RunStatus(const Policy& policy, bool json) {
               status["Seccomp"].c_str(), status["Seccomp"] == "2" ? " (filter)" : "");
   if (landlock["enforced"].is_null())
     std::printf("Landlock: unknown (no confinement.json for this pid)\n");
+  else if (landlock["enforced"].get<bool>())
+    std::printf("Landlock: enforced (ABI %d)\n", landlock["abi"].get<int>());
   else
-    std::printf("Landlock: %s (ABI %d)\n",
-                landlock["enforced"].get<bool>() ? "enforced" : "not enforced",
-                landlock["abi"].get<int>());
+    std::printf(
+        "Landlock: not enforced: %s\n",
+        LandlockStatusLine(landlock["state"].get<std::string>(), landlock["errno"].get<int>())
+            .c_str());
   if (daemon_build.is_null()) {
     std::printf("daemon build: not run from its store (no update-self record)\n");
   } else {

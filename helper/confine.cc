@@ -122,10 +122,32 @@ Result<void> SetNoNewPrivs() {
   return {};
 }
 
-int LandlockAbi() {
+// The kernel's Landlock ABI version into `report`, or why there is none.
+void QueryLandlock(ConfinementReport& report) {
   const long abi =
       ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
-  return abi < 0 ? 0 : static_cast<int>(abi);
+  if (abi > 0) {
+    report.landlock_abi = static_cast<int>(abi);
+    return;
+  }
+  report.landlock_abi = 0;
+  report.landlock_errno = abi < 0 ? errno : 0;
+  // SECURITY: EPERM is not "no Landlock": a filter took it away, and the log, the record and
+  // helperctl say so rather than passing it off as a fact of the kernel.
+  switch (report.landlock_errno) {
+    case ENOSYS:
+      report.landlock_state = LandlockState::kAbsent;
+      break;
+    case EOPNOTSUPP:
+      report.landlock_state = LandlockState::kDisabled;
+      break;
+    case EPERM:
+      report.landlock_state = LandlockState::kBlocked;
+      break;
+    default:
+      report.landlock_state = LandlockState::kUnavailable;
+      break;
+  }
 }
 
 // Every write-ish right this ABI knows: what the ruleset handles (so denies by default).
@@ -233,7 +255,7 @@ Result<ConfinementReport> ConfineHelper(const std::vector<int>& writable_dir_fds
                 "confinement needs a single-threaded process, found " + std::to_string(threads));
 
   ConfinementReport report;
-  report.landlock_abi = LandlockAbi();
+  QueryLandlock(report);
 
   if (auto r = DropAllCapabilities(); !r) return tl::make_unexpected(r.error());
   if (auto r = VerifyNoCapabilities(); !r) return tl::make_unexpected(r.error());
@@ -248,10 +270,55 @@ Result<ConfinementReport> ConfineHelper(const std::vector<int>& writable_dir_fds
     if (::syscall(SYS_landlock_restrict_self, ruleset->get(), 0) != 0)
       return tl::make_unexpected(SysError("landlock", "landlock_restrict_self"));
     report.landlock_enforced = true;
+    report.landlock_state = LandlockState::kEnforced;
   }
 
   if (auto r = InstallSeccomp(); !r) return tl::make_unexpected(r.error());
   return report;
+}
+
+std::string_view LandlockStateName(LandlockState state) {
+  switch (state) {
+    case LandlockState::kEnforced:
+      return "enforced";
+    case LandlockState::kAbsent:
+      return "absent";
+    case LandlockState::kDisabled:
+      return "disabled";
+    case LandlockState::kBlocked:
+      return "blocked";
+    case LandlockState::kUnavailable:
+      break;
+  }
+  return "unavailable";
+}
+
+std::string_view LandlockStateMeaning(LandlockState state) {
+  switch (state) {
+    case LandlockState::kEnforced:
+      return "writes only beneath the helper's own directories";
+    case LandlockState::kAbsent:
+      return "the kernel has no Landlock; writes are limited by the unit's sandbox only";
+    case LandlockState::kDisabled:
+      return "the kernel's Landlock is disabled at boot (lsm=); writes are limited by the "
+             "unit's sandbox only";
+    case LandlockState::kBlocked:
+      return "WARNING: a seccomp filter outside the helper (a container manager's?) refused "
+             "Landlock; the helper serves WITHOUT it, writes are limited by the unit's sandbox "
+             "only; allow the landlock_* system calls to the container";
+    case LandlockState::kUnavailable:
+      break;
+  }
+  return "WARNING: the Landlock version query failed; the helper serves WITHOUT Landlock";
+}
+
+std::string DescribeLandlock(LandlockState state, int err) {
+  const std::string name = err == ENOSYS       ? "ENOSYS"
+                           : err == EOPNOTSUPP ? "EOPNOTSUPP"
+                           : err == EPERM      ? "EPERM"
+                                               : "errno " + std::to_string(err);
+  return std::string(LandlockStateName(state)) + " (" + name +
+         "): " + std::string(LandlockStateMeaning(state));
 }
 
 Result<void> DropToUser(uid_t uid, gid_t gid) {

@@ -7,15 +7,41 @@
 #include <sys/types.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proto/result.h"
 
 namespace decnet::helper {
 
+// What became of Landlock. The version query (landlock_create_ruleset) tells apart a kernel
+// without Landlock from one whose Landlock a seccomp filter (a container manager's, such as
+// systemd-nspawn's) refused: the first is a fact of the host, the second a confinement that
+// someone else took away.
+enum class LandlockState {
+  kEnforced,     // the helper's rules are in force
+  kAbsent,       // ENOSYS: the kernel has no Landlock
+  kDisabled,     // EOPNOTSUPP: built in, but disabled at boot (lsm=)
+  kBlocked,      // EPERM: a seccomp filter refused the call; Landlock may well exist
+  kUnavailable,  // any other error of the version query
+};
+
+// "enforced", "absent", "disabled", "blocked", "unavailable": the names confinement.json and
+// helperctl status use.
+std::string_view LandlockStateName(LandlockState state);
+
+// One sentence for the log and helperctl: what the state means for the helper's writes.
+std::string_view LandlockStateMeaning(LandlockState state);
+
+// "NAME (ERRNO): MEANING", such as "blocked (EPERM): WARNING: ...", for a Landlock that is not
+// enforced; `err` is the recorded errno (ENOSYS, EOPNOTSUPP and EPERM by name).
+std::string DescribeLandlock(LandlockState state, int err);
+
 struct ConfinementReport {
-  int landlock_abi = 0;  // 0 when the kernel has no Landlock
+  int landlock_abi = 0;  // 0 when Landlock cannot be used (landlock_state says why)
   bool landlock_enforced = false;
+  LandlockState landlock_state = LandlockState::kAbsent;
+  int landlock_errno = 0;  // the version query's errno when it failed, else 0
 };
 
 // Root side, in this order: clear all five capability sets (ambient, inheritable, permitted,

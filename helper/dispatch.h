@@ -11,9 +11,9 @@
 #include <string_view>
 
 #include "helper/dirs.h"
-#include "policy/policy.h"
 #include "helper/record.h"
 #include "helper/systemd_manager.h"
+#include "policy/policy.h"
 #include "proto/helper_protocol.h"
 
 namespace decnet::helper {
@@ -43,7 +43,7 @@ struct DispatchRow {
   Phase phase;  // the only phase in which the request is answered
   bool once;    // answered at most once per session
   Handler handler;
-  std::string_view checks;  // what the helper checks, in words (for helperctl policy)
+  std::string_view checks;            // what the helper checks, in words (for helperctl policy)
   Effect effect = Effect::kReadOnly;  // kChangesState: admitted only while its record has room
 };
 
@@ -54,7 +54,7 @@ std::span<const DispatchRow> DispatchTable();
 struct Dispatched {
   proto::Request request;
   Result<proto::ReplyBody> reply;
-  bool end_session = false;  // a refused hello: reply, then end
+  bool end_session = false;           // a refused hello: reply, then end
   Effect effect = Effect::kReadOnly;  // the row's: where the request is recorded
 };
 

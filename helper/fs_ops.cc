@@ -40,26 +40,36 @@ Result<void> FsyncDir(int dir_fd) {
   return {};
 }
 
-}  // namespace
-
-void UniqueFd::reset(int fd) {
-  if (fd_ >= 0 && fd_ != fd) ::close(fd_);
-  fd_ = fd;
-}
-
-UniqueFd OpenBeneath(int dir_fd, std::string_view path, int flags, mode_t mode) {
+// The one openat2 call; the resolve flags are chosen by its two callers below.
+UniqueFd OpenAt2(int dir_fd, std::string_view path, int flags, mode_t mode, uint64_t resolve) {
   open_how how{};
   how.flags = static_cast<uint64_t>(flags) | O_CLOEXEC | O_NOFOLLOW;
   how.mode = (flags & O_CREAT) ? mode : 0;
-  // SECURITY: the one place resolve flags are chosen: no name climbs out of its directory,
-  // passes through a symlink or a /proc magic link, or crosses onto another mount.
-  how.resolve = kResolve;
+  how.resolve = resolve;
   const std::string p(path);
   for (;;) {
     const long fd = ::syscall(SYS_openat2, dir_fd, p.c_str(), &how, sizeof how);
     if (fd >= 0) return UniqueFd(static_cast<int>(fd));
     if (errno != EINTR) return UniqueFd();
   }
+}
+
+}  // namespace
+
+UniqueFd OpenBeneath(int dir_fd, std::string_view path, int flags, mode_t mode) {
+  // SECURITY: beneath a descriptor, no name climbs out of its directory, passes through a
+  // symlink or a /proc magic link, or crosses onto another mount.
+  return OpenAt2(dir_fd, path, flags, mode, kResolve);
+}
+
+UniqueFd OpenNoSymlinks(std::string_view path, int flags) {
+  if (path.empty() || path.front() != '/') {
+    errno = EINVAL;
+    return UniqueFd();
+  }
+  // SECURITY: no component of a configured absolute path may be a symlink (or a magic link):
+  // whoever could plant one could point the path at a directory of their choosing.
+  return OpenAt2(AT_FDCWD, path, flags, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 }
 
 bool RefusedByResolve(int err) { return err == ELOOP || err == EXDEV; }

@@ -13,37 +13,9 @@
 #include <string_view>
 
 #include "proto/result.h"
+#include "proto/unique_fd.h"
 
 namespace decnet::helper {
-
-// An owned file descriptor: move-only, closed exactly once (by its destructor or reset).
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) reset(other.release());
-    return *this;
-  }
-  ~UniqueFd() { reset(); }
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  // Gives up ownership without closing.
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  // Closes the held descriptor (if any) and holds `fd` instead.
-  void reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
 
 // The one openat2 wrapper. Opens `path` (relative, one or more components) beneath `dir_fd`
 // with `flags` | O_CLOEXEC | O_NOFOLLOW, retrying on EINTR. The resolve flags are fixed:
@@ -52,6 +24,14 @@ class UniqueFd {
 // leaves `dir_fd`, and a mount crossing. Returns the descriptor, or -1 with errno set (callers
 // turn errno into their own rule).
 [[nodiscard]] UniqueFd OpenBeneath(int dir_fd, std::string_view path, int flags, mode_t mode = 0);
+
+// Opens the absolute `path` with `flags` | O_CLOEXEC | O_NOFOLLOW through the same openat2
+// wrapper, resolved from the root with RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: a symlink
+// in ANY component, not only the last, is refused (errno ELOOP). Mount crossings are allowed
+// (a configured directory may sit on another file system). For the few directories the
+// policy names by absolute path and whose every component must be what it says. Returns -1
+// with errno EINVAL for a relative path.
+[[nodiscard]] UniqueFd OpenNoSymlinks(std::string_view path, int flags);
 
 // True when `errno` after OpenBeneath means "a symlink, magic link, escape or mount crossing
 // was refused" rather than a missing or unreadable entry.

@@ -1,6 +1,7 @@
 #include "helper/self_update.h"
 
 #include <fcntl.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,12 @@ constexpr size_t kMaxRecordBytes = 4096;
 constexpr char kCurrentLink[] = "current";
 constexpr char kReleasesPrefix[] = "releases/";
 constexpr char kCompletionRecord[] = ".decnet-complete";
+
+// The rules a revert's refusal names in the log.
+constexpr char kRevertRule[] = "self-update-revert";
+constexpr char kStorePathRule[] = "self-update-store-path";
+constexpr char kStoreOwnerRule[] = "self-update-store-owner";
+constexpr char kFsIdentityRule[] = "self-update-fs-identity";
 
 uint64_t NowMs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -59,20 +66,61 @@ bool IsCompleteBuild(int store, const std::string& id) {
   return fd.valid() && ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// SECURITY: the store belongs to the daemon. The helper (root, before it drops its
-// capabilities; CAP_DAC_OVERRIDE lets it write there) only creates one symlink beside
-// `current` under a fresh unique name (AtomicSymlink skips any name planted there, so a
-// plant can neither block the revert nor be followed) and renames it over `current`; a
-// `current` that is not a symlink makes it stop rather than replace a directory. The link
-// stays root's: a symlink's owner grants nothing here, and the daemon may still rename its
-// own link over it.
-Result<void> FlipCurrent(int store, const std::string& id) {
+// The current file-system uid and gid. setfsuid/setfsgid with an invalid id (-1) change
+// nothing and return the current value: the only way to read them back.
+uid_t CurrentFsUid() { return static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1))); }
+gid_t CurrentFsGid() { return static_cast<gid_t>(::setfsgid(static_cast<gid_t>(-1))); }
+
+// Takes the daemon's file-system identity (CAP_SETUID/CAP_SETGID allow it). With an fsuid
+// other than 0 the kernel also clears CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER and
+// the other file capabilities from the effective set until root's fsuid is back.
+Result<void> TakeFsIdentity(const DaemonIdentity& daemon) {
+  ::setfsgid(daemon.gid);
+  ::setfsuid(daemon.uid);
+  if (CurrentFsUid() != daemon.uid || CurrentFsGid() != daemon.gid)
+    return Fail(ErrorCode::kFailed, kFsIdentityRule,
+                "the daemon's file-system identity did not stick");
+  return {};
+}
+
+// Root's file-system identity back, checked.
+Result<void> RestoreRootFsIdentity() {
+  ::setfsuid(0);
+  ::setfsgid(0);
+  if (CurrentFsUid() != 0 || CurrentFsGid() != 0)
+    return Fail(ErrorCode::kFailed, kFsIdentityRule,
+                "root's file-system identity could not be restored after the revert");
+  return {};
+}
+
+// Flips `current` back to releases/<id> as the daemon, in a store the daemon owns. Refuses
+// ("self-update-store-owner") a store directory not owned by the daemon's uid. May return
+// with the daemon's file-system identity still taken: the caller restores root's, always.
+Result<void> FlipCurrentAsDaemon(int store, const DaemonIdentity& daemon, const std::string& id,
+                                 std::string_view store_path) {
+  struct stat st {};
+  if (::fstat(store, &st) != 0)
+    return Fail(ErrorCode::kFailed, kRevertRule,
+                std::string("fstat of the store: ") + std::strerror(errno));
+  // SECURITY: the identity taken is the policy's daemon, never whoever owns the directory: a
+  // store owned by root or by another user is not the daemon's, and the helper writes there
+  // in nobody's name.
+  if (daemon.uid == 0 || daemon.gid == 0 || st.st_uid != daemon.uid)
+    return Fail(ErrorCode::kDenied, kStoreOwnerRule,
+                std::string(store_path) + " is owned by uid " + std::to_string(st.st_uid) +
+                    ", not by the daemon's uid " + std::to_string(daemon.uid));
+  // SECURITY: the helper writes into the store only as the daemon, so it needs no
+  // CAP_DAC_OVERRIDE and can do there nothing the daemon could not do itself.
+  if (auto taken = TakeFsIdentity(daemon); !taken) return taken;
+  // SECURITY: one symlink under a fresh unique name (AtomicSymlink skips any name planted
+  // there, so a plant can neither block the revert nor be followed), renamed over `current`;
+  // a `current` that is not a symlink stops the revert rather than replacing a directory.
   auto kind = InspectEntry(store, kCurrentLink);
   if (!kind || *kind != EntryKind::kSymlink)
-    return Fail(ErrorCode::kFailed, "self-update-revert", "current is not a symlink");
+    return Fail(ErrorCode::kFailed, kRevertRule, "current is not a symlink");
   if (auto flipped = AtomicSymlink(store, kCurrentLink, std::string(kReleasesPrefix) + id);
       !flipped)
-    return Fail(ErrorCode::kFailed, "self-update-revert", flipped.error().message);
+    return Fail(ErrorCode::kFailed, kRevertRule, flipped.error().message);
   return {};
 }
 
@@ -169,23 +217,36 @@ StartDecision DecideStart(StartRecord record, const std::string& current, uint64
   return d;
 }
 
-Result<SelfUpdateStart> ApplySelfUpdateRevertDecision(const Policy& policy, int state_dir) {
+Result<SelfUpdateStart> ApplySelfUpdateRevertDecision(const Policy& policy,
+                                                      const DaemonIdentity& daemon, int state_dir) {
   SelfUpdateStart out;
   const std::string prefix = policy.daemon_store + "/" + kCurrentLink + "/";
   if (policy.daemon_store.empty() || !policy.daemon_binary.starts_with(prefix)) return out;
   out.active = true;
-  const int store =
-      ::open(policy.daemon_store.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (store < 0) {
-    out.message = "update-self: daemon store " + policy.daemon_store + " cannot be opened (" +
-                  std::strerror(errno) + "); nothing to decide";
+  // SECURITY: no component of the store's path may be a symlink: one planted on the way
+  // would let its owner choose the directory the helper reads `current` from and writes to.
+  const UniqueFd store = OpenNoSymlinks(policy.daemon_store, O_RDONLY | O_DIRECTORY);
+  if (!store.valid()) {
+    int err = errno;
+    // With O_DIRECTORY a symlink as the last component reads as ENOTDIR; O_PATH opens the
+    // link itself (no component before it is one), which tells.
+    if (err == ENOTDIR) {
+      const UniqueFd last = OpenNoSymlinks(policy.daemon_store, O_PATH);
+      struct stat st {};
+      if (last.valid() && ::fstat(last.get(), &st) == 0 && S_ISLNK(st.st_mode)) err = ELOOP;
+    }
+    if (err == ELOOP)
+      out.message = "update-self: refused [" + std::string(kStorePathRule) + "]: daemon store " +
+                    policy.daemon_store + " is reached through a symbolic link; nothing to decide";
+    else
+      out.message = "update-self: daemon store " + policy.daemon_store + " cannot be opened (" +
+                    std::strerror(err) + "); nothing to decide";
     return out;
   }
   char target[256];
-  const ssize_t n = ::readlinkat(store, kCurrentLink, target, sizeof target - 1);
+  const ssize_t n = ::readlinkat(store.get(), kCurrentLink, target, sizeof target - 1);
   const std::string current = n > 0 ? BuildOfTarget(std::string_view(target, size_t(n))) : "";
   if (current.empty()) {
-    ::close(store);
     out.message = "update-self: " + policy.daemon_store + "/current is missing or not " +
                   "releases/<id>; nothing to decide";
     return out;
@@ -198,21 +259,25 @@ Result<SelfUpdateStart> ApplySelfUpdateRevertDecision(const Policy& policy, int 
     record_note = "update-self: start record unreadable (" + loaded.error().message +
                   "); starting a fresh one";
   StartRecord record = loaded ? loaded->value_or(StartRecord{}) : StartRecord{};
-  const bool good_complete = !record.good.empty() && IsCompleteBuild(store, record.good);
+  const bool good_complete = !record.good.empty() && IsCompleteBuild(store.get(), record.good);
   StartDecision decision =
       DecideStart(std::move(record), current, policy.self_update_probation_ms, good_complete);
   out.build = current;
   if (decision.action == StartAction::kRevert) {
     // A revert that cannot be made must not keep the unit from starting (it would loop):
     // the current build starts again and the log says why.
-    if (auto flipped = FlipCurrent(store, decision.record.good); !flipped) {
-      decision.why +=
-          "; the revert failed (" + flipped.error().message + "), starting " + current + " again";
+    const Result<void> flipped =
+        FlipCurrentAsDaemon(store.get(), daemon, decision.record.good, policy.daemon_store);
+    // SECURITY: root's file-system identity is restored on every path, and checked: start-up
+    // never goes on (fork, open its directories, serve) with the daemon's.
+    if (auto root = RestoreRootFsIdentity(); !root) return tl::make_unexpected(root.error());
+    if (!flipped) {
+      decision.why += "; the revert failed [" + flipped.error().rule + ": " +
+                      flipped.error().message + "], starting " + current + " again";
     } else {
       out.build = decision.record.good;
     }
   }
-  ::close(store);
   out.message = record_note.empty()    ? decision.why
                 : decision.why.empty() ? record_note
                                        : record_note + "; " + decision.why;

@@ -5,8 +5,9 @@
 // digits, written by the daemon. update-self installs a new build there, flips `current`
 // and asks for a restart of the unit. The helper records every start attempt in its own
 // state directory (kDaemonStartFile) and, at the next start of the unit, during start-up and
-// before privileges are dropped (afterwards uid 0 without capabilities cannot write the
-// daemon-owned store), flips `current` back to the last proven build when a fresh one failed.
+// before privileges are dropped (it takes the daemon's file-system identity to write the
+// daemon-owned store, which needs CAP_SETUID/CAP_SETGID), flips `current` back to the last
+// proven build when a fresh one failed.
 //
 // Rules (DecideStart):
 //   * An attempt is PROVEN when the daemon said hello and did not end with a failure within
@@ -19,14 +20,16 @@
 //     that build is still complete in the store; if it is not, the current build is started
 //     again and the log says why nothing could be reverted.
 //
-// The store is written only through a descriptor of its directory, never following a
-// symlink: a fresh link is created beside `current` and renamed over it.
+// The store is opened with no symlink in any component of its path, and written only through
+// that descriptor, as the daemon, never following a symlink: a fresh link is created beside
+// `current` and renamed over it.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "helper/daemon_identity.h"
 #include "policy/policy.h"
 #include "proto/result.h"
 
@@ -73,19 +76,26 @@ StartDecision DecideStart(StartRecord record, const std::string& current, uint64
 
 // What start-up decided, for the log.
 struct SelfUpdateStart {
-  bool active = false;    // the policy runs the daemon from its store
-  std::string build;      // the build that starts
-  std::string message;    // non-empty: log it
+  bool active = false;  // the policy runs the daemon from its store
+  std::string build;    // the build that starts
+  std::string message;  // non-empty: log it
 };
 
-// Start-up (root, capabilities still held, before the fork): reads `current`, decides, flips
-// back when needed, and records this attempt in the state directory. Inactive (nothing read
-// or written) when policy.daemon_store is empty or policy.daemon_binary does not lie beneath
-// its `current/`. A store without `current` starts nothing new and records nothing. An
-// unreadable start record is replaced by a fresh one (said in the message): it never keeps
-// the unit from starting.
+// Start-up (root, CAP_SETUID and CAP_SETGID still held, before the fork): reads `current`,
+// decides, flips back when needed, and records this attempt in the state directory. Inactive
+// (nothing read or written) when policy.daemon_store is empty or policy.daemon_binary does not
+// lie beneath its `current/`. Decides nothing (and records nothing) when the store's path has
+// a symlink in any component ("self-update-store-path") or cannot be opened, or when the store
+// has no `current` naming a build. The flip is made with `daemon`'s file-system identity
+// (setfsuid/setfsgid), never with CAP_DAC_OVERRIDE, and is refused when the store directory is
+// not owned by `daemon`'s uid ("self-update-store-owner"). A revert that is refused or fails
+// never keeps the unit from starting: the current build starts again and the message names
+// the rule. An unreadable start record is replaced by a fresh one (said in the message).
+// Errors: the record cannot be saved, or root's file-system identity could not be restored
+// after the flip ("self-update-fs-identity"); start-up must stop on either.
 [[nodiscard]] Result<SelfUpdateStart> ApplySelfUpdateRevertDecision(const Policy& policy,
-                                                                     int state_dir);
+                                                                    const DaemonIdentity& daemon,
+                                                                    int state_dir);
 
 // After the daemon's hello, and when serving ended (the daemon closed the pair: `clean` when
 // it exited 0). No-ops when the record is absent (inactive). Best effort: a failure is

@@ -65,13 +65,23 @@ ServeEnd EndWithViolation(RequestRecord& record, const std::string& rule,
   return ServeEnd::kProtocolViolation;
 }
 
+enum class Awaited { kPair, kTimeout, kStop };
+
 // Waits for the pair to become readable (or hang up), relaying the daemon's output while it
-// waits. False when `timeout_ms` (-1: none) passed first.
-bool AwaitPair(int fd, int timeout_ms, std::vector<LineRelay>* relays) {
+// waits. kTimeout when `timeout_ms` (-1: none) passed first, kStop when `stop_fd` (-1: none)
+// became readable first.
+Awaited AwaitPair(int fd, int timeout_ms, std::vector<LineRelay>* relays, int stop_fd) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
+    // The stop is looked at first: a daemon that keeps sending cannot hold the helper up.
+    if (stop_fd >= 0) {
+      pollfd stop{stop_fd, POLLIN, 0};
+      if (::poll(&stop, 1, 0) > 0) return Awaited::kStop;
+    }
     std::vector<pollfd> fds = {{fd, POLLIN, 0}};
+    if (stop_fd >= 0) fds.push_back({stop_fd, POLLIN, 0});
+    const size_t first_relay = fds.size();
     for (LineRelay& r : *relays) fds.push_back({r.fd(), POLLIN, 0});
     int wait = -1;
     if (timeout_ms >= 0) {
@@ -81,13 +91,14 @@ bool AwaitPair(int fd, int timeout_ms, std::vector<LineRelay>* relays) {
     }
     const int n = ::poll(fds.data(), fds.size(), wait);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    for (size_t i = 1; i < fds.size(); ++i) {
-      if (fds[i].revents != 0) (*relays)[i - 1].Pump();
+    if (n <= 0) return Awaited::kTimeout;
+    for (size_t i = first_relay; i < fds.size(); ++i) {
+      if (fds[i].revents != 0) (*relays)[i - first_relay].Pump();
     }
     // A relay whose writer closed stays readable (EOF): stop polling it.
     std::erase_if(*relays, [](LineRelay& r) { return !r.Pump(); });
-    if (fds[0].revents != 0) return true;
+    if (first_relay == 2 && fds[1].revents != 0) return Awaited::kStop;
+    if (fds[0].revents != 0) return Awaited::kPair;
   }
 }
 
@@ -110,9 +121,12 @@ ServeEnd Serve(int fd, const Policy& policy, const HelperDirs& dirs, SystemdMana
   Notify(options, StatusLine(counters, session.phase));
   for (;;) {
     int timeout = session.phase == Phase::kAwaitHello ? policy.hello_timeout_ms : -1;
-    if (!relays->empty()) {
+    if (!relays->empty() || options.stop_fd >= 0) {
       // The pair is ready (or the wait is over): RecvFrame need not wait again.
-      (void)AwaitPair(fd, timeout, relays);
+      if (AwaitPair(fd, timeout, relays, options.stop_fd) == Awaited::kStop) {
+        LogLine("asked to stop: ending the session");
+        return ServeEnd::kStopped;
+      }
       timeout = 0;
     }
     auto frame = RecvFrame(fd, timeout);

@@ -1,5 +1,5 @@
-// Start-up of the helper, in a fixed order (docs/security-review.md §1). Everything that needs privilege
-// (reading the root-owned policy, the state directory, the revert decision, changing the
+// Start-up of the helper, in a fixed order (docs/security-review.md §1). Everything that needs
+// privilege (reading the root-owned policy, the state directory, the revert decision, changing the
 // child's ids) happens before the parent drops it; everything after ConfineHelper runs under
 // the seccomp allow-list, so this file does its own output with write(2) (no stdio, whose
 // first use probes the terminal with ioctl).
@@ -11,6 +11,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -41,6 +42,7 @@ namespace {
 
 constexpr int kDaemonFd = 3;              // the daemon's end of the pair, by contract
 constexpr int kChildExitGraceMs = 3'000;  // wait this long for the daemon to exit
+constexpr int kStopGraceMs = 1'000;       // at a stop, for it to end on its own SIGTERM
 constexpr const char* kPidFile = "helper.pid";
 constexpr const char* kConfinementFile = "confinement.json";
 
@@ -66,8 +68,8 @@ void CheckSelfUnitAtStart(const Policy& policy, const HelperDirs& dirs, SystemdM
   auto verdict = name ? CheckLoadedView(policy, dirs.unit_dir, nullptr, systemd, *name)
                       : Result<LoadedViewVerdict>(tl::make_unexpected(name.error()));
   if (!verdict) {
-    Log("the updater's own unit " + policy.self_unit + ": loaded view unavailable: " +
-        verdict.error().rule + ": " + verdict.error().message);
+    Log("the updater's own unit " + policy.self_unit +
+        ": loaded view unavailable: " + verdict.error().rule + ": " + verdict.error().message);
     record["readable"] = false;
     record["error"] = verdict.error().message;
   } else {
@@ -176,6 +178,11 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
   if (::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0)
     ChildFail(std::string("PR_SET_PDEATHSIG: ") + std::strerror(errno));
   if (::getppid() != plan.parent) ChildFail("the helper died before the daemon started");
+  // The helper's stop signals are blocked (TakeStopSignals); the daemon starts with none.
+  sigset_t none;
+  sigemptyset(&none);
+  if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0)
+    ChildFail(std::string("sigprocmask: ") + std::strerror(errno));
   ::execve(argv[0], argv.data(), envp.data());
   ChildFail("exec " + plan.argv_storage[0] + ": " + std::strerror(errno));
 }
@@ -209,6 +216,31 @@ std::string DescribeChildEnd(const std::optional<siginfo_t>& end) {
   const siginfo_t& info = *end;
   if (info.si_code == CLD_EXITED) return "exited with status " + std::to_string(info.si_status);
   return "killed by signal " + std::to_string(info.si_status);
+}
+
+// Blocks SIGTERM and SIGINT and returns a signalfd that becomes readable when one is pending
+// (-1 when it cannot be made: the signals are then left to their default action). The helper
+// is the unit's main process: killed outright by systemd's SIGTERM it would leave the daemon
+// behind it in the unit's control group, for systemd to clean up as a straggler after the
+// main process has gone. With the signal pending instead, the helper ends its session, waits
+// for the daemon (which systemd signalled too) and exits after it.
+int TakeStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  const int fd = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (fd < 0) return -1;
+  if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool Readable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return fd >= 0 && ::poll(&p, 1, 0) > 0;
 }
 
 struct StartedParent {
@@ -289,7 +321,9 @@ std::string ConfinementJson(pid_t pid, const ConfinementReport& report,
   return "{\"pid\":" + std::to_string(pid) +
          ",\"landlock_abi\":" + std::to_string(report.landlock_abi) +
          ",\"landlock_enforced\":" + (report.landlock_enforced ? "true" : "false") +
-         ",\"started_at\":\"" + started_at + "\"}\n";
+         ",\"landlock_state\":\"" + std::string(LandlockStateName(report.landlock_state)) +
+         "\",\"landlock_errno\":" + std::to_string(report.landlock_errno) + ",\"started_at\":\"" +
+         started_at + "\"}\n";
 }
 
 int RunHelper(const std::string& config_path) {
@@ -305,9 +339,12 @@ int RunHelper(const std::string& config_path) {
     LogError("daemon identity", identity.error());
     return Exit(HelperExit::kStartupFailed);
   }
-  // Before the fork and while root still holds its capabilities: the daemon-owned store can
-  // only be written now.
-  auto self_update = ApplySelfUpdateRevertDecision(policy, started->state_fd);
+  // After CommonStartup made sure 0, 1 and 2 are open, so the descriptor is none of them.
+  const int stop_fd = TakeStopSignals();
+  if (stop_fd < 0) Log(std::string("cannot take the stop signals: ") + std::strerror(errno));
+  // Before the fork and while root still holds CAP_SETUID/CAP_SETGID: the daemon-owned store
+  // is written with the daemon's file-system identity, which only they allow.
+  auto self_update = ApplySelfUpdateRevertDecision(policy, *identity, started->state_fd);
   if (!self_update) {
     LogError("update-self start-up", self_update.error());
     return Exit(HelperExit::kStartupFailed);
@@ -361,7 +398,7 @@ int RunHelper(const std::string& config_path) {
   auto dirs = OpenHelperDirs(policy);
   if (!dirs) return abort_start("directories", dirs.error());
   ::close(started->state_fd);
-  auto systemd = ConnectSystemd();
+  auto systemd = ConnectSystemd(stop_fd);
   if (!systemd) return abort_start("system bus", systemd.error());
   const std::string pid_text = std::to_string(::getpid()) + "\n";
   if (auto r = AtomicWriteFile(dirs->state_dir, kPidFile, pid_text, 0644); !r)
@@ -374,7 +411,11 @@ int RunHelper(const std::string& config_path) {
   if (!report) return abort_start("confinement", report.error());
   Log("confined: capabilities none, NoNewPrivs, seccomp " +
       std::to_string(SeccompAllowList().size()) + " calls, landlock abi " +
-      std::to_string(report->landlock_abi) + (report->landlock_enforced ? " enforced" : " absent"));
+      std::to_string(report->landlock_abi) + " " +
+      std::string(LandlockStateName(report->landlock_state)));
+  // Serving goes on without Landlock (a container may refuse it), but never silently.
+  if (!report->landlock_enforced)
+    Log("landlock " + DescribeLandlock(report->landlock_state, report->landlock_errno));
   if (auto r = AtomicWriteFile(dirs->state_dir, kConfinementFile,
                                ConfinementJson(::getpid(), *report, started_at), 0644);
       !r)
@@ -382,16 +423,28 @@ int RunHelper(const std::string& config_path) {
 
   ServeOptions serve_options;
   serve_options.relays = &output->relays;
+  serve_options.stop_fd = stop_fd;
   if (self_update->active) {
     serve_options.on_hello = [state = dirs->state_dir] {
       if (auto r = RecordDaemonHello(state); !r) LogError("start record", r.error());
     };
   }
   const ServeEnd end = Serve(pair[0], policy, *dirs, **systemd, serve_options);
+  // systemd's stop (or update-self's restart): the daemon got the same signal; with its pair
+  // closed as well it ends, and the helper exits after it, leaving nothing in the unit.
+  const bool stopped = end == ServeEnd::kStopped || Readable(stop_fd);
+  // systemd signalled the daemon as well (KillMode=control-group): it gets a moment to end on
+  // that before its pair closes, which it would otherwise take for the helper's failure.
+  if (stopped) (void)WaitExited(pidfd, kStopGraceMs);
   ::close(pair[0]);
   const std::optional<siginfo_t> child_end = ReapChild(child, pidfd);
   for (LineRelay& relay : output->relays) relay.Flush();
-  Log("daemon " + DescribeChildEnd(child_end));
+  Log("daemon " + DescribeChildEnd(child_end) + (stopped ? " (the unit is being stopped)" : ""));
+  if (stopped) {
+    // No end is recorded: a stop is not the build's failure, and an attempt stopped after its
+    // hello counts as proven (helper/self_update.h), as it always has.
+    return Exit(HelperExit::kOk);
+  }
   if (self_update->active) {
     const bool daemon_clean = end == ServeEnd::kPeerClosed && child_end &&
                               child_end->si_code == CLD_EXITED && child_end->si_status == 0;
@@ -404,6 +457,7 @@ int RunHelper(const std::string& config_path) {
     case ServeEnd::kHelloTimeout:
       return Exit(HelperExit::kHelloTimeout);
     case ServeEnd::kPeerClosed:
+    case ServeEnd::kStopped:
       break;
   }
   const bool clean = child_end && child_end->si_code == CLD_EXITED && child_end->si_status == 0;
@@ -530,8 +584,7 @@ int RunSelftestMode(const std::string& config_path) {
   CheckProcStatus();
 
   if (report->landlock_abi == 0) {
-    Skip("landlock",
-         "the kernel offers no Landlock; writes are limited by the unit's sandbox only");
+    Skip("landlock", DescribeLandlock(report->landlock_state, report->landlock_errno));
   } else if (outside_fd < 0 || control != 0) {
     Report(false, "landlock refuses writes outside",
            "no usable control directory (" + (outside.empty() ? std::string("none") : outside) +
@@ -551,8 +604,8 @@ int RunSelftestMode(const std::string& config_path) {
   Say("calling forbidden system call: " + std::string(kSelftestForbiddenCall) + " (" +
       std::to_string(nr) + ")\n");
   const long rc = ::syscall(nr, nullptr, nullptr, nullptr, 0, nullptr);
-  Say("FAIL: forbidden system call returned " + std::to_string(rc) + " (" +
-      std::strerror(errno) + ")\n");
+  Say("FAIL: forbidden system call returned " + std::to_string(rc) + " (" + std::strerror(errno) +
+      ")\n");
   return Exit(HelperExit::kSelftestFailed);
 }
 

@@ -1,7 +1,7 @@
 // Start-up of decnet-update-helper: policy, state directory, the self-update
-// revert decision (helper/self_update.h), the daemon's identity, the socketpair and fork; the child drops to the daemon
-// user and execs the daemon; the parent opens its directories, connects to the system bus,
-// confines itself and serves. Also the self-test mode that `helperctl selftest` runs.
+// revert decision (helper/self_update.h), the daemon's identity, the socketpair and fork; the child
+// drops to the daemon user and execs the daemon; the parent opens its directories, connects to the
+// system bus, confines itself and serves. Also the self-test mode that `helperctl selftest` runs.
 #pragma once
 
 #include <sys/types.h>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "helper/confine.h"
+#include "helper/daemon_identity.h"
 #include "policy/policy.h"
 #include "proto/result.h"
 
@@ -32,12 +33,6 @@ enum class HelperExit : int {
 // to mount), and harmless if a broken filter let it through (it fails with EFAULT).
 inline constexpr std::string_view kSelftestForbiddenCall = "mount";
 
-// The daemon's identity, resolved from the policy's names.
-struct DaemonIdentity {
-  uid_t uid = 0;
-  gid_t gid = 0;
-};
-
 // Looks up policy.daemon_user / daemon_group. Refuses (kDenied) uid or gid 0
 // ("daemon-user-root") and a daemon user that is one of the unit users, by name or by uid
 // ("daemon-user-is-unit-user"); kNotFound when a name does not exist.
@@ -50,7 +45,8 @@ struct DaemonIdentity {
 // reach systemd in the helper's name.
 std::vector<std::string> DaemonEnvironment(const char* const* envp);
 
-// {"pid":N,"landlock_abi":N,"landlock_enforced":bool,"started_at":"RFC 3339 UTC"}
+// {"pid":N,"landlock_abi":N,"landlock_enforced":bool,"landlock_state":NAME,
+//  "landlock_errno":N,"started_at":"RFC 3339 UTC"}, NAME one of LandlockStateName's.
 std::string ConfinementJson(pid_t pid, const ConfinementReport& report,
                             const std::string& started_at);
 

@@ -73,8 +73,8 @@ uint64_t Usec(std::chrono::milliseconds d) {
 class DbusSystemdManager final : public SystemdManager {
  public:
   DbusSystemdManager(std::unique_ptr<sdbus::IConnection> connection,
-                     std::unique_ptr<sdbus::IProxy> manager)
-      : connection_(std::move(connection)), manager_(std::move(manager)) {}
+                     std::unique_ptr<sdbus::IProxy> manager, int stop_fd)
+      : connection_(std::move(connection)), manager_(std::move(manager)), stop_fd_(stop_fd) {}
 
   ~DbusSystemdManager() override {
     // The proxy refers to the connection: it must go first. Its destructor unregisters
@@ -178,9 +178,9 @@ class DbusSystemdManager final : public SystemdManager {
       view.group = Take<std::string>(p, "Group");
       view.dynamic_user = Take<bool>(p, "DynamicUser");
       view.supplementary_groups = Take<std::vector<std::string>>(p, "SupplementaryGroups");
-      for (const char* directive : {"ExecConditionEx", "ExecStartPreEx", "ExecStartEx",
-                                    "ExecStartPostEx", "ExecReloadEx", "ExecStopEx",
-                                    "ExecStopPostEx"}) {
+      for (const char* directive :
+           {"ExecConditionEx", "ExecStartPreEx", "ExecStartEx", "ExecStartPostEx", "ExecReloadEx",
+            "ExecStopEx", "ExecStopPostEx"}) {
         const std::string shown(directive, std::strlen(directive) - 2);  // without "Ex"
         for (const auto& command : Take<std::vector<ExecEx>>(p, directive)) {
           view.exec.push_back(LoadedExec{shown, command.get<0>(), command.get<2>()});
@@ -205,8 +205,8 @@ class DbusSystemdManager final : public SystemdManager {
       view.standard_input = Take<std::string>(p, "StandardInput");
       view.standard_output = Take<std::string>(p, "StandardOutput");
       view.standard_error = Take<std::string>(p, "StandardError");
-      for (const auto& file : Take<std::vector<sdbus::Struct<std::string, bool>>>(
-               p, "EnvironmentFiles")) {
+      for (const auto& file :
+           Take<std::vector<sdbus::Struct<std::string, bool>>>(p, "EnvironmentFiles")) {
         view.environment_files.push_back(file.get<0>());
       }
       for (const char* key : {"LoadCredential", "LoadCredentialEncrypted"}) {
@@ -332,10 +332,17 @@ class DbusSystemdManager final : public SystemdManager {
         const int bus_timeout = poll_data.getPollTimeout();  // -1: none
         int wait_ms = static_cast<int>(std::min<int64_t>(remaining, INT32_MAX));
         if (bus_timeout >= 0) wait_ms = std::min(wait_ms, bus_timeout);
-        pollfd pfd{poll_data.fd, poll_data.events, 0};
-        if (poll(&pfd, 1, wait_ms) < 0 && errno != EINTR) {
+        pollfd pfds[2] = {{poll_data.fd, poll_data.events, 0}, {stop_fd_, POLLIN, 0}};
+        const nfds_t n = stop_fd_ >= 0 ? 2 : 1;
+        if (poll(pfds, n, wait_ms) < 0 && errno != EINTR) {
           return Fail(ErrorCode::kFailed, "systemd-bus-poll",
                       what + ": poll on the bus failed (errno " + std::to_string(errno) + ")");
+        }
+        // Being stopped, the helper must not sit out the job's timeout: systemd waits for it
+        // (and then kills what is left of the unit). The signal stays pending for the caller.
+        if (n == 2 && (pfds[1].revents & POLLIN) != 0) {
+          return Fail(ErrorCode::kFailed, kHelperStoppingRule,
+                      what + ": job " + job + " still running when the helper was stopped");
         }
       }
     } catch (const sdbus::Error& e) {
@@ -347,19 +354,21 @@ class DbusSystemdManager final : public SystemdManager {
 
   std::unique_ptr<sdbus::IConnection> connection_;
   std::unique_ptr<sdbus::IProxy> manager_;
+  int stop_fd_ = -1;  // borrowed; readable once the helper is asked to stop
   bool subscribed_ = false;
   std::map<std::string, std::string> finished_jobs_;  // job path -> JobRemoved result
 };
 
 }  // namespace
 
-Result<std::unique_ptr<SystemdManager>> ConnectSystemd() {
+Result<std::unique_ptr<SystemdManager>> ConnectSystemd(int stop_fd) {
   std::unique_ptr<DbusSystemdManager> manager;
   try {
     // Honours DBUS_SYSTEM_BUS_ADDRESS (sd_bus_open_system); no event-loop thread.
     auto connection = sdbus::createSystemBusConnection();
     auto proxy = sdbus::createProxy(*connection, kDestination, kManagerPath);
-    manager = std::make_unique<DbusSystemdManager>(std::move(connection), std::move(proxy));
+    manager =
+        std::make_unique<DbusSystemdManager>(std::move(connection), std::move(proxy), stop_fd);
   } catch (const sdbus::Error& e) {
     return Fail(ErrorCode::kFailed, "systemd-bus-connect",
                 "connecting to the system bus: " + e.getName() + ": " + e.getMessage());

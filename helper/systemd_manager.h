@@ -44,11 +44,19 @@ class SystemdManager {
   [[nodiscard]] virtual Result<LoadedView> GetLoadedView(const UnitName& name) = 0;
 };
 
+// The rule of a job wait cut short because the helper itself is being stopped (see
+// ConnectSystemd's `stop_fd`).
+inline constexpr char kHelperStoppingRule[] = "helper-stopping";
+
 // Connects to the system bus (honouring DBUS_SYSTEM_BUS_ADDRESS) and registers the
 // JobRemoved handler. It does not call Manager.Subscribe: that happens on the first job
 // (RestartUnit or StopUnit), so the helper starts against a bus without systemd and fails
 // only when a systemd call is made. Call before confinement: it opens the bus socket.
+// `stop_fd` (-1: none) is polled beside the bus while a job is awaited: once it is readable
+// (the helper's stop signal is pending, helper/startup.cc) the wait ends with kFailed, rule
+// kHelperStoppingRule, without reading it. A restart of the helper's own unit ends that way,
+// since its job cannot finish while the helper lives.
 // Returns kFailed with the library's message when the bus cannot be reached.
-[[nodiscard]] Result<std::unique_ptr<SystemdManager>> ConnectSystemd();
+[[nodiscard]] Result<std::unique_ptr<SystemdManager>> ConnectSystemd(int stop_fd = -1);
 
 }  // namespace decnet::helper

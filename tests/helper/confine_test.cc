@@ -2,7 +2,6 @@
 // process (confinement cannot be undone, so every confined thing happens in a child that
 // reports back through a pipe or by how it died).
 #include "helper/confine.h"
-#include "tests/support/kmsg.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -26,6 +25,8 @@
 #include <optional>
 #include <string>
 #include <thread>
+
+#include "tests/support/kmsg.h"
 
 namespace decnet::helper {
 namespace {
@@ -85,7 +86,10 @@ class TempDir {
     char tmpl[] = "/tmp/decnet-confine-test-XXXXXX";
     path_ = ::mkdtemp(tmpl);
   }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
   const std::string& path() const { return path_; }
 
  private:
@@ -247,6 +251,60 @@ TEST(ConfineHelper, RefusesWritesOutsideItsDirectoriesButAllowsThemInside) {
   if (r.output == "no-landlock") GTEST_SKIP() << "kernel without Landlock";
   // control ok before; outside refused; inside ok; /etc refused.
   EXPECT_EQ(r.output, "0 " + std::to_string(EACCES) + " 0 " + std::to_string(EACCES));
+}
+
+// A filter outside the helper (a container manager's) answers landlock_create_ruleset with
+// `err`; the helper must still confine itself, and say which of the causes it met.
+struct LandlockRefusal {
+  const char* name;
+  int err;
+  const char* state;
+};
+
+void PrintTo(const LandlockRefusal& c, std::ostream* os) { *os << c.name; }
+
+class ALandlockTheHelperCannotHave : public ::testing::TestWithParam<LandlockRefusal> {};
+
+TEST_P(ALandlockTheHelperCannotHave, IsReportedForWhatItIsAndConfinementGoesOn) {
+  TempDir dir;
+  auto r = InChild([&](int out) {
+    scmp_filter_ctx outer = ::seccomp_init(SCMP_ACT_ALLOW);
+    if (outer == nullptr ||
+        ::seccomp_rule_add(outer, SCMP_ACT_ERRNO(static_cast<uint32_t>(GetParam().err)),
+                           SCMP_SYS(landlock_create_ruleset), 0) != 0 ||
+        ::seccomp_load(outer) != 0)
+      return 2;
+    ::seccomp_release(outer);
+    auto report = ConfineWith(dir.path());
+    if (!report) {
+      Put(out, report.error().rule);
+      return 1;
+    }
+    Put(out, std::string(LandlockStateName(report->landlock_state)) + " " +
+                 std::to_string(report->landlock_errno) + " " +
+                 std::to_string(report->landlock_abi) + " " +
+                 (report->landlock_enforced ? "enforced" : "not-enforced"));
+    return 0;
+  });
+  ASSERT_TRUE(r.Exited(0)) << r.output;
+  EXPECT_EQ(r.output, std::string(GetParam().state) + " " + std::to_string(GetParam().err) +
+                          " 0 not-enforced");
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, ALandlockTheHelperCannotHave,
+                         ::testing::Values(LandlockRefusal{"BlockedByAFilter", EPERM, "blocked"},
+                                           LandlockRefusal{"AbsentFromTheKernel", ENOSYS, "absent"},
+                                           LandlockRefusal{"DisabledAtBoot", EOPNOTSUPP,
+                                                           "disabled"},
+                                           LandlockRefusal{"AnythingElse", EACCES, "unavailable"}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(LandlockState, SaysABlockedLandlockLoudlyAndNeverAsAbsent) {
+  EXPECT_NE(LandlockStateName(LandlockState::kBlocked), LandlockStateName(LandlockState::kAbsent));
+  EXPECT_TRUE(Has(std::string(LandlockStateMeaning(LandlockState::kBlocked)), "WARNING"));
+  EXPECT_TRUE(Has(std::string(LandlockStateMeaning(LandlockState::kBlocked)), "WITHOUT"));
+  EXPECT_FALSE(Has(std::string(LandlockStateMeaning(LandlockState::kBlocked)), "kernel has no"));
+  EXPECT_TRUE(Has(std::string(LandlockStateMeaning(LandlockState::kAbsent)), "kernel has no"));
 }
 
 TEST(ConfineHelper, RefusesAMultiThreadedProcess) {

@@ -1,5 +1,4 @@
 #include "helper/handlers.h"
-#include "tests/support/param_name.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -7,11 +6,12 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 
 #include "tests/helper/mock_systemd.h"
 #include "tests/helper/test_dirs.h"
+#include "tests/support/param_name.h"
 
 namespace decnet::helper {
 namespace {
@@ -45,7 +45,9 @@ class AServingSession : public ::testing::Test {
     return HandleWriteUnit(*session_, proto::WriteUnitRequest{Unit(name), std::move(content)});
   }
   std::string UnitPath(const char* name) { return dirs_.units() + "/" + name; }
-  LoadedView CleanView(const char* name) { return test::CleanLoadedView(dirs_.policy(), Unit(name)); }
+  LoadedView CleanView(const char* name) {
+    return test::CleanLoadedView(dirs_.policy(), Unit(name));
+  }
 
   test::TestDirs dirs_;
   HelperDirs helper_dirs_;
@@ -173,6 +175,45 @@ TEST_F(AServingSession, MayRestartTheUpdatersOwnUnit) {
   EXPECT_TRUE(r) << r.error().rule << ": " << r.error().message;
 }
 
+TEST_F(AServingSession, AnswersThatItsOwnUnitIsStoppingWhenItsRestartStopsTheHelper) {
+  // update-self: the job of the updater's own restart cannot finish while the helper lives;
+  // the wait ends when the helper's stop arrives, and that is the restart under way.
+  { std::ofstream(UnitPath("decnet-updater.service")) << "[Service]\nExecStart=/bin/true\n"; }
+  EXPECT_CALL(systemd_, GetLoadedView(Unit("decnet-updater.service")))
+      .WillOnce(Return(CleanView("decnet-updater.service")));
+  EXPECT_CALL(systemd_, RestartUnit(Unit("decnet-updater.service"), _))
+      .WillOnce(Return(tl::make_unexpected(
+          Error{ErrorCode::kFailed, kHelperStoppingRule, "stopped while the job ran"})));
+  auto r = HandleRestartUnit(*session_, {Unit("decnet-updater.service")});
+  ASSERT_TRUE(r) << r.error().rule << ": " << r.error().message;
+  EXPECT_EQ(std::get<proto::RestartUnitReply>(*r).job_result, "stopping");
+  EXPECT_EQ(std::get<proto::RestartUnitReply>(*r).unit.active_state, "deactivating");
+}
+
+TEST_F(AServingSession, ReportsAnotherUnitsRestartCutShortByTheHelpersStopAsAFailure) {
+  ASSERT_TRUE(Write("decnet-agent.service", kGoodUnit));
+  EXPECT_CALL(systemd_, GetLoadedView(Unit("decnet-agent.service")))
+      .WillOnce(Return(CleanView("decnet-agent.service")));
+  EXPECT_CALL(systemd_, RestartUnit(Unit("decnet-agent.service"), _))
+      .WillOnce(Return(tl::make_unexpected(
+          Error{ErrorCode::kFailed, kHelperStoppingRule, "stopped while the job ran"})));
+  auto r = HandleRestartUnit(*session_, {Unit("decnet-agent.service")});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().rule, kHelperStoppingRule);
+}
+
+TEST_F(AServingSession, ReportsAFailedRestartOfItsOwnUnitAsAFailure) {
+  { std::ofstream(UnitPath("decnet-updater.service")) << "[Service]\nExecStart=/bin/true\n"; }
+  EXPECT_CALL(systemd_, GetLoadedView(Unit("decnet-updater.service")))
+      .WillOnce(Return(CleanView("decnet-updater.service")));
+  EXPECT_CALL(systemd_, RestartUnit(Unit("decnet-updater.service"), _))
+      .WillOnce(Return(tl::make_unexpected(
+          Error{ErrorCode::kTimeout, "systemd-job-timeout", "did not finish in time"})));
+  auto r = HandleRestartUnit(*session_, {Unit("decnet-updater.service")});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().rule, "systemd-job-timeout");
+}
+
 TEST_F(AServingSession, RepointsAnAllowedLinkBeneathItsPrefix) {
   std::string target = dirs_.root() + "/opt/current";
   auto r = HandleRepointLink(*session_, {*LinkName::Parse("decnet"), *AbsPath::Parse(target)});
@@ -226,9 +267,8 @@ struct ForeignViewRow {
   const char* rule;
 };
 
-class AServingSessionRefusingForeignViews
-    : public AServingSession,
-      public ::testing::WithParamInterface<ForeignViewRow> {};
+class AServingSessionRefusingForeignViews : public AServingSession,
+                                            public ::testing::WithParamInterface<ForeignViewRow> {};
 
 TEST_P(AServingSessionRefusingForeignViews, RefusesTheRestartWithTheRuleAndNeverRestarts) {
   ASSERT_TRUE(Write("decnet-demo.service", kGoodUnit));
@@ -262,8 +302,8 @@ INSTANTIATE_TEST_SUITE_P(
         ForeignViewRow{"a transient unit",
                        [](LoadedView& v, const std::string&) { v.transient = true; },
                        "unit-loaded-transient"},
-        ForeignViewRow{"not loaded", [](LoadedView& v,
-                                        const std::string&) { v.load_state = "not-found"; },
+        ForeignViewRow{"not loaded",
+                       [](LoadedView& v, const std::string&) { v.load_state = "not-found"; },
                        "unit-loaded-state"},
         ForeignViewRow{"User=root in effect",
                        [](LoadedView& v, const std::string&) { v.user = "root"; },

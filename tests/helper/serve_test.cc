@@ -176,6 +176,42 @@ TEST_F(AHelperSession, AnswersBadValuesWithTypedRepliesAndCarriesOn) {
   EXPECT_NE(record.find("\"subject\":\"ssh.service\""), std::string::npos);
 }
 
+class AHelperSessionThatCanBeStopped : public AHelperSession {
+ protected:
+  void Configure() override {
+    ASSERT_EQ(::pipe2(stop_, O_CLOEXEC), 0);
+    options_.stop_fd = stop_[0];
+  }
+  void TearDown() override {
+    AHelperSession::TearDown();
+    for (int fd : stop_) ::close(fd);
+  }
+  void Stop() { ASSERT_EQ(::write(stop_[1], "x", 1), 1); }
+  int stop_[2] = {-1, -1};
+};
+
+TEST_F(AHelperSessionThatCanBeStopped, EndsWhenAskedToStopWhileTheDaemonIsQuiet) {
+  ASSERT_NE(Send(kHello), "");
+  Stop();
+  ASSERT_EQ(end_.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "still serving after the stop";
+  EXPECT_EQ(end_.get(), ServeEnd::kStopped);
+}
+
+TEST_F(AHelperSessionThatCanBeStopped, EndsWhenAskedToStopBeforeTheDaemonSaidHello) {
+  Stop();
+  ASSERT_EQ(end_.wait_for(std::chrono::seconds(1)), std::future_status::ready)
+      << "waited for the hello instead of stopping";
+  EXPECT_EQ(end_.get(), ServeEnd::kStopped);
+}
+
+TEST_F(AHelperSessionThatCanBeStopped, ServesAsUsualUntilAskedToStop) {
+  ASSERT_NE(Send(kHello), "");
+  EXPECT_NE(WriteUnit(2, "decnet-a.service").find("\"result\":\"ok\""), std::string::npos);
+  EXPECT_EQ(end_.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  EXPECT_EQ(End(), ServeEnd::kPeerClosed);
+}
+
 // --- the helper's own resources against a hostile daemon ------------------------------------
 
 class AHelperSessionCappedAtTwoUnits : public AHelperSession {

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -17,9 +18,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -132,8 +135,10 @@ struct Proc {
   }
 };
 
+// `in_child` runs in the child just before the exec (a filter to inherit, say).
 std::unique_ptr<Proc> Spawn(const std::vector<std::string>& argv,
-                            const std::vector<std::string>& env, const std::string& stderr_path) {
+                            const std::vector<std::string>& env, const std::string& stderr_path,
+                            const std::function<void()>& in_child = {}) {
   int in[2], out[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return nullptr;
   auto p = std::make_unique<Proc>();
@@ -148,6 +153,7 @@ std::unique_ptr<Proc> Spawn(const std::vector<std::string>& argv,
     args.push_back(nullptr);
     for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
+    if (in_child) in_child();
     ::execve(args[0], args.data(), envp.data());
     ::_exit(127);
   }
@@ -184,7 +190,8 @@ class AStartedHelper : public ::testing::Test {
     }
     if (HasFailure())
       std::fprintf(stderr, "--- helper stderr ---\n%s", ReadFile(StderrPath()).c_str());
-    std::system(("rm -rf '" + root_ + "'").c_str());
+    std::error_code ec;
+    std::filesystem::remove_all(root_, ec);
   }
 
   void WritePolicy() { WriteFile(policy_path_, policy_json_.dump(), 0644); }
@@ -208,14 +215,16 @@ class AStartedHelper : public ::testing::Test {
     return env;
   }
 
-  void StartHelper(const std::string& notify_socket = "") {
-    helper_ = Spawn({kHelperBin, "--config", policy_path_}, HelperEnv(notify_socket), StderrPath());
+  void StartHelper(const std::string& notify_socket = "",
+                   const std::function<void()>& in_child = {}) {
+    helper_ = Spawn({kHelperBin, "--config", policy_path_}, HelperEnv(notify_socket), StderrPath(),
+                    in_child);
     ASSERT_NE(helper_, nullptr);
   }
 
   // Starts the helper and waits for the probe's hello to be answered.
-  void StartAndGreet() {
-    StartHelper();
+  void StartAndGreet(const std::function<void()>& in_child = {}) {
+    StartHelper("", in_child);
     ASSERT_TRUE(helper_->WaitLine("hello=ok")) << "probe never got its hello reply";
     const auto started = helper_->WaitLine("probe=started");
     ASSERT_TRUE(started);
@@ -540,13 +549,60 @@ TEST(DaemonEnvironment, PassesOnlyTheDocumentedVariables) {
   EXPECT_EQ(out, expected);
 }
 
+TEST_F(AStartedHelper, ServesButSaysSoLoudlyWhenAFilterBlocksLandlock) {
+  // A container manager's filter (systemd-nspawn's, by default) answers the Landlock calls
+  // with EPERM: the helper still serves, and its log, its record and helperctl say "blocked",
+  // never "the kernel has no Landlock".
+  StartAndGreet([] {
+    scmp_filter_ctx outer = ::seccomp_init(SCMP_ACT_ALLOW);
+    if (outer == nullptr ||
+        ::seccomp_rule_add(outer, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(landlock_create_ruleset), 0) !=
+            0 ||
+        ::seccomp_load(outer) != 0)
+      ::_exit(126);
+  });
+  const std::string log = ReadFile(StderrPath());
+  EXPECT_NE(log.find("landlock abi 0 blocked"), std::string::npos) << log;
+  EXPECT_NE(log.find("landlock blocked (EPERM): WARNING"), std::string::npos) << log;
+  EXPECT_EQ(log.find("kernel has no"), std::string::npos) << log;
+  const auto conf = nlohmann::json::parse(ReadFile(StatePath("confinement.json")), nullptr, false);
+  ASSERT_TRUE(conf.is_object());
+  EXPECT_EQ(conf["landlock_state"], "blocked");
+  EXPECT_EQ(conf["landlock_errno"], EPERM);
+  EXPECT_EQ(conf["landlock_enforced"], false);
+  Policy policy;
+  policy.state_dir = root_ + "/state";
+  int rc = -1;
+  const std::string text = CaptureStdout([&] { rc = ctl::RunStatus(policy, false); });
+  ASSERT_EQ(rc, 0) << text;
+  EXPECT_NE(text.find("Landlock: not enforced: blocked (EPERM): WARNING"), std::string::npos)
+      << text;
+  const auto j = nlohmann::json::parse(CaptureStdout([&] { rc = ctl::RunStatus(policy, true); }),
+                                       nullptr, false);
+  ASSERT_TRUE(j.is_object());
+  EXPECT_EQ(j["landlock"]["state"], "blocked");
+  EXPECT_EQ(j["landlock"]["errno"], EPERM);
+}
+
 TEST(ConfinementJson, HasTheFieldsHelperctlReads) {
-  const auto j = nlohmann::json::parse(
-      ConfinementJson(42, ConfinementReport{7, true}, "2024-01-01T00:00:00Z"));
+  const auto j = nlohmann::json::parse(ConfinementJson(
+      42, ConfinementReport{7, true, LandlockState::kEnforced, 0}, "2024-01-01T00:00:00Z"));
   EXPECT_EQ(j, nlohmann::json({{"pid", 42},
                                {"landlock_abi", 7},
                                {"landlock_enforced", true},
+                               {"landlock_state", "enforced"},
+                               {"landlock_errno", 0},
                                {"started_at", "2024-01-01T00:00:00Z"}}));
+}
+
+TEST(ConfinementJson, TellsALandlockAFilterBlockedFromOneTheKernelLacks) {
+  const auto blocked = nlohmann::json::parse(
+      ConfinementJson(42, ConfinementReport{0, false, LandlockState::kBlocked, EPERM}, "t"));
+  EXPECT_EQ(blocked["landlock_state"], "blocked");
+  EXPECT_EQ(blocked["landlock_errno"], EPERM);
+  const auto absent = nlohmann::json::parse(
+      ConfinementJson(42, ConfinementReport{0, false, LandlockState::kAbsent, ENOSYS}, "t"));
+  EXPECT_EQ(absent["landlock_state"], "absent");
 }
 
 TEST_F(AStartedHelper, RefusesAStateDirectoryOthersCanRead) {
