@@ -53,7 +53,7 @@ die() { log "error: $*"; exit 1; }
 # ------------------------------------------------------------------ report
 # report RESULTS: prints the doc section from a results file (and writes it with --write-doc).
 report() {
-QUIET_S=$quiet_s python3 - "$write_doc" "$repo/docs/performance.md" "$1" "$(nproc)" \
+QUIET_S=$quiet_s BENCH_DIR="$repo/bench" python3 - "$write_doc" "$repo/docs/performance.md" "$1" "$(nproc)" \
   "$(stat -c %s "$cache/release-1.tar.gz")" "$(stat -c %s "$cache/random-1g.tar.gz")" <<'PY'
 import datetime, json, os, re, statistics, sys
 write_doc, doc, results, cpus = sys.argv[1] == "1", sys.argv[2], sys.argv[3], sys.argv[4]
@@ -175,14 +175,9 @@ Reproduce (as root, after `scripts/setup.sh` and a `build/release` build):
 """
 print(section)
 if write_doc:
-    text = open(doc).read() if os.path.exists(doc) else "# Performance\n"
-    pattern = re.compile(r"<!-- daemon-bench:start -->.*?<!-- daemon-bench:end -->\n?", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    open(doc, "w").write(text)
-    print(f"wrote {doc}", file=sys.stderr)
+    sys.path.insert(0, os.environ["BENCH_DIR"])
+    from doc_section import write_section
+    write_section(doc, "daemon-bench", section)
 PY
 }
 if [[ -n ${REPORT_FROM:-} ]]; then

@@ -80,7 +80,7 @@ fsync_each=$(echo "$t1 - $t0" | bc)
 rm -rf "$out"
 touch "$cache/last-delete"
 
-python3 - "$write_doc" "$repo/docs/performance.md" "$fsync_each" \
+BENCH_DIR="$repo/bench" python3 - "$write_doc" "$repo/docs/performance.md" "$fsync_each" \
   "${floor[*]}" "${ours[*]}" "${hashed[*]}" "${hwm[*]}" "$(nproc)" "$(stat -c %s "$tarball")" <<'PY'
 import datetime, os, re, statistics, sys
 write_doc, doc, fsync_each = sys.argv[1] == "1", sys.argv[2], float(sys.argv[3])
@@ -111,12 +111,7 @@ Reproduce: `bash bench/extract_bench.sh` (`--write-doc` rewrites this section).
 """
 print(section)
 if write_doc:
-    text = open(doc).read() if os.path.exists(doc) else "# Performance\n"
-    pattern = re.compile(r"<!-- extract-bench:start -->.*?<!-- extract-bench:end -->\n?", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    open(doc, "w").write(text)
-    print(f"wrote {doc}", file=sys.stderr)
+    sys.path.insert(0, os.environ["BENCH_DIR"])
+    from doc_section import write_section
+    write_section(doc, "extract-bench", section)
 PY

@@ -50,7 +50,7 @@ if [[ -z $results ]]; then
   mv "$results.tmp" "$results"
 fi
 
-python3 - "$write_doc" "$repo/docs/performance.md" "$results" "$(nproc)" <<'PY'
+BENCH_DIR="$repo/bench" python3 - "$write_doc" "$repo/docs/performance.md" "$results" "$(nproc)" <<'PY'
 import datetime, json, os, re, sys
 write_doc, doc, results, cpus = sys.argv[1] == "1", sys.argv[2], sys.argv[3], sys.argv[4]
 r = json.load(open(results))
@@ -110,12 +110,7 @@ Reproduce (as root, after `scripts/setup.sh` and a `build/release` build):
 """
 print(section)
 if write_doc:
-    text = open(doc).read() if os.path.exists(doc) else "# Performance\n"
-    pattern = re.compile(r"<!-- fleet-bench:start -->.*?<!-- fleet-bench:end -->\n?", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    open(doc, "w").write(text)
-    print(f"wrote {doc}", file=sys.stderr)
+    sys.path.insert(0, os.environ["BENCH_DIR"])
+    from doc_section import write_section
+    write_section(doc, "fleet-bench", section)
 PY

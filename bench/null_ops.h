@@ -4,9 +4,8 @@
 #pragma once
 
 #include <functional>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "daemon/update_pipeline.h"
 

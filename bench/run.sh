@@ -36,14 +36,9 @@ median of 7 repetitions, both sides in one run over the same kind of `SOCK_SEQPA
 Reproduce: `bash bench/run.sh` (after the README's test command has built `build/release`).
 <!-- helper-bench:end -->
 """
-import os, re
-path_md = sys.argv[2]
-text = open(path_md).read() if os.path.exists(path_md) else "# Performance\n\nEvery figure here comes from a benchmark under `bench/`, never from a timed assertion in a test.\n\n"
-if "<!-- helper-bench:start -->" in text:
-    text = re.sub(r"<!-- helper-bench:start -->.*<!-- helper-bench:end -->\n", section, text, flags=re.S)
-else:
-    text += section
-open(path_md, "w").write(text)
+sys.path.insert(0, "bench")
+from doc_section import write_section
+write_section(sys.argv[2], "helper-bench", section)
 print(section)
 PY
 rm -f "$out"

@@ -97,11 +97,10 @@ int main(int argc, char** argv) {
     ::pclose(p);
     return std::string(buf, 64);
   }();
-  const std::string curl = "curl -sS -o /dev/null --fail --cacert " + (dir / "ca.crt").string() +
-                           " --cert " + (dir / "master.crt").string() + " --key " +
-                           (dir / "master.key").string() + " -F tarball=@" + file +
-                           " -F sha256=" + digest + " https://127.0.0.1:" +
-                           std::to_string(*port) + "/update";
+  const std::string curl =
+      "curl -sS -o /dev/null --fail --cacert " + (dir / "ca.crt").string() + " --cert " +
+      (dir / "master.crt").string() + " --key " + (dir / "master.key").string() + " -F tarball=@" +
+      file + " -F sha256=" + digest + " https://127.0.0.1:" + std::to_string(*port) + "/update";
   const std::string floor = "sha256sum " + file + " >/dev/null && cat " + file + " > " +
                             (dir / "copy").string() + " && rm -f " + (dir / "copy").string();
   std::vector<double> ours, base;
