@@ -50,9 +50,7 @@ MultipartLimits FormLimits() {
   return limits;
 }
 
-std::string_view PathOf(std::string_view target) {
-  return target.substr(0, target.find('?'));
-}
+std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
 
 }  // namespace
 
@@ -63,9 +61,12 @@ Response JsonResponse(unsigned status, const json& body) {
 
 const char* OpName(UpdaterApi::Op op) {
   switch (op) {
-    case UpdaterApi::Op::kUpdate: return "update";
-    case UpdaterApi::Op::kUpdateSelf: return "update-self";
-    case UpdaterApi::Op::kRollback: return "rollback";
+    case UpdaterApi::Op::kUpdate:
+      return "update";
+    case UpdaterApi::Op::kUpdateSelf:
+      return "update-self";
+    case UpdaterApi::Op::kRollback:
+      return "rollback";
   }
   return "?";
 }
@@ -78,7 +79,7 @@ Result<std::unique_ptr<UpdaterApi>> UpdaterApi::Create(Operations& ops, ApiOptio
   if (fd < 0)
     return Fail(ErrorCode::kFailed, "api-spool-dir",
                 options.spool_dir + ": open: " + std::strerror(errno));
-  SpoolFd dir(fd);
+  UniqueFd dir(fd);
   // Nothing uploads yet: any spool file still named here is a killed daemon's.
   if (Result<size_t> cleaned = RemoveStaleSpoolFiles(dir.get()); !cleaned)
     return Fail(ErrorCode::kFailed, "api-spool-dir",
@@ -86,7 +87,7 @@ Result<std::unique_ptr<UpdaterApi>> UpdaterApi::Create(Operations& ops, ApiOptio
   return std::unique_ptr<UpdaterApi>(new UpdaterApi(ops, std::move(options), std::move(dir)));
 }
 
-UpdaterApi::UpdaterApi(Operations& ops, ApiOptions options, SpoolFd spool_dir)
+UpdaterApi::UpdaterApi(Operations& ops, ApiOptions options, UniqueFd spool_dir)
     : ops_(ops), options_(std::move(options)), spool_dir_fd_(std::move(spool_dir)) {
   RefreshSnapshot();  // before the threads: nothing else calls Operations yet
   worker_ = std::thread([this] { WorkerLoop(); });
@@ -124,12 +125,18 @@ Route UpdaterApi::OnHead(const RequestHead& head, const Peer& peer) {
     case Endpoint::kHealth:
       if (!peer.master) return JsonResponse(200, json{{"status", "ok"}, {"role", "updater"}});
       return Health();
-    case Endpoint::kReleases: return Releases();
-    case Endpoint::kMetrics: return Response{200, kMetricsContentType, MetricsText()};
-    case Endpoint::kAudit: return Audit();
-    case Endpoint::kUpdate: return StartOperation(Op::kUpdate, head, peer);
-    case Endpoint::kUpdateSelf: return StartOperation(Op::kUpdateSelf, head, peer);
-    case Endpoint::kRollback: return StartOperation(Op::kRollback, head, peer);
+    case Endpoint::kReleases:
+      return Releases();
+    case Endpoint::kMetrics:
+      return Response{200, kMetricsContentType, MetricsText()};
+    case Endpoint::kAudit:
+      return Audit();
+    case Endpoint::kUpdate:
+      return StartOperation(Op::kUpdate, head, peer);
+    case Endpoint::kUpdateSelf:
+      return StartOperation(Op::kUpdateSelf, head, peer);
+    case Endpoint::kRollback:
+      return StartOperation(Op::kRollback, head, peer);
   }
   return JsonResponse(404, api::DetailJson("Not Found"));
 }
@@ -221,11 +228,15 @@ void UpdaterApi::RunJob(Job& job) {
     tarball = VerifiedTarball{job.upload->tarball.fd.get(), job.upload->tarball.size,
                               job.upload->sha256, job.upload->sha, job.claim};
   switch (job.op) {
-    case Op::kUpdate: answer = AnswerFor(ops_.Update(job.caller, *tarball)); break;
+    case Op::kUpdate:
+      answer = AnswerFor(ops_.Update(job.caller, *tarball));
+      break;
     case Op::kUpdateSelf:
       answer = AnswerFor(ops_.UpdateSelf(job.caller, *tarball, &after_reply));
       break;
-    case Op::kRollback: answer = AnswerFor(ops_.Rollback(job.caller)); break;
+    case Op::kRollback:
+      answer = AnswerFor(ops_.Rollback(job.caller));
+      break;
   }
   job.upload.reset();  // closes the spool file: its space is freed now
   RefreshSnapshot();   // a GET /releases right after the answer sees its outcome
@@ -244,7 +255,9 @@ void UpdaterApi::RunJob(Job& job) {
     // The seam has no "flushed" signal: give the transport time to write the 200 before the
     // helper restarts this unit (see ApiOptions::self_restart_delay).
     std::this_thread::sleep_for(options_.self_restart_delay);
+    restarting_.store(true);
     after_reply();
+    restarting_.store(false);
     busy_.store(false);
   }
 }
@@ -260,8 +273,8 @@ void UpdaterApi::WatchdogLoop() {
     if (reply->Send(JsonResponse(500, DeadlineBody(options_.update_deadline)))) {
       // Best effort: the operation records its own outcome when it ends.
       RecordInAudit(reply->op, reply->caller, "deadline",
-            Error{ErrorCode::kTimeout, "update-deadline",
-                  "answered 500 at the deadline; the operation continues"});
+                    Error{ErrorCode::kTimeout, "update-deadline",
+                          "answered 500 at the deadline; the operation continues"});
     }
     lock.lock();
     cv_.wait(lock, [&] { return running_ != reply; });

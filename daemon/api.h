@@ -46,14 +46,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "daemon/api_answers.h"
 #include "daemon/audit_log.h"
@@ -68,7 +67,7 @@ namespace decnet::daemon {
 
 // What the API needs besides Operations. Borrowed pointers must outlive the API.
 struct ApiOptions {
-  std::string spool_dir;           // created 0700 when absent; opened once
+  std::string spool_dir;  // created 0700 when absent; opened once
   uint64_t max_upload_bytes = 1ull << 30;
   std::chrono::milliseconds update_deadline{150'000};
   // update-self: how long after the 200 was handed to the transport the restart hook runs.
@@ -76,11 +75,11 @@ struct ApiOptions {
   // 50-byte answer, and a lost reply is tolerated by DECNET's master ("a dropped connection
   // right after is normal").
   std::chrono::milliseconds self_restart_delay{1000};
-  std::string version;             // the daemon's, shown by /health
+  std::string version;  // the daemon's, shown by /health
   // The running build (daemon/self_update.h FindRunningBuild), shown by /health as "build";
   // an empty version shows `version`.
   api::BuildIdentity build;
-  std::string policy_digest;       // the helper policy's, shown by /health
+  std::string policy_digest;           // the helper policy's, shown by /health
   std::function<bool()> helper_alive;  // /health and decnet_updater_helper_up; empty: false
   // /audit, deadline records and /health's "last_result"; null: /audit answers 503 and
   // "last_result" is null.
@@ -115,6 +114,9 @@ class UpdaterApi final : public Application {
 
   // True while an operation holds the busy flag.
   bool busy() const { return busy_.load(); }
+  // True while update-self's restart of this unit is under way: its build is committed, its
+  // audit line written and its 200 handed out; what is left is systemd stopping this process.
+  bool restarting() const { return restarting_.load(); }
   // The /metrics text.
   std::string MetricsText() const;
 
@@ -146,7 +148,7 @@ class UpdaterApi final : public Application {
   }
 
  private:
-  UpdaterApi(Operations& ops, ApiOptions options, SpoolFd spool_dir);
+  UpdaterApi(Operations& ops, ApiOptions options, UniqueFd spool_dir);
 
   Response Health() const;
   Response Releases() const;
@@ -162,9 +164,10 @@ class UpdaterApi final : public Application {
 
   Operations& ops_;
   ApiOptions options_;
-  SpoolFd spool_dir_fd_;
+  UniqueFd spool_dir_fd_;
   UploadHook upload_hook_;
   std::atomic<bool> busy_{false};
+  std::atomic<bool> restarting_{false};
 
   mutable std::mutex snapshot_mu_;
   std::vector<nlohmann::json> releases_;

@@ -4,9 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <optional>
-
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "daemon/api.h"
 #include "daemon/multipart.h"
@@ -54,8 +53,8 @@ nlohmann::json DeadlineBody(std::chrono::milliseconds deadline);
 
 // Body consumers. Each owns the busy flag taken in OnHead and hands it on with the job, or
 // releases it when the request ends without one.
-std::unique_ptr<BodyConsumer> MakeFormConsumer(UpdaterApi& api, UpdaterApi::Op op,
-                                               Caller caller, MultipartReader reader);
+std::unique_ptr<BodyConsumer> MakeFormConsumer(UpdaterApi& api, UpdaterApi::Op op, Caller caller,
+                                               MultipartReader reader);
 std::unique_ptr<BodyConsumer> MakeRollbackConsumer(UpdaterApi& api, Caller caller);
 
 }  // namespace decnet::daemon

@@ -28,10 +28,14 @@ std::string LabelValue(const json& value) {
   std::string raw = value.is_string() ? value.get<std::string>() : "";
   std::string out;
   for (char c : raw) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -74,10 +78,12 @@ std::string UpdaterApi::MetricsText() const {
                "\"} " + std::to_string(n) + "\n";
       }
     }
-    out += "# HELP decnet_updater_update_duration_seconds Time from a verified request to the "
-           "operation's answer.\n";
+    out +=
+        "# HELP decnet_updater_update_duration_seconds Time from a verified request to the "
+        "operation's answer.\n";
     out += "# TYPE decnet_updater_update_duration_seconds summary\n";
-    out += "decnet_updater_update_duration_seconds_sum " + Number(counters_.duration_sum_seconds) + "\n";
+    out += "decnet_updater_update_duration_seconds_sum " + Number(counters_.duration_sum_seconds) +
+           "\n";
     out += "decnet_updater_update_duration_seconds_count " +
            std::to_string(counters_.duration_count) + "\n";
   }
@@ -103,11 +109,12 @@ std::string UpdaterApi::MetricsText() const {
 
 Response UpdaterApi::Audit() const {
   if (options_.audit == nullptr)
-    return JsonResponse(503, api::FailureJson("no audit log", "", std::nullopt, "audit-unavailable"));
+    return JsonResponse(503,
+                        api::FailureJson("no audit log", "", std::nullopt, "audit-unavailable"));
   Result<std::vector<std::string>> lines = options_.audit->Tail(100);
   if (!lines)
-    return JsonResponse(500, api::FailureJson(lines.error().message, "", std::nullopt,
-                                              lines.error().rule));
+    return JsonResponse(
+        500, api::FailureJson(lines.error().message, "", std::nullopt, lines.error().rule));
   json entries = json::array();
   for (const std::string& line : *lines) {
     json entry = json::parse(line, nullptr, /*allow_exceptions=*/false);

@@ -19,7 +19,8 @@ static_assert(kMaxDescriptorField == kMaxReleaseDescriptorBytes);
 static_assert(kMaxSignatureField == kMaxSignatureLineBytes);
 
 Response FormErrorResponse(const Error& error) {
-  if (error.rule == "sha256-required") return JsonResponse(400, api::DetailJson(api::kSha256Required));
+  if (error.rule == "sha256-required")
+    return JsonResponse(400, api::DetailJson(api::kSha256Required));
   if (error.rule == "tarball-required") {
     // What DECNET's framework (FastAPI) answers for a missing form field.
     json missing = {{"type", "missing"},
@@ -118,7 +119,8 @@ class FormConsumer final : public BodyConsumer {
     Result<VerifiedUpload> upload = VerifyUpload(std::move(*form));
     if (!upload) return upload;
     // SECURITY: the signed descriptor must name exactly the bytes that were spooled.
-    if (Result<void> same = ReleaseGuard::CheckSpooled(claim_, upload->sha256, upload->tarball.size);
+    if (Result<void> same =
+            ReleaseGuard::CheckSpooled(claim_, upload->sha256, upload->tarball.size);
         !same)
       return tl::make_unexpected(same.error());
     return upload;
@@ -138,9 +140,8 @@ class FormConsumer final : public BodyConsumer {
     const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
-    Result<ReleaseClaim> claim =
-        guard->CheckHead(kind, ReleaseFields{form.descriptor, form.signatures, form.downgrade}, now,
-                         &signed_by_);
+    Result<ReleaseClaim> claim = guard->CheckHead(
+        kind, ReleaseFields{form.descriptor, form.signatures, form.downgrade}, now, &signed_by_);
     if (!claim) return tl::make_unexpected(claim.error());
     claim_ = std::move(*claim);
     return {};

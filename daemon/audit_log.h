@@ -19,15 +19,15 @@ struct AuditEntry {
   std::string op;                  // "update", "update-self", "rollback", "recovery"
   std::string client_fingerprint;  // SHA-256 of the client's DER certificate
   std::string client_cn;
-  std::string sha256;              // tarball digest, when there was one
-  std::string release;             // release id acted on
+  std::string sha256;   // tarball digest, when there was one
+  std::string release;  // release id acted on
   std::string version;
-  std::string result;              // "updated", "rolled_back", "failed", "refused", ...
-  std::string rule;                // the refusing or failing rule
-  std::string error;               // human sentence
-  std::string rollback_cause;      // why an automatic rollback happened
+  std::string result;                  // "updated", "rolled_back", "failed", "refused", ...
+  std::string rule;                    // the refusing or failing rule
+  std::string error;                   // human sentence
+  std::string rollback_cause;          // why an automatic rollback happened
   std::vector<std::string> signed_by;  // trusted key ids that signed the release (when signed)
-  std::string note;                // anything else the line must say (a rollback below the floor)
+  std::string note;  // anything else the line must say (a rollback below the floor)
   std::vector<std::pair<std::string, int64_t>> durations_ms;  // step -> milliseconds
 };
 

@@ -6,14 +6,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -107,7 +106,8 @@ Result<void> OpenStorage(Daemon& d) {
   if (!floor) return tl::make_unexpected(floor.error());
   d.floor.emplace(std::move(*floor));
   d.guard = std::make_unique<ReleaseGuard>(d.config, *d.floor);
-  auto store = ReleaseStore::Open(d.config.install_dir, static_cast<size_t>(d.config.keep_releases));
+  auto store =
+      ReleaseStore::Open(d.config.install_dir, static_cast<size_t>(d.config.keep_releases));
   if (!store) return tl::make_unexpected(store.error());
   d.store.emplace(std::move(*store));
   auto recovery = d.store->Recover();
@@ -123,12 +123,13 @@ Result<void> OpenStorage(Daemon& d) {
 }
 
 Result<std::uint16_t> StartServing(Daemon& d, const DaemonTestSeams& seams) {
-  auto helper_timeout = std::chrono::milliseconds(d.policy.restart_timeout_ms) + std::chrono::seconds(15);
+  auto helper_timeout =
+      std::chrono::milliseconds(d.policy.restart_timeout_ms) + std::chrono::seconds(15);
   d.helper = std::make_unique<HelperClient>(kHelperPairFd, helper_timeout);
   d.gate = MakeHealthGate(d.config, *d.helper);
   if (seams.wrap_gate) d.gate = seams.wrap_gate(std::move(d.gate));
-  d.pipeline = std::make_unique<UpdatePipeline>(d.config, d.policy, *d.store, *d.helper, *d.gate,
-                                                *d.audit);
+  d.pipeline =
+      std::make_unique<UpdatePipeline>(d.config, d.policy, *d.store, *d.helper, *d.gate, *d.audit);
   SelfUpdateTarget self;
   self.store = d.updater_store ? &*d.updater_store : nullptr;
   if (!d.updater_store) self.unavailable_why = d.updater_unavailable;
@@ -143,8 +144,8 @@ Result<std::uint16_t> StartServing(Daemon& d, const DaemonTestSeams& seams) {
   options.update_deadline = std::chrono::milliseconds(d.config.update_deadline_ms);
   options.version = DECNET_VERSION;
   // Read once: this process runs one build for its whole life, whatever update-self installs.
-  options.build = FindRunningBuild(OwnExecutable(),
-                                   d.updater_store ? &*d.updater_store : nullptr, DECNET_VERSION);
+  options.build = FindRunningBuild(OwnExecutable(), d.updater_store ? &*d.updater_store : nullptr,
+                                   DECNET_VERSION);
   options.policy_digest = d.policy_digest;
   // An atomic read: never waits behind a helper call in progress.
   options.helper_alive = [helper = d.helper.get()] { return helper->healthy(); };
@@ -178,9 +179,10 @@ Result<void> Greet(Daemon& d) {
   if (!hello) return tl::make_unexpected(hello.error());
   spdlog::info("helper {} (protocol {}) ready", hello->helper_version, hello->version);
   if (hello->policy_digest == d.policy_digest) return {};
-  spdlog::error("POLICY MISMATCH: the helper enforces policy {} but this daemon read {} from {}; "
-                "units this daemon accepts may be refused by the helper",
-                hello->policy_digest, d.policy_digest, d.config.helper_policy);
+  spdlog::error(
+      "POLICY MISMATCH: the helper enforces policy {} but this daemon read {} from {}; "
+      "units this daemon accepts may be refused by the helper",
+      hello->policy_digest, d.policy_digest, d.config.helper_policy);
   AuditEntry entry;
   entry.op = "hello";
   entry.result = "policy-mismatch";
@@ -202,13 +204,14 @@ Result<StopReason> WaitForStop(int signal_fd, int pair_fd) {
       if (errno == EINTR) continue;
       return Fail(ErrorCode::kFailed, "daemon-poll", Errno("poll"));
     }
-    if (fds[1].revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) return StopReason::kHelperGone;
+    // The signal first: systemd's stop reaches the helper too, which then closes the pair.
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info{};
       if (::read(signal_fd, &info, sizeof info) == sizeof info)
         spdlog::info("signal {} received", strsignal(static_cast<int>(info.ssi_signo)));
       return StopReason::kSignal;
     }
+    if (fds[1].revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) return StopReason::kHelperGone;
   }
 }
 
@@ -251,7 +254,8 @@ int Serve(Daemon& d, int signal_fd, const DaemonTestSeams& seams) {
   }
   const bool reverted = d.recovery.reverted.has_value();
   if (!d.pipeline->Reconcile(reverted ? "start-up recovery reverted an interrupted update"
-                                      : "start-up check of units and links", reverted))
+                                      : "start-up check of units and links",
+                             reverted))
     spdlog::error("could not make units and links match the active release (see the audit log)");
 
   auto why = WaitForStop(signal_fd, pair_watch);
@@ -259,6 +263,13 @@ int Serve(Daemon& d, int signal_fd, const DaemonTestSeams& seams) {
   if (!why) spdlog::critical("{}", Describe(why.error()));
   bool helper_gone = !why || *why == StopReason::kHelperGone;
   if (helper_gone) spdlog::warn("the helper closed its end of the pair; exiting");
+  if (d.api->restarting()) {
+    // update-self's own restart: the build was committed, audited and answered before it was
+    // asked for, so nothing is cut short; the worker only awaits the helper's word on a job
+    // that ends with this process. systemd starts the new build once the unit is down.
+    spdlog::info("stopping for the restart update-self asked for; the new build starts next");
+    std::_Exit(0);
+  }
   if (d.api->busy()) {
     // Waiting could take the whole deadline; the journal makes an abrupt end safe: start-up
     // recovery reverts whatever was not committed. Asked to stop, this is no failure of the
@@ -287,9 +298,9 @@ Result<DaemonArgs> ParseDaemonArgs(int argc, const char* const* argv) {
     std::string_view value;
     bool* seen = nullptr;
     std::string* target = nullptr;
-    for (auto [name, flag, field] : {std::tuple{std::string_view("--config"), &seen_config, &args.config_path},
-                                     std::tuple{std::string_view("--install-build"), &seen_install,
-                                                &args.install_build}}) {
+    for (auto [name, flag, field] :
+         {std::tuple{std::string_view("--config"), &seen_config, &args.config_path},
+          std::tuple{std::string_view("--install-build"), &seen_install, &args.install_build}}) {
       if (arg == name && i + 1 < argc) {
         value = argv[++i];
       } else if (arg.starts_with(std::string(name) + "=")) {
@@ -326,15 +337,16 @@ Result<void> CheckNotRoot() {
 }
 
 Result<void> CheckHelperPair(int fd) {
-  struct stat st{};
+  struct stat st {};
   int type = 0;
   socklen_t len = sizeof type;
   bool ok = ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
             ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET;
   if (!ok)
     return Fail(ErrorCode::kDenied, "daemon-no-helper",
-                "fd " + std::to_string(fd) + " is not a SOCK_SEQPACKET socket: decnet-updaterd "
-                "must be started by decnet-update-helper");
+                "fd " + std::to_string(fd) +
+                    " is not a SOCK_SEQPACKET socket: decnet-updaterd "
+                    "must be started by decnet-update-helper");
   // SECURITY: the install command and any other child must never inherit the channel to root.
   if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
     return Fail(ErrorCode::kFailed, "daemon-no-helper", Errno("fcntl fd 3"));
@@ -354,7 +366,7 @@ int InstallBuild(const DaemonArgs& args) {
   auto config = LoadDaemonConfig(args.config_path);
   if (!config) return fail(config.error());
   const int fd = ::open(args.install_build.c_str(), O_RDONLY | O_CLOEXEC);
-  struct stat st{};
+  struct stat st {};
   if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     if (fd >= 0) ::close(fd);
     return fail(Error{ErrorCode::kNotFound, "install-build-tarball",
@@ -386,8 +398,8 @@ int InstallBuild(const DaemonArgs& args) {
   ::close(fd);
   if (!installed) return fail(installed.error());
   std::printf("installed build %s (version %s): %s/current -> releases/%s\n",
-              installed->id.str().c_str(), installed->version.c_str(),
-              config->updater_dir.c_str(), installed->id.str().c_str());
+              installed->id.str().c_str(), installed->version.c_str(), config->updater_dir.c_str(),
+              installed->id.str().c_str());
   return 0;
 }
 

@@ -44,7 +44,8 @@ std::unique_ptr<HealthGate> MakeHealthGate(const DaemonConfig& config, HelperCli
 // One probe attempt: GET `url` over TLS with the client certificate; returns the body of a
 // 200, or an error naming what failed (connect, handshake, status, timeout). Exposed for
 // tests.
-[[nodiscard]] Result<std::string> ProbeOnce(const ProbeConfig& probe, std::chrono::milliseconds timeout);
+[[nodiscard]] Result<std::string> ProbeOnce(const ProbeConfig& probe,
+                                            std::chrono::milliseconds timeout);
 
 // --- Pieces of the probe, exposed for their own tests (daemon/probe_http.cc).
 

@@ -17,8 +17,9 @@
 #include <cstring>
 #include <utility>
 
-#include "daemon/openssl_errors.h"
 #include "daemon/health_gate.h"
+#include "daemon/openssl_errors.h"
+#include "proto/unique_fd.h"
 
 namespace decnet::daemon {
 namespace {
@@ -38,24 +39,6 @@ using CtxPtr = std::unique_ptr<SSL_CTX, CtxFree>;
 using SslPtr = std::unique_ptr<SSL, SslFree>;
 using AddrPtr = std::unique_ptr<addrinfo, AddrFree>;
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(const Fd&) = delete;
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // ---------------------------------------------------------------- the connection
 
 // One TLS connection over a non-blocking socket; every wait ends at `deadline`.
@@ -66,7 +49,7 @@ struct Deadline {
 };
 
 struct Conn {
-  Fd fd;
+  UniqueFd fd;
   SslPtr ssl;
   BIO* in = nullptr;   // network -> OpenSSL (owned by ssl)
   BIO* out = nullptr;  // OpenSSL -> network (owned by ssl)
@@ -194,7 +177,7 @@ Result<CtxPtr> MakeProbeContext(const ProbeConfig& probe) {
 // Connects to the first address that answers before the deadline. Name resolution
 // (getaddrinfo) is not bounded by it; the default URL is an IP literal, which never
 // touches DNS.
-Result<Fd> Connect(const ProbeUrl& url, const Deadline& deadline) {
+Result<UniqueFd> Connect(const ProbeUrl& url, const Deadline& deadline) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -207,7 +190,8 @@ Result<Fd> Connect(const ProbeUrl& url, const Deadline& deadline) {
   AddrPtr addrs(found);
   std::string last = "no address";
   for (addrinfo* a = addrs.get(); a != nullptr; a = a->ai_next) {
-    Fd fd(::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol));
+    UniqueFd fd(
+        ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol));
     if (fd.get() < 0) {
       last = std::strerror(errno);
       continue;

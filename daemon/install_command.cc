@@ -1,14 +1,14 @@
 #include "daemon/install_command.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <linux/close_range.h>
-#include <sys/syscall.h>
 
 #include <cerrno>
 #include <cstring>
@@ -71,7 +71,8 @@ struct Prepared {
 };
 
 Result<Prepared> Prepare(const InstallCommandConfig& config, const InstallVars& vars) {
-  if (auto valid = ValidateInstallCommand(config); !valid) return tl::make_unexpected(valid.error());
+  if (auto valid = ValidateInstallCommand(config); !valid)
+    return tl::make_unexpected(valid.error());
   Prepared p;
   for (const auto& arg : config.argv) {
     auto expanded = ExpandInstallTemplate(arg, vars);
@@ -284,9 +285,8 @@ Result<void> ValidateInstallCommand(const InstallCommandConfig& config) {
   return {};
 }
 
-Result<InstallOutput> RunInstallCommand(const InstallCommandConfig& config,
-                                        const InstallVars& vars, int release_dir_fd,
-                                        std::string* failure_output) {
+Result<InstallOutput> RunInstallCommand(const InstallCommandConfig& config, const InstallVars& vars,
+                                        int release_dir_fd, std::string* failure_output) {
   auto prepared = Prepare(config, vars);
   if (!prepared) return tl::make_unexpected(prepared.error());
   std::vector<char*> argv = CStrings(prepared->argv);
@@ -295,8 +295,7 @@ Result<InstallOutput> RunInstallCommand(const InstallCommandConfig& config,
   auto spawn_error = [](std::string what) {
     return Fail(ErrorCode::kFailed, "install-spawn", what + ": " + std::strerror(errno));
   };
-  auto confinement =
-      InstallConfinement::Prepare(config.sandbox, release_dir_fd, prepared->argv[0]);
+  auto confinement = InstallConfinement::Prepare(config.sandbox, release_dir_fd, prepared->argv[0]);
   if (!confinement) return tl::make_unexpected(confinement.error());
   // The private TMPDIR: made fresh (whatever the release shipped under that name goes first),
   // removed after the run.

@@ -82,8 +82,7 @@ struct InstallOutput {
 // When `failure_output` is given, a command that started and then failed or timed out also
 // leaves its captured output there (the same tail the message carries).
 [[nodiscard]] Result<InstallOutput> RunInstallCommand(const InstallCommandConfig& config,
-                                                      const InstallVars& vars,
-                                                      int release_dir_fd,
+                                                      const InstallVars& vars, int release_dir_fd,
                                                       std::string* failure_output = nullptr);
 
 }  // namespace decnet::daemon

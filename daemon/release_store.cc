@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-
 #include <nlohmann/json.hpp>
 
 namespace decnet::daemon {
@@ -77,8 +76,8 @@ std::optional<ReleaseRecord> ReleaseStore::Find(const ReleaseId& id) const {
 bool ReleaseStore::IsProtected(const std::string& id) const {
   auto is = [&](const std::optional<ReleaseId>& x) { return x && x->str() == id; };
   if (is(active_) || is(previous_)) return true;
-  return pending_ && (pending_->id.str() == id || is(pending_->from_active) ||
-                      is(pending_->from_previous));
+  return pending_ &&
+         (pending_->id.str() == id || is(pending_->from_active) || is(pending_->from_previous));
 }
 
 Result<void> ReleaseStore::SaveState() {
@@ -192,9 +191,9 @@ Result<void> ReleaseStore::MarkComplete(const ReleaseId& id, ReleaseRecord recor
     return Fail(ErrorCode::kMalformed, "store-record-digest",
                 "the record's digest does not name release " + id.str());
   }
-  struct stat st{};
-  if (fstatat(dir->get(), std::string(kCompletionRecordName).c_str(), &st,
-              AT_SYMLINK_NOFOLLOW) == 0) {
+  struct stat st {};
+  if (fstatat(dir->get(), std::string(kCompletionRecordName).c_str(), &st, AT_SYMLINK_NOFOLLOW) ==
+      0) {
     // Only a file shipped in the tarball can be there before we write ours.
     return Fail(ErrorCode::kDenied, "store-completion-planted",
                 "release " + id.str() + " ships its own " + std::string(kCompletionRecordName));
@@ -211,8 +210,8 @@ Result<void> ReleaseStore::MarkComplete(const ReleaseId& id, ReleaseRecord recor
   completion["sha256"] = record.sha256;
   completion["version"] = record.version.str();
   completion["completed_at"] = record.installed_at;
-  auto written = WriteFileAtomically(dir->get(), kCompletionRecordName, completion.dump(),
-                                     "complete", crash_);
+  auto written =
+      WriteFileAtomically(dir->get(), kCompletionRecordName, completion.dump(), "complete", crash_);
   if (!written) return written;
   Crash("complete-recorded");
   records_.push_back(Record{id, std::move(record)});

@@ -83,10 +83,10 @@ struct ReleaseRecord {
   std::optional<std::string> sha;  // the `sha` form field (git commit), when given
   ReleaseVersion version;
   ReleaseKind kind = ReleaseKind::kService;
-  uint64_t size = 0;               // tarball bytes
-  std::string installed_at;        // ISO-8601 UTC, set by MarkComplete
+  uint64_t size = 0;         // tarball bytes
+  std::string installed_at;  // ISO-8601 UTC, set by MarkComplete
   ReleaseState state = ReleaseState::kReady;
-  uint64_t seq = 0;                // install order, set by MarkComplete
+  uint64_t seq = 0;  // install order, set by MarkComplete
 };
 
 // The slot a release occupies, in DECNET's terms ("active", "prev") plus ours.
@@ -135,9 +135,9 @@ struct PendingChange {
 
 // What Recover() did, for the caller to log.
 struct RecoveryReport {
-  std::optional<PendingChange> reverted;   // the pending op that was undone
-  std::vector<std::string> removed;        // release directories deleted
-  std::vector<ReleaseId> dropped;          // records whose directory was missing or incomplete
+  std::optional<PendingChange> reverted;  // the pending op that was undone
+  std::vector<std::string> removed;       // release directories deleted
+  std::vector<ReleaseId> dropped;         // records whose directory was missing or incomplete
   bool current_repointed = false;
 };
 

@@ -46,7 +46,7 @@ Result<std::vector<std::string>> ListDir(int dir_fd) {
 }
 
 Result<void> RemoveTreeDepth(int dir_fd, const std::string& name, int depth) {
-  struct stat st{};
+  struct stat st {};
   if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return {};
     return IoError("stat " + name);
@@ -65,7 +65,7 @@ Result<void> RemoveTreeDepth(int dir_fd, const std::string& name, int depth) {
   if (fd < 0) return IoError("open " + name);
   UniqueFd child(fd);
   // Check it is the directory we stat'ed: something swapped in between is not descended.
-  struct stat opened{};
+  struct stat opened {};
   if (fstat(child.get(), &opened) != 0) return IoError("stat " + name);
   if (opened.st_dev != st.st_dev || opened.st_ino != st.st_ino) {
     return Fail(ErrorCode::kFailed, "store-io", "directory " + name + " changed while deleting");
@@ -82,24 +82,6 @@ Result<void> RemoveTreeDepth(int dir_fd, const std::string& name, int depth) {
 }
 
 }  // namespace
-
-UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = other.Release();
-  }
-  return *this;
-}
-
-UniqueFd::~UniqueFd() {
-  if (fd_ >= 0) close(fd_);
-}
-
-int UniqueFd::Release() {
-  int fd = fd_;
-  fd_ = -1;
-  return fd;
-}
 
 tl::unexpected<Error> IoError(std::string_view what) {
   int err = errno;
@@ -142,15 +124,15 @@ Result<UniqueFd> EnsureDirAt(int dir_fd, std::string_view name) {
 
 Result<void> WriteFileAtomically(int dir_fd, std::string_view name, std::string_view contents,
                                  std::string_view tag,
-    const std::function<void(std::string_view)>& crash) {
+                                 const std::function<void(std::string_view)>& crash) {
   std::string final_name = Name(name);
   std::string temp_name = final_name + ".tmp";
   // A temp file left by a crash is replaced; O_NOFOLLOW refuses a link planted at its name.
   if (unlinkat(dir_fd, temp_name.c_str(), 0) != 0 && errno != ENOENT) {
     return IoError("remove " + temp_name);
   }
-  int fd = openat(dir_fd, temp_name.c_str(),
-                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  int fd =
+      openat(dir_fd, temp_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return IoError("create " + temp_name);
   UniqueFd file(fd);
   // A failed write (a full disk, a quota) leaves nothing behind: the temp file goes, `name`
@@ -189,7 +171,7 @@ Result<std::string> ReadFileAt(int dir_fd, std::string_view name, size_t max_byt
     return IoError("open " + n);
   }
   UniqueFd file(fd);
-  struct stat st{};
+  struct stat st {};
   if (fstat(file.get(), &st) != 0) return IoError("stat " + n);
   if (!S_ISREG(st.st_mode)) {
     return Fail(ErrorCode::kDenied, "store-not-regular", n + " is not a regular file");

@@ -8,26 +8,9 @@
 #include <string_view>
 
 #include "proto/result.h"
+#include "proto/unique_fd.h"
 
 namespace decnet::daemon {
-
-// Owns one file descriptor; closes it on destruction. Move-only.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.Release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd();
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int Release();
-
- private:
-  int fd_ = -1;
-};
 
 // Opens the directory `name` beneath `dir_fd` without following a symlink at `name`.
 // Fails kFailed "store-io" (or kNotFound "store-missing" when absent, kDenied
@@ -44,7 +27,7 @@ class UniqueFd {
 // failure before the rename (a full disk) removes `name.tmp` and leaves `name` as it was.
 [[nodiscard]] Result<void> WriteFileAtomically(int dir_fd, std::string_view name,
                                                std::string_view contents, std::string_view tag,
-    const std::function<void(std::string_view)>& crash);
+                                               const std::function<void(std::string_view)>& crash);
 
 // Reads the regular file `name` (not a symlink) of at most `max_bytes`. Fails kNotFound
 // "store-missing" when absent, kDenied "store-not-regular" for anything but a regular file,

@@ -8,9 +8,8 @@
 #include <cerrno>
 #include <chrono>
 #include <ctime>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "daemon/release_store.h"
 #include "proto/json_strict.h"
@@ -196,9 +195,8 @@ Result<std::vector<std::string>> ReleaseStore::RemoveIncomplete() {
   // Records first: a record whose directory is gone or incomplete is dropped (never the
   // active, previous or pending one; Recover() handles those).
   auto before = records_.size();
-  std::erase_if(records_, [&](const Record& r) {
-    return !IsProtected(r.id.str()) && !IsComplete(r.id);
-  });
+  std::erase_if(records_,
+                [&](const Record& r) { return !IsProtected(r.id.str()) && !IsComplete(r.id); });
   // On a full disk the directories still go (they free space), and the state is saved again
   // after them.
   bool unsaved = records_.size() != before && !SaveState();
@@ -238,12 +236,13 @@ Result<RecoveryReport> ReleaseStore::Recover() {
   RecoveryReport report;
   if (pending_) {
     report.reverted = pending_;
-    RevertMark mark = pending_->op == PendingOp::kActivate ? RevertMark::kRecordFailed
-                                                           : RevertMark::kKeepState;
+    RevertMark mark =
+        pending_->op == PendingOp::kActivate ? RevertMark::kRecordFailed : RevertMark::kKeepState;
     auto reverted = Revert(mark, "interrupted before its health verdict");
     if (!reverted) return tl::make_unexpected(reverted.error());
   }
-  for (std::string_view temp : {std::string_view("current.tmp"), std::string_view("state.json.tmp")}) {
+  for (std::string_view temp :
+       {std::string_view("current.tmp"), std::string_view("state.json.tmp")}) {
     if (unlinkat(root_.get(), std::string(temp).c_str(), 0) != 0 && errno != ENOENT) {
       return IoError("remove " + std::string(temp));
     }

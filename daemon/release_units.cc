@@ -22,7 +22,7 @@ int OpenSubdir(int dir, const char* name) {
 
 Result<std::string> ReadUnitFile(int dir, const std::string& name) {
   int fd = ::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  struct stat st{};
+  struct stat st {};
   if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     if (fd >= 0) ::close(fd);
     return Fail(ErrorCode::kDenied, "release-unit-file",
@@ -54,8 +54,9 @@ Result<std::optional<std::vector<ReleaseUnit>>> ReadReleaseUnits(int release_dir
       int err = errno;
       for (int j = 0; j < i; ++j) ::close(opened[j]);
       if (err == ENOENT) return std::optional<std::vector<ReleaseUnit>>();
-      return Fail(ErrorCode::kDenied, "release-unit-file",
-                  std::string(kReleaseUnitDir) + " is not a plain directory: " + std::strerror(err));
+      return Fail(
+          ErrorCode::kDenied, "release-unit-file",
+          std::string(kReleaseUnitDir) + " is not a plain directory: " + std::strerror(err));
     }
     dir = opened[i];
   }
@@ -64,7 +65,8 @@ Result<std::optional<std::vector<ReleaseUnit>>> ReadReleaseUnits(int release_dir
   DIR* listing = ::fdopendir(opened[2]);
   if (listing == nullptr) {
     ::close(opened[2]);
-    return Fail(ErrorCode::kFailed, "release-unit-file", "cannot list " + std::string(kReleaseUnitDir));
+    return Fail(ErrorCode::kFailed, "release-unit-file",
+                "cannot list " + std::string(kReleaseUnitDir));
   }
   std::vector<ReleaseUnit> units;
   Result<void> problem;
@@ -91,7 +93,8 @@ Result<std::optional<std::vector<ReleaseUnit>>> ReadReleaseUnits(int release_dir
   return std::optional<std::vector<ReleaseUnit>>(std::move(units));
 }
 
-Result<void> CheckReleaseUnits(const helper::Policy& policy, const std::vector<ReleaseUnit>& units) {
+Result<void> CheckReleaseUnits(const helper::Policy& policy,
+                               const std::vector<ReleaseUnit>& units) {
   auto path_check = helper::RootOnlyPathCheck(policy.unit_root);
   for (const auto& u : units) {
     const std::string where = std::string(kReleaseUnitDir) + "/" + u.name.str();
@@ -101,7 +104,8 @@ Result<void> CheckReleaseUnits(const helper::Policy& policy, const std::vector<R
     auto refusals = helper::CheckUnitContent(policy, u.name, u.content, path_check);
     if (!refusals.empty()) {
       const auto& r = refusals.front();
-      return Fail(ErrorCode::kDenied, r.rule, where + ":" + std::to_string(r.line) + ": " + r.message);
+      return Fail(ErrorCode::kDenied, r.rule,
+                  where + ":" + std::to_string(r.line) + ": " + r.message);
     }
   }
   return {};

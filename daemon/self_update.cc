@@ -275,7 +275,9 @@ SelfUpdateOutcome UpdatePipeline::UpdateSelf(const Caller& caller, const Verifie
   auto unit = UnitName::Parse(policy_.self_unit);
   if (unit && after_reply != nullptr) {
     *after_reply = [this, name = *unit, caller, release = a.audit.release] {
-      // The helper and this daemon end with the unit's stop; systemd starts the new build.
+      // The helper and this daemon end with the unit's stop; systemd starts the new build. The
+      // helper answers job "stopping" once that stop reaches it (its job cannot finish while
+      // it lives), or this daemon has already left on the same stop (UpdaterApi::restarting).
       // Reaching here after the reply, a refusal can only be recorded, never answered.
       auto restarted = helper_.RestartUnit(name);
       if (restarted) return;

@@ -43,7 +43,7 @@ Result<std::string> RandomName() {
 
 // Creates a named file with O_EXCL and removes its name at once: the descriptor is then
 // the only way to the data, as with O_TMPFILE.
-Result<SpoolFd> CreateUnlinked(int dir_fd) {
+Result<UniqueFd> CreateUnlinked(int dir_fd) {
   for (int attempt = 0; attempt < kNamedAttempts; ++attempt) {
     auto name = RandomName();
     if (!name) return tl::make_unexpected(name.error());
@@ -54,7 +54,7 @@ Result<SpoolFd> CreateUnlinked(int dir_fd) {
       if (errno == EEXIST) continue;
       return Fail(ErrorCode::kFailed, "spool-create", "create spool file: " + Errno(errno));
     }
-    SpoolFd owned(fd);
+    UniqueFd owned(fd);
     if (unlinkat(dir_fd, name->c_str(), 0) != 0) {
       return Fail(ErrorCode::kFailed, "spool-create", "unlink spool file: " + Errno(errno));
     }
@@ -63,10 +63,10 @@ Result<SpoolFd> CreateUnlinked(int dir_fd) {
   return Fail(ErrorCode::kFailed, "spool-create", "no free spool file name");
 }
 
-Result<SpoolFd> CreateFile(int dir_fd, SpoolFileKind kind) {
+Result<UniqueFd> CreateFile(int dir_fd, SpoolFileKind kind) {
   if (kind == SpoolFileKind::kAnonymous) {
     int fd = openat(dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, kSpoolMode);
-    if (fd >= 0) return SpoolFd(fd);
+    if (fd >= 0) return UniqueFd(fd);
     // Only "this filesystem or kernel has no O_TMPFILE" falls back; EACCES and friends
     // would fail the same way for a named file.
     if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
@@ -96,18 +96,6 @@ Result<void> LinkFd(int fd, int dir_fd, std::string_view name) {
 }
 
 }  // namespace
-
-SpoolFd& SpoolFd::operator=(SpoolFd&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-  }
-  return *this;
-}
-
-SpoolFd::~SpoolFd() {
-  if (fd_ >= 0) close(fd_);
-}
 
 Result<void> SpoolResult::Link(int dir_fd, std::string_view name) const {
   return LinkFd(fd.get(), dir_fd, name);
@@ -193,8 +181,8 @@ Result<SpoolResult> Spool::Finish() {
       return Fail(ErrorCode::kFailed, "spool-finish", "reopen spool file: " + Errno(err));
     }
   }
-  fd_ = SpoolFd();
-  return SpoolResult{SpoolFd(ro), size_, Hex(md, md_len)};
+  fd_ = UniqueFd();
+  return SpoolResult{UniqueFd(ro), size_, Hex(md, md_len)};
 }
 
 Result<void> Spool::Link(int dir_fd, std::string_view name) {
@@ -208,7 +196,8 @@ Result<void> Spool::Link(int dir_fd, std::string_view name) {
 Result<size_t> RemoveStaleSpoolFiles(int spool_dir_fd) {
   // A private descriptor for the listing: fdopendir takes ownership of what it is given.
   int list_fd = openat(spool_dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (list_fd < 0) return Fail(ErrorCode::kFailed, "spool-clean", "open spool dir: " + Errno(errno));
+  if (list_fd < 0)
+    return Fail(ErrorCode::kFailed, "spool-clean", "open spool dir: " + Errno(errno));
   DIR* dir = fdopendir(list_fd);
   if (dir == nullptr) {
     int err = errno;

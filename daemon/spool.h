@@ -14,30 +14,14 @@
 #include <utility>
 
 #include "proto/result.h"
+#include "proto/unique_fd.h"
 
 namespace decnet::daemon {
-
-// Owns one file descriptor; closes it on destruction. Move-only.
-class SpoolFd {
- public:
-  SpoolFd() = default;
-  explicit SpoolFd(int fd) : fd_(fd) {}
-  SpoolFd(SpoolFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  SpoolFd& operator=(SpoolFd&& other) noexcept;
-  SpoolFd(const SpoolFd&) = delete;
-  SpoolFd& operator=(const SpoolFd&) = delete;
-  ~SpoolFd();
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
 
 // A finished spool: a read-only descriptor positioned at offset 0, the byte count and the
 // lower-case hex SHA-256 of exactly those bytes.
 struct SpoolResult {
-  SpoolFd fd;
+  UniqueFd fd;
   uint64_t size = 0;
   std::string sha256;
 
@@ -94,13 +78,13 @@ class Spool {
     void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
   };
 
-  Spool(SpoolFd fd, std::unique_ptr<EVP_MD_CTX, DigestFree> digest, uint64_t max_bytes)
+  Spool(UniqueFd fd, std::unique_ptr<EVP_MD_CTX, DigestFree> digest, uint64_t max_bytes)
       : fd_(std::move(fd)), digest_(std::move(digest)), max_bytes_(max_bytes) {}
 
   // Writes what is gathered; marks the spool broken on failure.
   Result<void> Flush();
 
-  SpoolFd fd_;
+  UniqueFd fd_;
   std::unique_ptr<EVP_MD_CTX, DigestFree> digest_;
   uint64_t max_bytes_ = 0;
   uint64_t size_ = 0;
@@ -111,8 +95,9 @@ class Spool {
 // Removes, from `spool_dir_fd`, the files Spool::Create names while it makes an unlinked
 // file (".decnet-spool-" and a random suffix): one is left behind only when the process died
 // between creating and unlinking it. Run at start-up, before any upload, by the one process
-// that owns the directory. Other names, and directories, are left alone. Returns how many were removed; fails
-// (kFailed, "spool-clean") when the directory cannot be read or a name cannot be removed.
+// that owns the directory. Other names, and directories, are left alone. Returns how many were
+// removed; fails (kFailed, "spool-clean") when the directory cannot be read or a name cannot be
+// removed.
 [[nodiscard]] Result<size_t> RemoveStaleSpoolFiles(int spool_dir_fd);
 
 }  // namespace decnet::daemon

@@ -1,9 +1,9 @@
 #include "daemon/tls.h"
 
-#include "daemon/openssl_errors.h"
-
 #include <openssl/err.h>
 #include <openssl/x509.h>
+
+#include "daemon/openssl_errors.h"
 
 namespace decnet::daemon {
 namespace {
@@ -48,7 +48,8 @@ Result<SslCtxPtr> MakeServerTlsContext(const TlsFiles& files) {
     return TlsFail("server certificate " + files.cert_file);
   if (SSL_CTX_use_PrivateKey_file(c, files.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
     return TlsFail("server key " + files.key_file);
-  if (SSL_CTX_check_private_key(c) != 1) return TlsFail("server key does not match its certificate");
+  if (SSL_CTX_check_private_key(c) != 1)
+    return TlsFail("server key does not match its certificate");
 
   if (SSL_CTX_load_verify_locations(c, files.ca_file.c_str(), nullptr) != 1)
     return TlsFail("client CA " + files.ca_file);

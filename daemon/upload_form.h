@@ -62,8 +62,16 @@ class UploadForm final : public MultipartHandler {
   void SetTarballHook(TarballHook hook) { tarball_hook_ = std::move(hook); }
 
  private:
-  enum class Field { kNone, kTarball, kSha, kSha256, kConfirmSelf, kDescriptor, kSignature,
-                     kDowngrade };
+  enum class Field {
+    kNone,
+    kTarball,
+    kSha,
+    kSha256,
+    kConfirmSelf,
+    kDescriptor,
+    kSignature,
+    kDowngrade
+  };
   Result<void> BeginAuthField(const std::string& name);
 
   int spool_dir_fd_;

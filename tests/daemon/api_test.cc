@@ -212,7 +212,8 @@ class AnUpdaterApi : public ::testing::Test {
     master_pem_ = WritePem(dir_, "master", master_);
     worker_pem_ = WritePem(dir_, "worker", worker_);
     ops_.SetReleases({ReleaseRow("active", "r1", "1.0"), ReleaseRow("prev", "r0", "0.9")});
-    tarball_ = std::string("\x1f\x8b pretend this is a gzip tarball\n", 34) + std::string(200000, 'z');
+    tarball_ =
+        std::string("\x1f\x8b pretend this is a gzip tarball\n", 34) + std::string(200000, 'z');
     tarball_path_ = dir_.Write("release.tar.gz", tarball_);
     digest_ = Sha256Hex(tarball_);
     auto audit = AuditLog::Open((dir_.path() / "audit.jsonl").string());
@@ -321,7 +322,7 @@ class AnUpdaterApi : public ::testing::Test {
   FakeOps ops_;
   std::mutex upload_mu_;
   std::condition_variable upload_cv_;
-  int upload_chunks_ = 0;  // under upload_mu_
+  int upload_chunks_ = 0;            // under upload_mu_
   std::unique_ptr<UpdaterApi> api_;  // declared before the server: outlives it
   std::unique_ptr<HttpServer> server_;
   std::uint16_t port_ = 0;
@@ -439,9 +440,9 @@ TEST_F(AnUpdaterApi, ShowsTheMasterTheLastOperationAfterEachOneAndAfterARestart)
 TEST_F(AnUpdaterApi, RefusesAWorkerCertificateOnEveryMasterRouteWithDecnetsBody) {
   Start();
   const std::string forbidden = R"({"detail":"master certificate required"})";
-  for (const std::string& args :
-       {Url("/releases"), Form() + Url("/update"), Form("-F confirm_self=true") + Url("/update-self"),
-        "-X POST " + Url("/rollback"), Url("/metrics"), Url("/audit")}) {
+  for (const std::string& args : {Url("/releases"), Form() + Url("/update"),
+                                  Form("-F confirm_self=true") + Url("/update-self"),
+                                  "-X POST " + Url("/rollback"), Url("/metrics"), Url("/audit")}) {
     Answer a = Curl(worker_pem_, args);
     EXPECT_EQ(a.status, "403") << args;
     EXPECT_EQ(a.body, forbidden) << args;
@@ -482,10 +483,10 @@ TEST_F(AnUpdaterApi, RefusesAPushWithoutSha256With400AndDecnetsExactBody) {
 
 TEST_F(AnUpdaterApi, RefusesAWhitespaceOrMalformedDigestWith400InTheFailureShape) {
   Start();
-  for (const std::string& digest :
-       {std::string("   "), std::string(64, 'z'), std::string(63, 'a'), " " + std::string(64, 'a')}) {
-    Answer a = Push("/update", "-F tarball=@" + tarball_path_ + " --form-string 'sha256=" +
-                                   digest + "'");
+  for (const std::string& digest : {std::string("   "), std::string(64, 'z'), std::string(63, 'a'),
+                                    " " + std::string(64, 'a')}) {
+    Answer a =
+        Push("/update", "-F tarball=@" + tarball_path_ + " --form-string 'sha256=" + digest + "'");
     EXPECT_EQ(a.status, "400") << digest;
     json detail = a.Json()["detail"];
     EXPECT_TRUE(detail["error"].is_string()) << a.body;
@@ -498,8 +499,8 @@ TEST_F(AnUpdaterApi, RefusesAWhitespaceOrMalformedDigestWith400InTheFailureShape
 
 TEST_F(AnUpdaterApi, RefusesAMismatchingDigestAndLeavesNothingInTheSpool) {
   Start();
-  Answer a = Push("/update", "-F tarball=@" + tarball_path_ + " --form-string sha256=" +
-                                 std::string(64, 'b'));
+  Answer a = Push("/update",
+                  "-F tarball=@" + tarball_path_ + " --form-string sha256=" + std::string(64, 'b'));
   EXPECT_EQ(a.status, "400");
   EXPECT_EQ(a.Json()["detail"]["rule"], "sha256-mismatch") << a.body;
   EXPECT_EQ(a.Json()["detail"]["rolled_back"], false);
@@ -630,8 +631,10 @@ TEST_F(AnUpdaterApi, AnswersTwoHundredConcurrentHealthRequestsAndRefusesASecondU
   std::string config;
   for (int i = 0; i < 200; ++i) config += "url = \"" + Url("/health") + "\"\noutput = /dev/null\n";
   std::string config_file = dir_.Write("parallel.cfg", config);
-  Ran health = Shell(CurlCommand(worker_pem_, "--parallel --parallel-immediate --parallel-max 200 "
-                                              "-w '%{http_code}\\n' -K " + config_file) +
+  Ran health = Shell(CurlCommand(worker_pem_,
+                                 "--parallel --parallel-immediate --parallel-max 200 "
+                                 "-w '%{http_code}\\n' -K " +
+                                     config_file) +
                      " 2>/dev/null");
   int ok = 0;
   for (size_t at = 0; (at = health.out.find("200\n", at)) != std::string::npos; at += 4) ++ok;
@@ -766,12 +769,15 @@ TEST_F(AnUpdaterApi, ServesMetricsInThePrometheusTextFormat) {
   }
   EXPECT_GE(samples, 15);
   EXPECT_NE(m.body.find("decnet_updater_updates_total{op=\"update\",result=\"updated\"} 1\n"),
-            std::string::npos) << m.body;
+            std::string::npos)
+      << m.body;
   EXPECT_NE(m.body.find("decnet_updater_updates_total{op=\"update\",result=\"refused\"} 1\n"),
-            std::string::npos) << m.body;
+            std::string::npos)
+      << m.body;
   EXPECT_NE(m.body.find("decnet_updater_update_duration_seconds_count 1\n"), std::string::npos);
   EXPECT_NE(m.body.find("decnet_updater_active_release_info{id=\"r1\",version=\"1.0\"} 1\n"),
-            std::string::npos) << m.body;
+            std::string::npos)
+      << m.body;
   EXPECT_NE(m.body.find("decnet_updater_helper_up 1\n"), std::string::npos);
 }
 

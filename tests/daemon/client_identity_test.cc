@@ -191,11 +191,16 @@ TEST(AFingerprintPin, IsNormalisedFromTheFormsOperatorsPaste) {
 }
 
 TEST(AFingerprintPin, IsRefusedWhenItIsNotOneSha256) {
-  const std::vector<std::string> bad = {
-      "", std::string(63, 'a'), std::string(65, 'a'), std::string(64, 'g'),
-      std::string(62, 'a') + "::", ":" + std::string(64, 'a'), std::string(64, 'a') + ":",
-      std::string(40, 'a'), "sha256:" + std::string(64, 'a'), std::string(32, 'a') + " " +
-      std::string(32, 'a')};
+  const std::vector<std::string> bad = {"",
+                                        std::string(63, 'a'),
+                                        std::string(65, 'a'),
+                                        std::string(64, 'g'),
+                                        std::string(62, 'a') + "::",
+                                        ":" + std::string(64, 'a'),
+                                        std::string(64, 'a') + ":",
+                                        std::string(40, 'a'),
+                                        "sha256:" + std::string(64, 'a'),
+                                        std::string(32, 'a') + " " + std::string(32, 'a')};
   for (const auto& pin : bad) {
     auto r = NormaliseFingerprint(pin);
     ASSERT_FALSE(r.has_value()) << pin;

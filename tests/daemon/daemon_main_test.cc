@@ -37,8 +37,9 @@ TEST(DaemonArgsParse, TakesConfigInBothSpellings) {
 
 TEST(DaemonArgsParse, RefusesAnythingElse) {
   const std::vector<std::vector<const char*>> bad = {
-      {"--config"}, {"--config="}, {"--config", ""}, {"--verbose"}, {"x"},
-      {"--config", "/a", "--config", "/b"}, {"-c", "/a"}};
+      {"--config"},  {"--config="}, {"--config", ""},
+      {"--verbose"}, {"x"},         {"--config", "/a", "--config", "/b"},
+      {"-c", "/a"}};
   for (const auto& args : bad) {
     auto parsed = Parse(args);
     ASSERT_FALSE(parsed.has_value()) << args.size();
@@ -53,9 +54,11 @@ TEST(DaemonArgsParse, TakesVersionAloneAndAnInstallBuildBesideAConfig) {
   EXPECT_EQ(install->install_build, "/t.tar.gz");
   EXPECT_EQ(install->config_path, "/c.json");
   EXPECT_FALSE(install->version_only);
-  for (const auto& bad : std::vector<std::vector<const char*>>{
-           {"--version", "--config", "/c"}, {"--install-build"}, {"--install-build="},
-           {"--install-build", "/a", "--install-build", "/b"}}) {
+  for (const auto& bad :
+       std::vector<std::vector<const char*>>{{"--version", "--config", "/c"},
+                                             {"--install-build"},
+                                             {"--install-build="},
+                                             {"--install-build", "/a", "--install-build", "/b"}}) {
     auto parsed = Parse(bad);
     ASSERT_FALSE(parsed.has_value()) << bad[0];
     EXPECT_EQ(parsed.error().rule, "daemon-args");
@@ -136,20 +139,22 @@ TEST(TheDaemonBinary, InstallsItsOwnFirstBuildAsTheUnprivilegedUserWithUpdateSel
     std::filesystem::copy_file(std::string(DECNET_BINARY_DIR) + "/daemon/decnet-updaterd",
                                tree / "bin/decnet-updaterd");
     if (manifest) {
-      struct utsname u{};
+      struct utsname u {};
       ::uname(&u);
       std::ofstream(tree / ".decnet-release.json")
-          << "{\"format\":1,\"version\":\"1.2.3\",\"kind\":\"updater\",\"arch\":\""
-          << u.machine << "\",\"helper_protocol\":1}";
+          << "{\"format\":1,\"version\":\"1.2.3\",\"kind\":\"updater\",\"arch\":\"" << u.machine
+          << "\",\"helper_protocol\":1}";
     }
     const std::string tarball = (root / (name + ".tar.gz")).string();
-    EXPECT_EQ(std::system(("tar -C " + tree.string() + " -czf " + tarball + " . && chmod 0644 " +
-                           tarball).c_str()),
-              0);
+    EXPECT_EQ(
+        std::system(("tar -C " + tree.string() + " -czf " + tarball + " . && chmod 0644 " + tarball)
+                        .c_str()),
+        0);
     return tarball;
   };
-  const std::string as_user = "setpriv --reuid=decnet-updater --regid=decnet-updater "
-                              "--clear-groups ";
+  const std::string as_user =
+      "setpriv --reuid=decnet-updater --regid=decnet-updater "
+      "--clear-groups ";
   auto install = [&](const std::string& tarball) {
     std::string cmd = as_user + std::string(DECNET_BINARY_DIR) + "/daemon/decnet-updaterd " +
                       "--config " + (root / "daemon.json").string() + " --install-build " +
@@ -165,14 +170,15 @@ TEST(TheDaemonBinary, InstallsItsOwnFirstBuildAsTheUnprivilegedUserWithUpdateSel
 
   // As root it refuses before reading anything: the store must stay the daemon's.
   const std::string tarball = pack("build-as-root", true);
-  FILE* as_root = ::popen((std::string(DECNET_BINARY_DIR) + "/daemon/decnet-updaterd --config " +
-                           (root / "daemon.json").string() + " --install-build " + tarball +
-                           " 2>&1")
-                              .c_str(),
-                          "r");
+  FILE* as_root =
+      ::popen((std::string(DECNET_BINARY_DIR) + "/daemon/decnet-updaterd --config " +
+               (root / "daemon.json").string() + " --install-build " + tarball + " 2>&1")
+                  .c_str(),
+              "r");
   std::string root_out;
   char chunk[512];
-  for (size_t n; as_root && (n = fread(chunk, 1, sizeof chunk, as_root)) > 0;) root_out.append(chunk, n);
+  for (size_t n; as_root && (n = fread(chunk, 1, sizeof chunk, as_root)) > 0;)
+    root_out.append(chunk, n);
   const int root_status = as_root ? ::pclose(as_root) : -1;
   EXPECT_TRUE(WIFEXITED(root_status) && WEXITSTATUS(root_status) == 1) << root_out;
   EXPECT_NE(root_out.find("daemon-root"), std::string::npos) << root_out;
@@ -187,7 +193,7 @@ TEST(TheDaemonBinary, InstallsItsOwnFirstBuildAsTheUnprivilegedUserWithUpdateSel
   EXPECT_EQ(build.exit_code, 0) << build.out;
   EXPECT_NE(build.out.find("version 1.2.3"), std::string::npos) << build.out;
   const auto binary = store / "current/bin/decnet-updaterd";
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(binary.c_str(), &st), 0) << build.out;
   EXPECT_EQ(st.st_uid, user->pw_uid) << "the daemon owns its own builds";
   std::filesystem::remove_all(root);

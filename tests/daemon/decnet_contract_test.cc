@@ -43,7 +43,8 @@ namespace fs = std::filesystem;
 using ::testing::_;
 
 std::string Unit(const std::string& what) {
-  return "[Unit]\nDescription=" + what + "\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\n"
+  return "[Unit]\nDescription=" + what +
+         "\n[Service]\nType=exec\nUser=decnet\nGroup=decnet\n"
          "NoNewPrivileges=yes\nExecStart=/bin/sleep infinity\n";
 }
 
@@ -96,27 +97,32 @@ class ADecnetContract : public ::testing::Test {
     auto& systemd_ = stack_.helper->systemd();
     ON_CALL(systemd_, Reload()).WillByDefault([this]() -> Result<void> {
       Record("reload");
-      if (fail_reload_once_.exchange(false)) return Fail(ErrorCode::kFailed, "dbus", "Reload: bus error");
+      if (fail_reload_once_.exchange(false))
+        return Fail(ErrorCode::kFailed, "dbus", "Reload: bus error");
       return {};
     });
     ON_CALL(systemd_, RestartUnit(_, _))
-        .WillByDefault([this](const UnitName& u, std::chrono::milliseconds) -> Result<helper::JobOutcome> {
-          Record("restart " + u.str());
-          if (u.str() == "decnet-agent.service" && fail_restart_once_.exchange(false))
-            return Fail(ErrorCode::kFailed, "dbus", "RestartUnit: connection reset");
-          std::lock_guard lock(mu_);
-          return helper::JobOutcome{failed_jobs_.contains(u.str()) ? "failed" : "done"};
-        });
+        .WillByDefault(
+            [this](const UnitName& u, std::chrono::milliseconds) -> Result<helper::JobOutcome> {
+              Record("restart " + u.str());
+              if (u.str() == "decnet-agent.service" && fail_restart_once_.exchange(false))
+                return Fail(ErrorCode::kFailed, "dbus", "RestartUnit: connection reset");
+              std::lock_guard lock(mu_);
+              return helper::JobOutcome{failed_jobs_.contains(u.str()) ? "failed" : "done"};
+            });
     ON_CALL(systemd_, StopUnit(_, _))
-        .WillByDefault([this](const UnitName& u, std::chrono::milliseconds) -> Result<helper::JobOutcome> {
-          Record("stop " + u.str());
-          return helper::JobOutcome{"done"};
+        .WillByDefault(
+            [this](const UnitName& u, std::chrono::milliseconds) -> Result<helper::JobOutcome> {
+              Record("stop " + u.str());
+              return helper::JobOutcome{"done"};
+            });
+    ON_CALL(systemd_, GetUnitState(_))
+        .WillByDefault([this](const UnitName& u) -> Result<proto::UnitState> {
+          std::lock_guard lock(mu_);
+          if (not_installed_.contains(u.str()))
+            return proto::UnitState{"not-found", "inactive", "dead", 0, 0};
+          return proto::UnitState{"loaded", "active", "running", 42, 0};
         });
-    ON_CALL(systemd_, GetUnitState(_)).WillByDefault([this](const UnitName& u) -> Result<proto::UnitState> {
-      std::lock_guard lock(mu_);
-      if (not_installed_.contains(u.str())) return proto::UnitState{"not-found", "inactive", "dead", 0, 0};
-      return proto::UnitState{"loaded", "active", "running", 42, 0};
-    });
   }
   void TearDown() override { stack_.Close(); }
 
@@ -141,7 +147,8 @@ class ADecnetContract : public ::testing::Test {
     std::ofstream(tree + "/VERSION") << version;
     std::ofstream(tree + "/venv/bin/decnet") << "#!/bin/sh\necho " << version << "\n";
     if (!units.empty()) fs::create_directories(tree + "/etc/systemd/system");
-    for (const auto& [name, content] : units) std::ofstream(tree + "/etc/systemd/system/" + name) << content;
+    for (const auto& [name, content] : units)
+      std::ofstream(tree + "/etc/systemd/system/" + name) << content;
     Tarball t{tree + ".tar.gz", "", 0};
     EXPECT_EQ(std::system(("tar -C " + tree + " -czf " + t.path + " .").c_str()), 0);
     std::string bytes = ReadFile(t.path);
@@ -157,7 +164,9 @@ class ADecnetContract : public ::testing::Test {
     return a;
   }
   std::string CurrentVersion() { return ReadFile(install_ + "/current/VERSION"); }
-  std::string InstalledUnit(const std::string& name) { return ReadFile(dirs_.units() + "/" + name); }
+  std::string InstalledUnit(const std::string& name) {
+    return ReadFile(dirs_.units() + "/" + name);
+  }
   bool UnitInstalled(const std::string& name) { return fs::exists(dirs_.units() + "/" + name); }
   // A worker as DECNET's installer leaves it: the agent's unit in the unit directory, root's,
   // not written by the helper. For tests whose releases ship no units, as a master's do not.
@@ -166,7 +175,8 @@ class ADecnetContract : public ::testing::Test {
   }
   std::set<std::string> ReleaseDirs() {
     std::set<std::string> out;
-    for (const auto& e : fs::directory_iterator(install_ + "/releases")) out.insert(e.path().filename());
+    for (const auto& e : fs::directory_iterator(install_ + "/releases"))
+      out.insert(e.path().filename());
     return out;
   }
 
@@ -193,7 +203,8 @@ TEST_F(ADecnetContract, ReloadsExactlyOnceWhenUnitsChangeAndNeverWhenTheyDoNot) 
   ASSERT_EQ(Push(Pack("2.0", v1)).status, 200u);
   EXPECT_EQ(CurrentVersion(), "2.0");
   EXPECT_EQ(Count("reload"), 0) << "the same units again: no daemon-reload";
-  EXPECT_EQ(Count("restart decnet-agent.service"), 1) << "the services still restart on the new code";
+  EXPECT_EQ(Count("restart decnet-agent.service"), 1)
+      << "the services still restart on the new code";
   Take();
 
   auto v3 = v1;
@@ -212,7 +223,8 @@ TEST_F(ADecnetContract, UpdatesWhenAnOptionalUnitIsNotInstalledOrDoesNotRestart)
   auto a = Push(Pack("1.0", {{"decnet-agent.service", Unit("agent")}}));
   ASSERT_EQ(a.status, 200u) << a.body.dump();
   EXPECT_EQ(Count("restart decnet-agent.service"), 1);
-  EXPECT_EQ(Count("restart decnet-forwarder.service"), 0) << "a unit that is not there is not restarted";
+  EXPECT_EQ(Count("restart decnet-forwarder.service"), 0)
+      << "a unit that is not there is not restarted";
 
   // The unit's state still reads "loaded", but by the restart nothing of it is loaded (its
   // file is gone): the helper refuses the restart (unit-loaded-state) before systemd is asked,
@@ -269,8 +281,10 @@ TEST_F(ADecnetContract, CarriesBothProbesWhenItRollsBackAndSays500WhenTheOldRele
   a = Push(Pack("3.0", {}));
   ASSERT_EQ(a.status, 500u) << a.body.dump();
   EXPECT_EQ(a.body["detail"]["rolled_back"], false);
-  EXPECT_NE(a.body["detail"]["stderr"].get<std::string>().find("old-probe: down too"), std::string::npos);
-  EXPECT_EQ(CurrentVersion(), "1.0") << "the old code is active even when it does not prove healthy";
+  EXPECT_NE(a.body["detail"]["stderr"].get<std::string>().find("old-probe: down too"),
+            std::string::npos);
+  EXPECT_EQ(CurrentVersion(), "1.0")
+      << "the old code is active even when it does not prove healthy";
 }
 
 // --- §4: DECNET's defects -------------------------------------------------------------------
@@ -301,7 +315,8 @@ TEST_F(ADecnetContract, RollsBackToTheOldCodeExactlyIncludingWhatTheInstallComma
   EXPECT_EQ(ReadFile(built), "built 1.0\n") << "a manual rollback must run the old build";
   EXPECT_EQ(ReadFile(linked), "#!/bin/sh\necho 1.0\n");
   EXPECT_EQ(ReadFile(install_ + "/releases/" + t3.sha256.substr(0, 16) + "/venv/lib/artefact"),
-            "built 3.0\n") << "each release keeps its own build";
+            "built 3.0\n")
+      << "each release keeps its own build";
 }
 
 // Defect 3: DECNET's unit sync writes any name, never removes, never reverts.
@@ -309,7 +324,8 @@ TEST_F(ADecnetContract, RefusesAReleaseShippingAUnitOutsideTheAllowListBeforeSwi
   ASSERT_EQ(Push(Pack("1.0", {{"decnet-agent.service", Unit("agent v1")}})).status, 200u);
   const auto releases = ReleaseDirs();
   Take();
-  auto a = Push(Pack("2.0", {{"decnet-agent.service", Unit("agent v2")}, {"ssh.service", Unit("not ours")}}));
+  auto a = Push(
+      Pack("2.0", {{"decnet-agent.service", Unit("agent v2")}, {"ssh.service", Unit("not ours")}}));
   ASSERT_EQ(a.status, 500u) << a.body.dump();
   EXPECT_EQ(a.body["detail"]["rolled_back"], false);
   EXPECT_EQ(a.body["detail"]["rule"], "unit-name-allowlist") << a.body.dump();
@@ -321,8 +337,9 @@ TEST_F(ADecnetContract, RefusesAReleaseShippingAUnitOutsideTheAllowListBeforeSwi
 }
 
 TEST_F(ADecnetContract, RemovesUnitsTheNewReleaseDropsAndPutsThemBackOnEitherRollback) {
-  const std::map<std::string, std::string> v1 = {{"decnet-agent.service", Unit("agent v1")},
-                                                 {"decnet-forwarder.service", Unit("forwarder v1")}};
+  const std::map<std::string, std::string> v1 = {
+      {"decnet-agent.service", Unit("agent v1")},
+      {"decnet-forwarder.service", Unit("forwarder v1")}};
   const std::map<std::string, std::string> v2 = {{"decnet-agent.service", Unit("agent v2")}};
   ASSERT_EQ(Push(Pack("1.0", v1)).status, 200u);
 
@@ -330,7 +347,8 @@ TEST_F(ADecnetContract, RemovesUnitsTheNewReleaseDropsAndPutsThemBackOnEitherRol
   Take();
   stack_.gate.script = {GateVerdict{false, "503", "agent answered 503", "gate-probe"}};
   ASSERT_EQ(Push(Pack("2.0", v2)).status, 409u);
-  EXPECT_EQ(Count("stop decnet-forwarder.service"), 1) << "the dropped unit is stopped before removal";
+  EXPECT_EQ(Count("stop decnet-forwarder.service"), 1)
+      << "the dropped unit is stopped before removal";
   EXPECT_EQ(InstalledUnit("decnet-agent.service"), Unit("agent v1"));
   EXPECT_EQ(InstalledUnit("decnet-forwarder.service"), Unit("forwarder v1"));
 
@@ -363,7 +381,8 @@ TEST_F(ADecnetContract, RollsBackWhenSystemdFailsOutsideTheHealthGate) {
   a = Push(Pack("3.0", {{"decnet-agent.service", Unit("agent v3")}}));
   ASSERT_EQ(a.status, 409u) << a.body.dump();
   EXPECT_EQ(a.body["detail"]["rolled_back"], true);
-  EXPECT_NE(a.body["detail"]["error"].get<std::string>().find("connection reset"), std::string::npos)
+  EXPECT_NE(a.body["detail"]["error"].get<std::string>().find("connection reset"),
+            std::string::npos)
       << a.body.dump();
   EXPECT_EQ(CurrentVersion(), "1.0");
   EXPECT_EQ(InstalledUnit("decnet-agent.service"), Unit("agent v1"));
@@ -381,7 +400,9 @@ TEST_F(ADecnetContract, IgnoresTheArchivesOwnerAndWorldWritableModes) {
   fs::permissions(tree + "/run", fs::perms(0755));
   const std::string tarball = dirs_.root() + "/owned.tar.gz";
   ASSERT_EQ(std::system(("tar --owner=4242 --group=4243 --numeric-owner --mode=a+w -C " + tree +
-                         " -czf " + tarball + " .").c_str()), 0);
+                         " -czf " + tarball + " .")
+                            .c_str()),
+            0);
   const std::string listing = Sh("tar -tvzf " + tarball);
   ASSERT_NE(listing.find("4242/4243"), std::string::npos) << listing;
   ASSERT_NE(listing.find("rw-rw-rw-"), std::string::npos) << listing;
@@ -454,9 +475,12 @@ TEST_F(ADecnetContract, UpdatesItselfWithoutTouchingTheSuitesPathLinkOrRelease) 
   fs::create_directories(tree + "/bin");
   std::ofstream(tree + "/bin/decnet-updaterd") << "#!/bin/sh\necho decnet-updaterd 2.0.0\n";
   fs::permissions(tree + "/bin/decnet-updaterd", fs::perms(0755));
-  std::ofstream(tree + "/.decnet-release.json")
-      << nlohmann::json{{"format", 1}, {"version", "2.0.0"}, {"kind", "updater"}, {"arch", HostArch()},
-                        {"helper_protocol", proto::kProtocolVersion}}.dump();
+  std::ofstream(tree + "/.decnet-release.json") << nlohmann::json{
+      {"format", 1},
+      {"version", "2.0.0"},
+      {"kind", "updater"},
+      {"arch", HostArch()},
+      {"helper_protocol", proto::kProtocolVersion}}.dump();
   const std::string tarball = tree + ".tar.gz";
   ASSERT_EQ(std::system(("tar -C " + tree + " -czf " + tarball + " .").c_str()), 0);
   const std::string bytes = ReadFile(tarball);
@@ -467,7 +491,8 @@ TEST_F(ADecnetContract, UpdatesItselfWithoutTouchingTheSuitesPathLinkOrRelease) 
       {"fp", "decnet-master"}, {fd, bytes.size(), Sha256Hex(bytes), std::nullopt}, &after_reply);
   ::close(fd);
   ASSERT_EQ(a.status, 200u) << a.body.dump();
-  EXPECT_EQ(fs::read_symlink(updater + "/current").string(), "releases/" + Sha256Hex(bytes).substr(0, 16));
+  EXPECT_EQ(fs::read_symlink(updater + "/current").string(),
+            "releases/" + Sha256Hex(bytes).substr(0, 16));
   EXPECT_EQ(fs::read_symlink(link).string(), link_before) << "update-self moved the PATH link";
   EXPECT_EQ(ReadFile(link), "#!/bin/sh\necho 1.0\n");
   EXPECT_EQ(fs::read_symlink(install_ + "/current").string(), current_before);
@@ -522,8 +547,9 @@ TEST_F(ADecnetContract, RefusesEachMissingBlankMalformedOrMismatchingDigestLeavi
   }();
   Take();
   for (const std::string& args :
-       {std::string(""), std::string("--form-string sha256="), std::string("--form-string 'sha256=   '"),
-        "--form-string 'sha256= " + t2.sha256 + "'", "--form-string sha256=" + t2.sha256.substr(0, 63),
+       {std::string(""), std::string("--form-string sha256="),
+        std::string("--form-string 'sha256=   '"), "--form-string 'sha256= " + t2.sha256 + "'",
+        "--form-string sha256=" + t2.sha256.substr(0, 63),
         "--form-string sha256=" + t2.sha256 + "0", "--form-string sha256=" + std::string(64, 'z'),
         "--form-string sha256=" + std::string(64, 'b')}) {
     SCOPED_TRACE(args);
@@ -531,8 +557,10 @@ TEST_F(ADecnetContract, RefusesEachMissingBlankMalformedOrMismatchingDigestLeavi
     EXPECT_EQ(status, "400") << body;
     auto json = nlohmann::json::parse(body, nullptr, false);
     ASSERT_TRUE(json.is_object()) << body;
-    if (json["detail"].is_object()) EXPECT_EQ(json["detail"]["rolled_back"], false) << body;
-    else EXPECT_EQ(json["detail"], "sha256 of the tarball is required") << body;
+    if (json["detail"].is_object())
+      EXPECT_EQ(json["detail"]["rolled_back"], false) << body;
+    else
+      EXPECT_EQ(json["detail"], "sha256 of the tarball is required") << body;
     EXPECT_EQ(ReleaseDirs(), releases) << "a release was staged";
     EXPECT_TRUE(fs::is_empty(spool)) << "the spool kept the refused upload";
     EXPECT_EQ(CurrentVersion(), "1.0");

@@ -32,6 +32,7 @@ target_link_libraries(extract_corpus PRIVATE decnet_daemon_extract)
 add_test(NAME fuzz_corpus_extract
   COMMAND extract_corpus ${CMAKE_CURRENT_LIST_DIR}/extract_corpus)
 set_tests_properties(fuzz_corpus_extract PROPERTIES LABELS "unit;fuzz")
+add_dependencies(unit-tests extract_corpus)
 if(DECNET_FUZZ)
   add_executable(extract_fuzzer ${CMAKE_CURRENT_LIST_DIR}/extract_fuzz.cc)
   target_include_directories(extract_fuzzer PRIVATE ${PROJECT_SOURCE_DIR})

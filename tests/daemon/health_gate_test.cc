@@ -262,7 +262,8 @@ TEST_F(AHealthGate, StopsAtTheDeadlineBeforeUsingAllAttempts) {
   auto v = Check({{Agent(), 2}}, "1.2.3", milliseconds(3000));
   EXPECT_FALSE(v.healthy);
   EXPECT_EQ(v.rule, "gate-deadline");
-  EXPECT_NE(v.probe.find("broken"), std::string::npos) << "the last answer, not the cut attempt: " << v.probe;
+  EXPECT_NE(v.probe.find("broken"), std::string::npos)
+      << "the last answer, not the cut attempt: " << v.probe;
   EXPECT_LT(agent_.requests(), 1000);
 }
 

@@ -277,11 +277,13 @@ TEST_F(AServerUnderAbuse, JudgesRequestHeadsByTheTable) {
        "501", "http-transfer-encoding"},
       {"a coding in a field of its own before chunked",
        "POST /rollback HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
-       "Transfer-Encoding: chunked\r\n" + end + "0\r\n\r\n",
+       "Transfer-Encoding: chunked\r\n" +
+           end + "0\r\n\r\n",
        "501", "http-transfer-encoding"},
       {"chunked twice (the parser's own refusal)",
        "POST /rollback HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-       "Transfer-Encoding: chunked\r\n" + end + "0\r\n\r\n",
+       "Transfer-Encoding: chunked\r\n" +
+           end + "0\r\n\r\n",
        "400", "http-malformed"},
       {"Content-Length beside chunked",
        "POST /rollback HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n" +
@@ -315,7 +317,8 @@ TEST_F(AServerUnderAbuse, AnswersHeadWithoutABodySoThePipelinedNextResponseStays
   EXPECT_NE(talk.response.substr(0, head_end).find("Content-Length: "), std::string::npos)
       << talk.response;
   EXPECT_EQ(talk.response.compare(head_end + 4, 12, "HTTP/1.1 200"), 0)
-      << "bytes between the HEAD's answer and the next response:\n" << talk.response;
+      << "bytes between the HEAD's answer and the next response:\n"
+      << talk.response;
   EXPECT_EQ(ops_.ran, 0);
 }
 

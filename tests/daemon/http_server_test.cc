@@ -4,27 +4,27 @@
 // body into a counter and replying with the byte count from another thread.
 #include "daemon/http_server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 
-#include <cerrno>
-#include <csignal>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <future>
 #include <mutex>
 #include <thread>
 
 #include "daemon/tls.h"
+#include "tests/daemon/test_pki.h"
 #include "tests/support/loopback.h"
 #include "tests/support/wait.h"
-#include "tests/daemon/test_pki.h"
 
 namespace decnet::daemon {
 namespace {
@@ -71,11 +71,15 @@ class TestApp : public Application {
 
   Route OnHead(const RequestHead& head, const Peer& peer) override {
     ++heads;
-    if (head.verb == "GET" && head.target == "/health") return Response{200, "application/json", R"({"status":"ok"})"};
-    if (head.verb != "POST" || head.target != "/upload") return Response{404, "application/json", R"({"detail":"Not Found"})"};
-    if (!peer.master) return Response{403, "application/json", R"({"detail":"master certificate required"})"};
+    if (head.verb == "GET" && head.target == "/health")
+      return Response{200, "application/json", R"({"status":"ok"})"};
+    if (head.verb != "POST" || head.target != "/upload")
+      return Response{404, "application/json", R"({"detail":"Not Found"})"};
+    if (!peer.master)
+      return Response{403, "application/json", R"({"detail":"master certificate required"})"};
     if (busy.exchange(true))
-      return Response{503, "application/json", R"({"detail":{"error":"an update is already running"}})"};
+      return Response{503, "application/json",
+                      R"({"detail":{"error":"an update is already running"}})"};
     return std::make_unique<Consumer>(*this);
   }
 
@@ -283,10 +287,10 @@ TEST_F(AnHttpServer, RefusesTls10And11ThatALoosenedServerAcceptsFromTheSameClien
     auto s_client = [&](std::uint16_t port) {
       return Shell(
           "printf 'GET /health HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | "
-          "timeout 10 openssl s_client -quiet " + std::string(version) +
-          " -cipher 'DEFAULT:@SECLEVEL=0' -cert " + worker_pem_.cert + " -key " +
-          worker_pem_.key + " -CAfile " + files_.ca_file + " -connect 127.0.0.1:" +
-          std::to_string(port) + " 2>&1");
+          "timeout 10 openssl s_client -quiet " +
+          std::string(version) + " -cipher 'DEFAULT:@SECLEVEL=0' -cert " + worker_pem_.cert +
+          " -key " + worker_pem_.key + " -CAfile " + files_.ca_file +
+          " -connect 127.0.0.1:" + std::to_string(port) + " 2>&1");
     };
     Ran refused = s_client(port_);
     EXPECT_EQ(refused.out.find("HTTP/1.1 200"), std::string::npos) << version << refused.out;
@@ -314,8 +318,8 @@ FastWriter WriteWithoutWaiting(std::uint16_t port, SSL_CTX* ctx, std::uint64_t b
   decnet::testing::SslPtr ssl(SSL_new(ctx));
   SSL_set_fd(ssl.get(), fd);
   if (SSL_connect(ssl.get()) == 1) {
-    std::string head = "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: " +
-                       std::to_string(body) + "\r\n\r\n";
+    std::string head =
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body) + "\r\n\r\n";
     SSL_write(ssl.get(), head.data(), static_cast<int>(head.size()));
     std::string chunk(64 * 1024, 'z');
     while (out.sent < body) {
@@ -384,8 +388,11 @@ TEST_F(AnHttpServer, AnswersAForbiddenOneGibBodySentWithoutWaitingWith403AndCuts
 TEST_F(AnHttpServer, AnswersCurlStreamingAForbiddenOneGibBodyWith403WithoutReadingIt) {
   Start();
   Ran ran = Shell("head -c 1073741824 /dev/zero | " +
-                  Curl(&worker_pem_, "-H 'Expect:' -X POST -T - -o /dev/null "
-                                     "-w '%{http_code}' " + Url("/upload")) + " 2>/dev/null");
+                  Curl(&worker_pem_,
+                       "-H 'Expect:' -X POST -T - -o /dev/null "
+                       "-w '%{http_code}' " +
+                           Url("/upload")) +
+                  " 2>/dev/null");
   EXPECT_EQ(ran.out, "403");
   EXPECT_EQ(app_.bytes, 0u);
   EXPECT_LE(server_->Stats().lingered_bytes, (4u << 20) + kBodyChunkSlack);
@@ -394,8 +401,11 @@ TEST_F(AnHttpServer, AnswersCurlStreamingAForbiddenOneGibBodyWith403WithoutReadi
 TEST_F(AnHttpServer, SendsContinueToTheAuthorisedCallerAndThenReadsTheBody) {
   Start();
   std::string file = BigFile(2 << 20);
-  Ran ran = Shell(Curl(&master_pem_, "-v --expect100-timeout 15 -H 'Expect: 100-continue' "
-                                   "--data-binary @" + file + " " + Url("/upload")) + " 2>&1");
+  Ran ran = Shell(Curl(&master_pem_,
+                       "-v --expect100-timeout 15 -H 'Expect: 100-continue' "
+                       "--data-binary @" +
+                           file + " " + Url("/upload")) +
+                  " 2>&1");
   EXPECT_NE(ran.out.find("HTTP/1.1 100 Continue"), std::string::npos) << ran.out;
   EXPECT_NE(ran.out.find(R"({"bytes":2097152})"), std::string::npos) << ran.out;
 }
@@ -403,9 +413,11 @@ TEST_F(AnHttpServer, SendsContinueToTheAuthorisedCallerAndThenReadsTheBody) {
 TEST_F(AnHttpServer, RefusesAForbiddenCallerWithoutContinueSoItNeverSendsTheBody) {
   Start();
   std::string file = BigFile(2 << 20);
-  Ran ran = Shell(Curl(&worker_pem_, "-v --expect100-timeout 15 -H 'Expect: 100-continue' "
-                                   "--data-binary @" + file + " -w '\\nupload=%{size_upload}' " +
-                                   Url("/upload")) + " 2>&1");
+  Ran ran = Shell(Curl(&worker_pem_,
+                       "-v --expect100-timeout 15 -H 'Expect: 100-continue' "
+                       "--data-binary @" +
+                           file + " -w '\\nupload=%{size_upload}' " + Url("/upload")) +
+                  " 2>&1");
   EXPECT_EQ(ran.out.find("100 Continue"), std::string::npos) << ran.out;
   EXPECT_NE(ran.out.find("HTTP/1.1 403"), std::string::npos) << ran.out;
   EXPECT_NE(ran.out.find("upload=0"), std::string::npos) << ran.out;
@@ -430,8 +442,8 @@ TEST_F(AnHttpServer, CutsOffAChunkedBodyAt413WhenItGrowsOverTheCap) {
   ServerConfig config;
   config.limits.body_bytes = 1 << 20;
   Start(config);
-  EXPECT_EQ(Status(&master_pem_, "-H 'Expect:' -X POST -T - " + Url("/upload") +
-                                     " < " + BigFile(3 << 20)),
+  EXPECT_EQ(Status(&master_pem_,
+                   "-H 'Expect:' -X POST -T - " + Url("/upload") + " < " + BigFile(3 << 20)),
             "413");
   EXPECT_LE(app_.bytes, 1u << 20);
   EXPECT_EQ(app_.abandoned, 1);
@@ -447,8 +459,9 @@ TEST_F(AnHttpServer, Answers431ToHeadersOverTheCap) {
 
 TEST_F(AnHttpServer, KeepsAConnectionAliveAcrossRequestsWithoutABody) {
   Start();
-  Ran ran = Shell(Curl(&worker_pem_, "-o /dev/null -o /dev/null -w '%{http_code}:%{num_connects} ' " +
-                                       Url("/health") + " " + Url("/health")));
+  Ran ran =
+      Shell(Curl(&worker_pem_, "-o /dev/null -o /dev/null -w '%{http_code}:%{num_connects} ' " +
+                                   Url("/health") + " " + Url("/health")));
   EXPECT_EQ(ran.out, "200:1 200:0 ");
 }
 
@@ -459,16 +472,18 @@ TEST_F(AnHttpServer, AnswersTwoHundredConcurrentHealthRequestsAndRefusesASecondU
   server.limits.max_pending_per_source = 256;
   Start(server);
   app_.hold = true;
-  auto first = std::async(std::launch::async, [&] {
-    return Shell(Curl(&master_pem_, "-d hello " + Url("/upload")));
-  });
+  auto first = std::async(std::launch::async,
+                          [&] { return Shell(Curl(&master_pem_, "-d hello " + Url("/upload"))); });
   ASSERT_TRUE(app_.Await([&] { return app_.finishing == 1; }));
 
   std::string config;
   for (int i = 0; i < 200; ++i) config += "url = \"" + Url("/health") + "\"\noutput = /dev/null\n";
   std::string config_file = dir_.Write("parallel.cfg", config);
-  Ran health = Shell(Curl(&worker_pem_, "--parallel --parallel-immediate --parallel-max 200 "
-                                      "-w '%{http_code}\\n' -K " + config_file) + " 2>/dev/null");
+  Ran health = Shell(Curl(&worker_pem_,
+                          "--parallel --parallel-immediate --parallel-max 200 "
+                          "-w '%{http_code}\\n' -K " +
+                              config_file) +
+                     " 2>/dev/null");
   int ok = 0;
   for (size_t at = 0; (at = health.out.find("200\n", at)) != std::string::npos; at += 4) ++ok;
   EXPECT_EQ(ok, 200) << health.out.substr(0, 400);

@@ -29,6 +29,7 @@
 #include "tests/daemon/test_pki.h"
 #include "tests/daemon/test_tarball.h"
 #include "tests/helper/test_dirs.h"
+#include "tests/support/daemon_config_json.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/wait.h"
 
@@ -104,49 +105,6 @@ std::set<std::string> KeysOf(const std::map<std::string, std::string>& rows) {
   return keys;
 }
 
-// Every field of the daemon's configuration, for comparing two of them.
-json Dump(const DaemonConfig& c) {
-  json links = json::array();
-  for (const LinkConfig& l : c.links) links.push_back({{"name", l.name}, {"target", l.target}});
-  return {{"listen_address", c.listen_address},
-          {"port", c.port},
-          {"tls_ca", c.tls_ca},
-          {"tls_cert", c.tls_cert},
-          {"tls_key", c.tls_key},
-          {"master_pins", c.master_pins},
-          {"master_cn", c.master_cn},
-          {"max_connections", c.max_connections},
-          {"max_pending_connections", c.max_pending_connections},
-          {"max_pending_per_source", c.max_pending_per_source},
-          {"io_threads", c.io_threads},
-          {"install_dir", c.install_dir},
-          {"updater_dir", c.updater_dir},
-          {"state_dir", c.state_dir},
-          {"keep_releases", c.keep_releases},
-          {"max_upload_bytes", c.max_upload_bytes},
-          {"install_command", c.install_command},
-          {"install_timeout_ms", c.install_timeout_ms},
-          {"package_index", c.package_index},
-          {"units", c.units},
-          {"links", links},
-          {"helper_policy", c.helper_policy},
-          {"probe",
-           {{"url", c.probe.url},
-            {"ca", c.probe.ca},
-            {"cert", c.probe.cert},
-            {"key", c.probe.key},
-            {"attempts", c.probe.attempts},
-            {"interval_ms", c.probe.interval_ms},
-            {"timeout_ms", c.probe.timeout_ms},
-            {"check_version", c.probe.check_version}}},
-          {"settle_ms", c.settle_ms},
-          {"update_deadline_ms", c.update_deadline_ms},
-          {"require_signature", c.require_signature},
-          {"trusted_keys_dir", c.trusted_keys_dir},
-          {"signature_threshold", c.signature_threshold},
-          {"allow_downgrade", c.allow_downgrade}};
-}
-
 TEST(TheOperationsDocument, ListsEveryDaemonKeyWithItsDefault) {
   const auto rows = TableUnder("The daemon's configuration");
   // The keys the parser takes, read from its table of setters and its probe object.
@@ -163,7 +121,7 @@ TEST(TheOperationsDocument, ListsEveryDaemonKeyWithItsDefault) {
   ASSERT_GT(parsed.size(), 20u) << "the setters' table was not found in daemon/config.cc";
   EXPECT_EQ(KeysOf(rows), parsed) << "docs/operations.md and daemon/config.cc list other keys";
 
-  const json defaults = Dump(DaemonConfig::Defaults());
+  const json defaults = test::DaemonConfigFields(DaemonConfig::Defaults());
   for (const auto& [key, shown] : rows) {
     const json value = json::parse(shown, nullptr, /*allow_exceptions=*/false);
     ASSERT_FALSE(value.is_discarded()) << key << ": the default shown is not JSON: " << shown;
@@ -173,7 +131,8 @@ TEST(TheOperationsDocument, ListsEveryDaemonKeyWithItsDefault) {
                          : json{{key.substr(0, dot), {{key.substr(dot + 1), value}}}};
     auto config = ParseDaemonConfig(doc.dump());
     ASSERT_TRUE(config) << key << ": " << config.error().message;
-    EXPECT_EQ(Dump(*config), defaults) << key << ": the default shown is not the parser's";
+    EXPECT_EQ(test::DaemonConfigFields(*config), defaults)
+        << key << ": the default shown is not the parser's";
   }
 }
 

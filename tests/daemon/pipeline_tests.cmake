@@ -39,6 +39,7 @@ if(DECNET_BUILD_HTTP)
   decnet_gtest(daemon_updater_build_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/updater_build_test.cc
     LIBS decnet_daemon_pipeline
+    LABELS unit external
     PROPERTIES TIMEOUT 120)
   target_compile_definitions(daemon_updater_build_test PRIVATE
     DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>")

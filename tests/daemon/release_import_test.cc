@@ -86,7 +86,7 @@ TEST_F(AnImportedTree, BecomesACompleteInstalledReleaseWithDecnetsCommitAsItsSha
 
 TEST_F(AnImportedTree, LeavesOutTheSidecarTheOldEnvironmentCachesAndSetIdBits) {
   const fs::path tree = Tree("active", "1");
-  ::symlink("/etc/shadow", (tree / "decnet/link").c_str());
+  ASSERT_EQ(::symlink("/etc/shadow", (tree / "decnet/link").c_str()), 0);
   ReleaseStore store = OpenStore();
   auto imported = ImportReleaseTree(config_, store, tree.string(), ImportSlot::kActive);
   ASSERT_TRUE(imported) << imported.error().message;

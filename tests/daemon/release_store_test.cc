@@ -1,11 +1,10 @@
 #include "daemon/release_store.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
@@ -25,9 +24,14 @@ std::string DigestOf(std::string_view name) { return Sha256Hex(name); }
 ReleaseId IdOf(std::string_view name) { return *ReleaseId::FromSha256Hex(DigestOf(name)); }
 
 ReleaseRecord RecordFor(std::string_view name) {
-  return ReleaseRecord{DigestOf(name),        std::string(name), *ReleaseVersion::Parse(name),
-                       ReleaseKind::kService, 1234,              "",
-                       ReleaseState::kReady,  0};
+  return ReleaseRecord{DigestOf(name),
+                       std::string(name),
+                       *ReleaseVersion::Parse(name),
+                       ReleaseKind::kService,
+                       1234,
+                       "",
+                       ReleaseState::kReady,
+                       0};
 }
 
 std::string ReadText(const fs::path& p) {
@@ -458,7 +462,10 @@ TEST_F(AReleaseStore, RefusesAReleasesDirectoryThatIsASymlink) {
 
 TEST_F(AReleaseStore, RefusesACorruptOrUnknownStateFile) {
   const char* kBad[] = {
-      "", "{", "[]", R"({"format":1})",
+      "",
+      "{",
+      "[]",
+      R"({"format":1})",
       R"({"format":2,"active":null,"previous":null,"next_seq":1,"pending":null,"failed":[],"releases":{}})",
       R"({"format":1,"active":"../etc","previous":null,"next_seq":1,"pending":null,"failed":[],"releases":{}})",
       R"({"format":1,"active":null,"previous":null,"next_seq":1,"pending":null,"failed":[],"releases":{},"x":1})",
@@ -487,8 +494,7 @@ struct CrashScenario {
   size_t keep = 3;
 };
 
-std::string ActiveName(const ReleaseStore& store,
-                       const std::vector<std::string>& names) {
+std::string ActiveName(const ReleaseStore& store, const std::vector<std::string>& names) {
   if (!store.Active()) return "";
   for (const auto& n : names) {
     if (IdOf(n) == *store.Active()) return n;

@@ -15,10 +15,10 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
-#include <future>
 #include <string>
 #include <string_view>
 #include <utility>

@@ -5,11 +5,11 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <stdexcept>
-#include <sys/stat.h>
 
 namespace decnet::testing {
 namespace {
@@ -43,15 +43,14 @@ std::string ToPem(int (*write)(BIO*, void*), void* object) {
 }
 
 std::string CertPem(X509* cert) {
-  return ToPem([](BIO* b, void* o) { return PEM_write_bio_X509(b, static_cast<X509*>(o)); },
-               cert);
+  return ToPem([](BIO* b, void* o) { return PEM_write_bio_X509(b, static_cast<X509*>(o)); }, cert);
 }
 
 std::string KeyPem(EVP_PKEY* key) {
   return ToPem(
       [](BIO* b, void* o) {
-        return PEM_write_bio_PrivateKey(b, static_cast<EVP_PKEY*>(o), nullptr, nullptr, 0,
-                                        nullptr, nullptr);
+        return PEM_write_bio_PrivateKey(b, static_cast<EVP_PKEY*>(o), nullptr, nullptr, 0, nullptr,
+                                        nullptr);
       },
       key);
 }
@@ -81,8 +80,8 @@ void AddExtension(X509* cert, X509* issuer, int nid, const char* value) {
 
 // Builds and signs one certificate. `issuer`/`issuer_key` null: self-signed.
 Issued Make(const std::vector<std::string>& cns, std::chrono::seconds not_before,
-            std::chrono::seconds not_after, X509* issuer, EVP_PKEY* issuer_key,
-            const char* basic, const char* usage, const char* eku, const char* san) {
+            std::chrono::seconds not_after, X509* issuer, EVP_PKEY* issuer_key, const char* basic,
+            const char* usage, const char* eku, const char* san) {
   static long serial = 1;
   Issued out;
   out.key = NewKey();

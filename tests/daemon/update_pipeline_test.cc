@@ -78,9 +78,11 @@ class AnUpdatePipeline : public ::testing::Test {
     std::string tree = dirs_.root() + "/tree-" + std::to_string(++packed_);
     fs::create_directories(tree + "/venv/bin");
     std::ofstream(tree + "/VERSION") << version << "\n";
-    if (with_link_target_) std::ofstream(tree + "/venv/bin/decnet") << "#!/bin/sh\necho " << version << "\n";
+    if (with_link_target_)
+      std::ofstream(tree + "/venv/bin/decnet") << "#!/bin/sh\necho " << version << "\n";
     if (!units.empty()) fs::create_directories(tree + "/etc/systemd/system");
-    for (const auto& [name, content] : units) std::ofstream(tree + "/etc/systemd/system/" + name) << content;
+    for (const auto& [name, content] : units)
+      std::ofstream(tree + "/etc/systemd/system/" + name) << content;
     if (!manifest.empty()) std::ofstream(tree + "/.decnet-release.json") << manifest;
     return test::PackTree(tree);
   }
@@ -125,7 +127,8 @@ TEST_F(AnUpdatePipeline, InstallsAFirstReleaseWithItsUnitsAndLink) {
   EXPECT_EQ(a.body["release"]["sha"], "abc123");
   EXPECT_EQ(CurrentVersion(), "1.0");
   EXPECT_TRUE(UnitInstalled("decnet-agent.service"));
-  EXPECT_EQ(fs::read_symlink(dirs_.root() + "/bin/decnet").string(), install_ + "/current/venv/bin/decnet");
+  EXPECT_EQ(fs::read_symlink(dirs_.root() + "/bin/decnet").string(),
+            install_ + "/current/venv/bin/decnet");
   ASSERT_EQ(stack_.gate.calls.size(), 1u);
   EXPECT_TRUE(stack_.gate.calls[0].first.contains(*UnitName::Parse("decnet-agent.service")));
 }
@@ -134,14 +137,16 @@ TEST_F(AnUpdatePipeline, RollsBackAReleaseThatFailsItsGateToTheOldCodeAndUnits) 
   ASSERT_EQ(Push(Pack("1.0", {{"decnet-agent.service", kAgentUnit}})).status, 200u);
   std::string old_current = Current();
   stack_.gate.script = {GateVerdict{false, "503 unhealthy", "agent answered 503", "gate-probe"}};
-  auto t2 = Pack("2.0", {{"decnet-agent.service", kAgentUnit}, {"decnet-extra.service", kExtraUnit}});
+  auto t2 =
+      Pack("2.0", {{"decnet-agent.service", kAgentUnit}, {"decnet-extra.service", kExtraUnit}});
   auto a = Push(t2);
   ASSERT_EQ(a.status, 409u) << a.body.dump();
   EXPECT_EQ(a.body["detail"]["rolled_back"], true);
   EXPECT_NE(a.body["detail"]["stderr"].get<std::string>().find("503 unhealthy"), std::string::npos);
   EXPECT_EQ(Current(), old_current);
   EXPECT_EQ(CurrentVersion(), "1.0");
-  EXPECT_FALSE(UnitInstalled("decnet-extra.service")) << "the failed release's unit was not removed";
+  EXPECT_FALSE(UnitInstalled("decnet-extra.service"))
+      << "the failed release's unit was not removed";
   EXPECT_TRUE(UnitInstalled("decnet-agent.service"));
   auto releases = stack_.pipeline->Releases();
   ASSERT_GE(releases.size(), 2u);
@@ -181,8 +186,8 @@ TEST_F(AnUpdatePipeline, LeavesUnitsAloneForAReleaseWithoutUnitDirectory) {
 
 TEST_F(AnUpdatePipeline, ListsTheUnitsEachStoredReleaseShipsAsReleasesServesThem) {
   ASSERT_EQ(Push(Pack("1.0", {{"decnet-agent.service", kAgentUnit}})).status, 200u);
-  ASSERT_EQ(Push(Pack("2.0", {{"decnet-extra.service", kExtraUnit},
-                               {"decnet-agent.service", kAgentUnit}}))
+  ASSERT_EQ(Push(Pack("2.0",
+                      {{"decnet-extra.service", kExtraUnit}, {"decnet-agent.service", kAgentUnit}}))
                 .status,
             200u);
   auto releases = stack_.pipeline->Releases();
@@ -255,7 +260,9 @@ TEST_F(AnUpdatePipeline, RollsBackManuallyAndRefusesWithoutAPreviousRelease) {
 }
 
 TEST_F(AnUpdatePipeline, RefusesAnUpdaterBuildOnTheServicePath) {
-  auto a = Push(Pack("9.9", {}, R"({"format":1,"version":"9.9","kind":"updater","arch":"x86_64","helper_protocol":1})"));
+  auto a = Push(
+      Pack("9.9", {},
+           R"({"format":1,"version":"9.9","kind":"updater","arch":"x86_64","helper_protocol":1})"));
   ASSERT_EQ(a.status, 500u) << a.body.dump();
   EXPECT_EQ(a.body["detail"]["rule"], "manifest-kind");
 }
@@ -263,7 +270,7 @@ TEST_F(AnUpdatePipeline, RefusesAnUpdaterBuildOnTheServicePath) {
 TEST_F(AnUpdatePipeline, PrunesBeyondKeepReleasesAndDeletesThemInTheBackground) {
   ASSERT_TRUE(OperatorInstalledAgent());
   test::PruneLatch prune(*stack_.pipeline);  // holds the pruner inside its first deletion
-  std::vector<Tarball> pushed;  // the store keeps kDefaultKeepReleases (3)
+  std::vector<Tarball> pushed;               // the store keeps kDefaultKeepReleases (3)
   for (const char* v : {"1.0", "2.0", "3.0", "4.0"}) {
     pushed.push_back(Pack(v, {}));
     ASSERT_EQ(Push(pushed.back()).status, 200u);
@@ -331,8 +338,10 @@ TEST_F(AnUpdatePipeline, RecoversFromACrashHalfWayThroughDeletingAPrunedRelease)
   ASSERT_TRUE(stack_.pipeline->WaitForPruning());
   EXPECT_TRUE(fs::is_empty(install_ + "/pruned")) << "the next pruner deletes the leftover";
   std::set<std::string> dirs;
-  for (const auto& e : fs::directory_iterator(install_ + "/releases")) dirs.insert(e.path().filename());
-  EXPECT_EQ(dirs, (std::set<std::string>{pushed[0].sha256.substr(0, 16), pushed[1].sha256.substr(0, 16)}));
+  for (const auto& e : fs::directory_iterator(install_ + "/releases"))
+    dirs.insert(e.path().filename());
+  EXPECT_EQ(dirs, (std::set<std::string>{pushed[0].sha256.substr(0, 16),
+                                         pushed[1].sha256.substr(0, 16)}));
   ASSERT_EQ(Push(Pack("3.0", {})).status, 200u);
   EXPECT_EQ(CurrentVersion(), "3.0");
 }
@@ -368,8 +377,8 @@ class AFailingStep : public AnUpdatePipeline {
   // Release 2.0: a changed agent unit and a new unit (so units are written, one removed on
   // the way back, and systemd reloaded).
   ApiAnswer PushSecond() {
-    return Push(Pack("2.0", {{"decnet-agent.service", kAgentUnitV2},
-                             {"decnet-extra.service", kExtraUnit}}));
+    return Push(Pack(
+        "2.0", {{"decnet-agent.service", kAgentUnitV2}, {"decnet-extra.service", kExtraUnit}}));
   }
   // The answer is DECNET's automatic rollback naming `rule`, the audit line says the same, and
   // the host is back on 1.0: current, units, the link and the store's verdict.
@@ -466,7 +475,6 @@ TEST_F(AnUpdatePipeline, WritesOneAuditLinePerOperation) {
   EXPECT_EQ(first["client"]["cn"], "decnet-master");
   EXPECT_EQ(nlohmann::json::parse((*lines)[1])["result"], "refused");
 }
-
 
 // --- update-self ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ target_link_libraries(multipart_corpus PRIVATE decnet_daemon_upload)
 add_test(NAME fuzz_corpus_multipart
   COMMAND multipart_corpus ${CMAKE_CURRENT_LIST_DIR}/corpus/multipart)
 set_tests_properties(fuzz_corpus_multipart PROPERTIES LABELS "unit;fuzz")
+add_dependencies(unit-tests multipart_corpus)
 if(DECNET_FUZZ)
   add_executable(multipart_fuzzer ${CMAKE_CURRENT_LIST_DIR}/multipart_fuzz.cc)
   target_include_directories(multipart_fuzzer PRIVATE ${PROJECT_SOURCE_DIR})
