@@ -12,7 +12,9 @@
 //    and no infinite stop timeout.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -23,8 +25,14 @@ namespace {
 
 using namespace decnet::helper;
 
-void Require(bool ok) {
-  if (!ok) std::abort();
+// Aborts naming the invariant and the unit it broke, so a crash report says what failed.
+#define Require(ok) RequireAt((ok), #ok, __LINE__)
+std::string_view g_unit_name;
+void RequireAt(bool ok, const char* what, int line) {
+  if (ok) return;
+  std::fprintf(stderr, "unit_policy_fuzz: %s accepted, but invariant at line %d broken: %s\n",
+               std::string(g_unit_name).c_str(), line, what);
+  std::abort();
 }
 
 bool IsAllowListed(const Policy& p, std::string_view word, bool service_only) {
@@ -34,6 +42,7 @@ bool IsAllowListed(const Policy& p, std::string_view word, bool service_only) {
 }
 
 void CheckInvariants(const Policy& p, std::string_view unit_name, std::string_view text) {
+  g_unit_name = unit_name;
   const ParsedUnitFile unit = ReadUnitFile(text, SystemdSectionsFor(unit_name));
   if (unit_name.ends_with(".service")) {
     const auto user = EffectiveValue(unit, "Service", "User");
@@ -51,7 +60,12 @@ void CheckInvariants(const Policy& p, std::string_view unit_name, std::string_vi
       const std::string prefix = a.value.substr(0, end);
       Require(prefix.find_first_of("+!") == std::string::npos);
     }
-    if (k.ends_with("Directory") && k != "WorkingDirectory") {
+    // The per-unit directories systemd creates and chowns as root; not WorkingDirectory=,
+    // RootDirectory= or ConditionPathIsDirectory=, which only name a path.
+    static const std::set<std::string, std::less<>> kCreated = {
+        "StateDirectory", "CacheDirectory", "LogsDirectory", "ConfigurationDirectory",
+        "RuntimeDirectory"};
+    if (kCreated.count(k) == 1) {
       for (const std::string& w : SplitWords(a.value)) {
         Require(w.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-") ==
                 std::string::npos);
