@@ -22,7 +22,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <future>
 #include <iostream>
@@ -32,6 +31,7 @@
 #include <vector>
 
 #include "tests/integration/updater_e2e_fixture.h"
+#include "tests/support/shell.h"
 
 namespace decnet::test {
 namespace {
@@ -61,11 +61,6 @@ constexpr char kInstallScript[] =
     "case '{version}' in *-hold) mkfifo hold && echo 'decnet-fault: installing' && exec cat hold;; "
     "esac";
 
-std::string Slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 std::string Str(const json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
 }
@@ -79,7 +74,7 @@ std::set<std::string> Entries(const fs::path& dir) {
 
 // The state letter of /proc/PID/stat ('T' stopped), 0 when the process is gone.
 char ProcessState(pid_t pid) {
-  const std::string stat = Slurp("/proc/" + std::to_string(pid) + "/stat");
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
   const auto paren = stat.rfind(')');
   return paren == std::string::npos || paren + 2 >= stat.size() ? 0 : stat[paren + 2];
 }
@@ -275,7 +270,7 @@ class ACrashedUpdater : public AnUpdaterOnARealSystemd {
   // and names it, `current` points at it, every release directory is complete and recorded,
   // and nothing else lies at its root.
   void ExpectStoreOn(const fs::path& store, const std::string& active) {
-    const json state = json::parse(Slurp(store / "state.json"), nullptr, false);
+    const json state = json::parse(ReadFile(store / "state.json"), nullptr, false);
     ASSERT_TRUE(state.is_object()) << store / "state.json";
     EXPECT_TRUE(state["pending"].is_null()) << state.dump();
     EXPECT_EQ(state["active"], active) << state.dump();
@@ -285,7 +280,7 @@ class ACrashedUpdater : public AnUpdaterOnARealSystemd {
     for (const auto& [id, record] : state["releases"].items()) {
       recorded.insert(id);
       const json complete =
-          json::parse(Slurp(store / "releases" / id / ".decnet-complete"), nullptr, false);
+          json::parse(ReadFile(store / "releases" / id / ".decnet-complete"), nullptr, false);
       EXPECT_TRUE(complete.is_object() && complete["sha256"] == record["sha256"])
           << "recorded release " << id << " is not complete";
     }
@@ -324,7 +319,7 @@ class ACrashedUpdater : public AnUpdaterOnARealSystemd {
     if (extra) want.insert(kExtra);
     EXPECT_EQ(Entries(testbed().unit_dir()), want);
     for (const std::string& unit : want)
-      EXPECT_EQ(Slurp(testbed().unit_dir() / unit), Slurp(shipped / unit)) << unit;
+      EXPECT_EQ(ReadFile(testbed().unit_dir() / unit), ReadFile(shipped / unit)) << unit;
     EXPECT_EQ(Entries(link_dir()), std::set<std::string>{"decnet-test-agent"});
     std::error_code ec;
     EXPECT_EQ(fs::read_symlink(link_dir() / "decnet-test-agent", ec),

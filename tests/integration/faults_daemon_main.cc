@@ -39,8 +39,8 @@
 
 #include "daemon/api.h"
 #include "daemon/daemon_main.h"
-#include "daemon/sanitizer_defaults.h"
 #include "daemon/health_gate.h"
+#include "daemon/sanitizer_defaults.h"
 #include "daemon/update_pipeline.h"
 
 namespace {

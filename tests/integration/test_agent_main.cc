@@ -61,15 +61,24 @@ Options ParseArgs(int argc, char** argv) {
       if (i + 1 >= argc) Die(std::string(a) + " needs a value");
       return argv[++i];
     };
-    if (a == "--port") o.port = ToInt(value(), "--port");
-    else if (a == "--version") o.version = value();
-    else if (a == "--ca") o.ca = value();
-    else if (a == "--cert") o.cert = value();
-    else if (a == "--key") o.key = value();
-    else if (a == "--unhealthy") o.unhealthy = true;
-    else if (a == "--exit-immediately") o.exit_immediately = true;
-    else if (a == "--crash-after-ms") o.crash_after_ms = ToInt(value(), "--crash-after-ms");
-    else Die("unknown argument '" + std::string(a) + "'");
+    if (a == "--port")
+      o.port = ToInt(value(), "--port");
+    else if (a == "--version")
+      o.version = value();
+    else if (a == "--ca")
+      o.ca = value();
+    else if (a == "--cert")
+      o.cert = value();
+    else if (a == "--key")
+      o.key = value();
+    else if (a == "--unhealthy")
+      o.unhealthy = true;
+    else if (a == "--exit-immediately")
+      o.exit_immediately = true;
+    else if (a == "--crash-after-ms")
+      o.crash_after_ms = ToInt(value(), "--crash-after-ms");
+    else
+      Die("unknown argument '" + std::string(a) + "'");
   }
   if (o.port <= 0 || o.port > 65535 || o.version.empty() || o.ca.empty() || o.cert.empty() ||
       o.key.empty())

@@ -231,3 +231,97 @@ if(DECNET_BUILD_HTTP)
     DECNET_HELPER_BINARY="$<TARGET_FILE:decnet-update-helper>")
   add_dependencies(adopt_integration_test decnet-adopt decnet-updaterd decnet-update-helper)
 endif()
+
+# The shipped polkit rule (polkit/50-decnet-updater.rules) under a real polkitd and systemd:
+# a member of the operators' group starts, stops and restarts allow-listed units; ssh.service,
+# another unit type, the updater's own unit, other verbs, a non-member and the daemon's and the
+# units' users (though members) are refused, with systemd's state unchanged; without the rule
+# the member is refused too; what the rule does not allow falls through to later rules; a
+# rendering for another group in /etc adds to the package's rule.
+decnet_gtest(polkit_rule_integration_test
+  SOURCES ${DECNET_INTEGRATION_DIR}/polkit_rule_test.cc
+  LIBS decnet_testbed decnet_polkit_rule
+  LABELS systemd
+  PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 300)
+
+# The shipped systemd/decnet-updater.service judged offline by systemd-analyze: exposure 2.0 or
+# less under `security --offline=true`, nothing reported by `verify` (ExecStart pointed at the
+# built helper), and each hardening setting shown to matter to the score.
+decnet_gtest(shipped_unit_test
+  SOURCES ${DECNET_INTEGRATION_DIR}/shipped_unit_test.cc
+  LABELS unit)
+target_compile_definitions(shipped_unit_test PRIVATE
+  DECNET_HELPER_BINARY="$<TARGET_FILE:decnet-update-helper>")
+add_dependencies(shipped_unit_test decnet-update-helper)
+
+# The shipped unit, unchanged, under the container's real systemd with the built helper and
+# daemon at its paths: systemctl start returns (Type=notify), /health answers over mTLS, the
+# helper's Landlock and seccomp went in under the unit's filters, nothing was refused; a release
+# pushed with curl is installed through it (unit written, reloaded, restarted, probed); an
+# update-self to a build failing after its hello is reverted at the next start; the API
+# answers on loopback only until an operator's drop-in allows another address; and why
+# RestrictSUIDSGID= stays off (it refuses openat2, so the unit would not start).
+if(DECNET_BUILD_HTTP)
+  decnet_gtest(shipped_unit_systemd_test
+    SOURCES ${DECNET_INTEGRATION_DIR}/shipped_unit_systemd_test.cc
+            ${DECNET_INTEGRATION_DIR}/worker_host.cc
+    LIBS decnet_testbed decnet_test_pki decnet_policy decnet_proto_helper
+         nlohmann_json::nlohmann_json
+    LABELS systemd
+    PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 300)
+  target_compile_definitions(shipped_unit_systemd_test PRIVATE
+    DECNET_HELPER_BINARY="$<TARGET_FILE:decnet-update-helper>"
+    DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>"
+    DECNET_TEST_AGENT_BINARY="$<TARGET_FILE:decnet-test-agent>"
+    DECNET_HELPERCTL_BINARY="$<TARGET_FILE:helperctl>")
+  add_dependencies(shipped_unit_systemd_test decnet-update-helper decnet-updaterd
+                   decnet-test-agent helperctl)
+endif()
+
+# The worker package installed with dpkg inside the container (tests/integration/
+# package_install_test.cc): nothing started, users and directories made, the first build in
+# the daemon's store; enrolled, started by the container's systemctl, a release pushed with
+# decnet-rollout and one with curl, update-self restarted by systemd, a rollback, helperctl
+# status, and a purge that leaves only what the package keeps. The packages come from the
+# `decnet_debs` fixture (tests/packaging/packaging.cmake).
+if(TARGET debs)
+  decnet_gtest(package_install_test
+    SOURCES ${DECNET_INTEGRATION_DIR}/package_install_test.cc
+            ${DECNET_INTEGRATION_DIR}/worker_host.cc
+    LIBS decnet_testbed decnet_test_pki decnet_policy decnet_proto_helper
+         nlohmann_json::nlohmann_json
+    LABELS systemd
+    # decnet_debs requires testbed_rootfs in turn (one fixture name fits in these properties).
+    PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED decnet_debs TIMEOUT 300)
+  target_compile_definitions(package_install_test PRIVATE
+    DECNET_PACKAGES_DIR="${PROJECT_BINARY_DIR}/packages"
+    DECNET_HELPER_BINARY="$<TARGET_FILE:decnet-update-helper>"
+    DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>"
+    DECNET_TEST_AGENT_BINARY="$<TARGET_FILE:decnet-test-agent>"
+    DECNET_HELPERCTL_BINARY="$<TARGET_FILE:helperctl>"
+    DECNET_ROLLOUT_BINARY="$<TARGET_FILE:decnet-rollout>")
+  add_dependencies(package_install_test decnet-updaterd decnet-test-agent decnet-rollout)
+endif()
+
+# The documents' commands for a live host, run as written in a container whose systemd runs the
+# helper as decnet-updater.service's main process (a stand-in daemon): docs/security-review.md's
+# confinement check, helperctl status/policy/audit/selftest, the helper's --selftest,
+# systemd-analyze security and the seeding of the daemon's store, each judged on what it prints.
+decnet_gtest(live_host_docs_test
+  SOURCES ${DECNET_INTEGRATION_DIR}/live_host_docs_test.cc
+  LIBS decnet_testbed
+  LABELS systemd
+  PROPERTIES RESOURCE_LOCK testbed FIXTURES_REQUIRED testbed_rootfs TIMEOUT 300)
+target_compile_definitions(live_host_docs_test PRIVATE
+  DECNET_HELPER_BINARY="$<TARGET_FILE:decnet-update-helper>"
+  DECNET_HELPERCTL_BINARY="$<TARGET_FILE:helperctl>"
+  DECNET_PROBE_BINARY="$<TARGET_FILE:decnet_probe_daemon>"
+  DECNET_INSTALL_PREFIX="${CMAKE_INSTALL_PREFIX}")
+add_dependencies(live_host_docs_test decnet-update-helper helperctl decnet_probe_daemon)
+if(TARGET decnet-updaterd)
+  target_compile_definitions(live_host_docs_test PRIVATE
+    DECNET_DAEMON_BINARY="$<TARGET_FILE:decnet-updaterd>")
+  add_dependencies(live_host_docs_test decnet-updaterd)
+else()
+  target_compile_definitions(live_host_docs_test PRIVATE DECNET_DAEMON_BINARY="")
+endif()

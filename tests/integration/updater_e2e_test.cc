@@ -198,7 +198,8 @@ TEST_F(AnUpdaterEndToEnd, UpdatesToAHealthyReleaseAndRollsBackByHand) {
 }
 
 TEST_F(AnUpdaterEndToEnd, RollsBackAReleaseWhoseAgentCrashesDuringTheSettleWindow) {
-  ExpectAutomaticRollbackOf(Spec("2.0.0-crashes", {"--crash-after-ms", "300"}), {"gate-unit-inactive"});
+  ExpectAutomaticRollbackOf(Spec("2.0.0-crashes", {"--crash-after-ms", "300"}),
+                            {"gate-unit-inactive"});
 }
 
 TEST_F(AnUpdaterEndToEnd, RollsBackAReleaseWhoseAgentExitsAtOnce) {
@@ -385,7 +386,6 @@ TEST_F(AnUpdaterEndToEnd, RedeploysWhenTheActiveDigestIsPushedAgain) {
   EXPECT_EQ(Served(HelperRecord(), "restart_unit"), 2);
 }
 
-
 // update-self on the real helper: the daemon runs from its own store; systemd's restart of
 // the unit is played by stopping and starting the helper, as the unit's restart would.
 class AnUpdaterUpdatingItself : public AnUpdaterOnARealSystemd {
@@ -406,7 +406,8 @@ TEST_F(AnUpdaterUpdatingItself, RunsTheNewBuildAfterTheRestartAndReturnsFromABui
 
   const BuiltRelease broken = BuildUpdaterBuild("3.0.0", /*broken=*/true);
   queued = PushSelf(broken);
-  ASSERT_EQ(queued.status, 200) << queued.Describe() << "\n(--version answers: it passes the smoke test)";
+  ASSERT_EQ(queued.status, 200) << queued.Describe()
+                                << "\n(--version answers: it passes the smoke test)";
   StopUpdater();
   // The first start runs the fresh build, which exits before its hello; the helper fails.
   const auto failed = StartHelperExpectingExit();
@@ -437,7 +438,6 @@ TEST_F(AnUpdaterUpdatingItself, RefusesAReleaseOfTheSuiteOnUpdateSelfAndKeepsRun
   EXPECT_EQ(RunningDaemonBuild(), first);
   EXPECT_EQ(fs::read_symlink(updater_dir() / "current").string(), "releases/" + first);
 }
-
 
 class AnUpdaterWithTwoPolicies : public AnUpdaterOnARealSystemd {
  protected:

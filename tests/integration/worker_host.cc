@@ -21,7 +21,9 @@
 
 #include "policy/policy.h"
 #include "proto/sha256.h"
+#include "tests/integration/container_setup.h"
 #include "tests/support/loopback.h"
+#include "tests/support/shell.h"
 
 #ifndef DECNET_HELPER_BINARY
 #error "DECNET_HELPER_BINARY, DECNET_DAEMON_BINARY and DECNET_TEST_AGENT_BINARY must be set"
@@ -37,26 +39,7 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr uid_t kContainerDecnetUid = 990;  // the units' user in the testbed's rootfs
-constexpr auto kCurlTimeout = 120s;         // above the daemon's update deadline (60 s)
-
-std::string Slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void WriteFile(const fs::path& path, const std::string& content, mode_t mode, uid_t uid = 0,
-               gid_t gid = 0) {
-  { std::ofstream(path, std::ios::binary | std::ios::trunc) << content; }
-  ::chmod(path.c_str(), mode);
-  if (::chown(path.c_str(), uid, gid) != 0) ADD_FAILURE() << "chown " << path;
-}
-
-void MakeDir(const fs::path& path, mode_t mode, uid_t uid = 0, gid_t gid = 0) {
-  fs::create_directories(path);
-  ::chmod(path.c_str(), mode);
-  if (::chown(path.c_str(), uid, gid) != 0) ADD_FAILURE() << "chown " << path;
-}
+constexpr auto kCurlTimeout = 120s;  // above the daemon's update deadline (60 s)
 
 // Starts argv with stdin from /dev/null and stdout/stderr to the given files (appended).
 pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
@@ -113,7 +96,7 @@ struct Proc {
 
 // A process's parent pid, state and start time from /proc/PID/stat; false when it is gone.
 bool ReadStat(pid_t pid, pid_t* ppid, char* state, std::string* start) {
-  const std::string stat = Slurp("/proc/" + std::to_string(pid) + "/stat");
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
   const auto paren = stat.rfind(')');
   if (paren == std::string::npos) return false;
   std::istringstream rest(stat.substr(paren + 1));
@@ -165,7 +148,7 @@ bool WaitUntilGone(const Proc& p, std::chrono::milliseconds timeout) {
 
 std::vector<json> JsonLines(const fs::path& path) {
   std::vector<json> out;
-  std::istringstream in(Slurp(path));
+  std::istringstream in(ReadFile(path));
   for (std::string line; std::getline(in, line);) {
     json j = json::parse(line, nullptr, false);
     EXPECT_FALSE(j.is_discarded()) << path << ": a line is not JSON: " << line;
@@ -183,7 +166,7 @@ const passwd& DaemonUser() {
 }  // namespace
 
 namespace hostproc {
-std::string ReadText(const fs::path& path) { return Slurp(path); }
+std::string ReadText(const fs::path& path) { return ReadFile(path); }
 pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
             const fs::path& out, const fs::path& err) {
   return test::Spawn(args, env, out, err);
@@ -254,10 +237,26 @@ BuiltRelease BuildAgentRelease(const fs::path& tree, const ReleaseSpec& spec, ui
   r.version = spec.version;
   r.tarball = tree.string() + ".tar.gz";
   const fs::path log = tree.string() + ".tar.log";
-  EXPECT_EQ(RunToEnd(tar, log, log, 120s), 0) << Slurp(log);
+  EXPECT_EQ(RunToEnd(tar, log, log, 120s), 0) << ReadFile(log);
   ::chmod(r.tarball.c_str(), 0644);
-  r.sha256 = Sha256Hex(Slurp(r.tarball));
+  r.sha256 = Sha256Hex(ReadFile(r.tarball));
   return r;
+}
+
+void WriteScriptedUpdaterBuild(const fs::path& tree, const std::string& version,
+                               const std::string& script) {
+  utsname host{};
+  ::uname(&host);
+  MakeDir(tree / "bin", 0755);
+  WriteFile(tree / ".decnet-release.json",
+            json{{"format", 1},
+                 {"version", version},
+                 {"kind", "updater"},
+                 {"arch", host.machine},
+                 {"helper_protocol", 1}}
+                .dump(),
+            0644);
+  WriteFile(tree / "bin/decnet-updaterd", script, 0755);
 }
 
 WorkerHost::WorkerHost(Options options) : options_(std::move(options)) {
@@ -439,8 +438,8 @@ void WorkerHost::StartHelper(const std::vector<std::string>& extra_env) {
 
 pid_t WorkerHost::DaemonPid() const {
   if (helper_pid_ <= 0) return -1;
-  std::istringstream children(Slurp("/proc/" + std::to_string(helper_pid_) + "/task/" +
-                                    std::to_string(helper_pid_) + "/children"));
+  std::istringstream children(ReadFile("/proc/" + std::to_string(helper_pid_) + "/task/" +
+                                       std::to_string(helper_pid_) + "/children"));
   pid_t daemon = -1;
   children >> daemon;
   return daemon;
@@ -499,27 +498,18 @@ BuiltRelease WorkerHost::BuildUpdaterBuild(const std::string& version, bool brok
                         DECNET_SOURCE_DIR, "--out-dir", tree.string()},
                        log, log, 60s),
               0)
-        << Slurp(log);
+        << ReadFile(log);
     BuiltRelease r;
     r.version = version;
     r.tarball = tree / ("decnet-updater-" + version + "-" + host.machine + ".tar.gz");
-    r.sha256 = Sha256Hex(Slurp(r.tarball));
+    r.sha256 = Sha256Hex(ReadFile(r.tarball));
     return r;
   }
-  MakeDir(tree / "bin", 0755);
-  WriteFile(tree / ".decnet-release.json",
-            json{{"format", 1},
-                 {"version", version},
-                 {"kind", "updater"},
-                 {"arch", host.machine},
-                 {"helper_protocol", 1}}
-                .dump(),
-            0644);
   // A build that answers --version (update-self's smoke test) and cannot start.
-  WriteFile(tree / "bin/decnet-updaterd",
-            "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'decnet-updaterd " + version +
-                "'; exit 0; }\necho 'this build cannot start' >&2\nexit 1\n",
-            0755);
+  WriteScriptedUpdaterBuild(tree, version,
+                            "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'decnet-updaterd " +
+                                version +
+                                "'; exit 0; }\necho 'this build cannot start' >&2\nexit 1\n");
   BuiltRelease r;
   r.version = version;
   r.tarball = tree.string() + ".tar.gz";
@@ -528,9 +518,9 @@ BuiltRelease WorkerHost::BuildUpdaterBuild(const std::string& version, bool brok
                       r.tarball.string(), ".decnet-release.json", "bin"},
                      log, log, 30s),
             0)
-      << Slurp(log);
+      << ReadFile(log);
   ::chmod(r.tarball.c_str(), 0644);
-  r.sha256 = Sha256Hex(Slurp(r.tarball));
+  r.sha256 = Sha256Hex(ReadFile(r.tarball));
   return r;
 }
 
@@ -542,7 +532,7 @@ void WorkerHost::SeedUpdaterStore() {
                 DECNET_DAEMON_BINARY, "--config", (root_ / "daemon.json").string(),
                 "--install-build", first.tarball.string()},
                log, log, 60s);
-  ASSERT_EQ(rc, 0) << Slurp(log);
+  ASSERT_EQ(rc, 0) << ReadFile(log);
 }
 
 HttpReply WorkerHost::PushSelf(const BuiltRelease& build) {
@@ -578,8 +568,8 @@ json WorkerHost::HelperctlStatus() const {
   const int rc = RunToEnd(
       {DECNET_HELPERCTL_BINARY, "--config", (root_ / "helper.json").string(), "status", "--json"},
       out, err, 30s);
-  EXPECT_EQ(rc, 0) << Slurp(err);
-  json j = json::parse(Slurp(out), nullptr, false);
+  EXPECT_EQ(rc, 0) << ReadFile(err);
+  json j = json::parse(ReadFile(out), nullptr, false);
   return j.is_discarded() ? json(nullptr) : j;
 }
 
@@ -628,9 +618,9 @@ HttpReply WorkerHost::Curl(const std::string& url, Caller caller,
   args.push_back(url);
   HttpReply reply;
   RunToEnd(InNetns(netns, std::move(args)), code, err, kCurlTimeout + 10s);
-  reply.status = std::atoi(Slurp(code).c_str());
-  reply.body = Slurp(body);
-  reply.curl_log = Slurp(err);
+  reply.status = std::atoi(ReadFile(code).c_str());
+  reply.body = ReadFile(body);
+  reply.curl_log = ReadFile(err);
   reply.json = json::parse(reply.body, nullptr, false);
   if (reply.json.is_discarded()) reply.json = nullptr;
   return reply;
@@ -698,6 +688,6 @@ std::vector<std::string> WorkerHost::StoredReleases() const {
   return names;
 }
 
-std::string WorkerHost::Logs() const { return Slurp(root_ / "helper.log"); }
+std::string WorkerHost::Logs() const { return ReadFile(root_ / "helper.log"); }
 
 }  // namespace decnet::test

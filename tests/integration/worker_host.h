@@ -80,6 +80,12 @@ enum class Kill { kDaemonAlone, kWholeUnit };
 BuiltRelease BuildAgentRelease(const std::filesystem::path& tree, const ReleaseSpec& spec,
                                uint16_t agent_port);
 
+// Writes a build of the updater whose daemon is a shell script into a fresh directory `tree`:
+// the manifest of `version` for this machine and bin/decnet-updaterd holding `script` (0755),
+// for builds that fail in a chosen way; the caller packs it. Test failures on error.
+void WriteScriptedUpdaterBuild(const std::filesystem::path& tree, const std::string& version,
+                               const std::string& script);
+
 // Process and file helpers shared with the fleet harness (fleet_net.h).
 namespace hostproc {
 // The whole file, "" when it cannot be read.
