@@ -56,6 +56,12 @@ else
       >"$build_log" 2>&1; then
     tail -n 30 "$build_log" >&2; die "the build failed (log: $build_log)"
   fi
+  # The daemon's own build, packed and checked as docs/operations.md shows.
+  if ! { cmake --build --preset release --target updater-build &&
+         (cd build/release && sha256sum -c decnet-updater-*.tar.gz.sha256); } >>"$build_log" 2>&1; then
+    tail -n 30 "$build_log" >&2; die "the daemon's own build (updater-build) failed (log: $build_log)"
+  fi
+  say "packed and checked $(cd build/release && ls decnet-updater-*.tar.gz | tail -n 1)"
 fi
 readonly BUILD
 readonly HELPER="$BUILD/helper/decnet-update-helper"
@@ -448,13 +454,36 @@ agent_says 2.1.0
 grep -q '"signed_by"' "$WORK/daemon-state/audit.jsonl" || die "the audit log does not name the signing key"
 say "the audit log names the key that signed it: $(grep -o '"signed_by":\[[^]]*\]' "$WORK/daemon-state/audit.jsonl" | tail -n 1)"
 
+step "Release 2.2.0, packed and signed by decnet-rollout, pushed by hand with curl (docs/operations.md)"
+release 2.2.0
+rm "$WORK/rel/2.2.0/.decnet-release.json"
+"$ROLLOUT" pack --root "$WORK/rel/2.2.0" --include bin --include etc --version 2.2.0 \
+  --out "$WORK/rel/decnet-2.2.0-signed.tgz" >/dev/null 2>&1 || die "decnet-rollout pack failed"
+"$ROLLOUT" sign --key "$WORK/signing/release.key" "$WORK/rel/decnet-2.2.0-signed.tgz.manifest.json" \
+  >/dev/null 2>&1 || die "decnet-rollout sign failed"
+# The document's settings, then its commands as written.
+UPDATER="$API"
+TLS="--cacert $PKI/ca.crt --cert $PKI/master.crt --key $PKI/master.key"
+RELEASE="$WORK/rel/decnet-2.2.0-signed.tgz"
+{
+SIGNATURES=(); while read -r line; do SIGNATURES+=(--form-string "signature=$line"); done < "$RELEASE.manifest.json.sig"
+curl -sS $TLS -F "descriptor=<$RELEASE.manifest.json" "${SIGNATURES[@]}" \
+  -F tarball=@"$RELEASE" -F sha256=$(sha256sum "$RELEASE" | cut -d' ' -f1) "$UPDATER/update"
+} >"$WORK/signed-push.json" 2>&1 || die "the signed push with curl failed: $(cat "$WORK/signed-push.json")"
+BODY="$(cat "$WORK/signed-push.json")"
+[ "$(jget "$BODY" 'j["status"]')" = updated ] || die "the signed push did not say updated: $BODY"
+tail -n 1 "$WORK/daemon-state/audit.jsonl" | grep -q '"signed_by":\["' ||
+  die "the audit log does not name the key that signed 2.2.0"
+say "=> $(jget "$BODY" 'j["status"]') to $(jget "$BODY" 'j["release"]["version"]'), one signature line sent as one form field"
+agent_says 2.2.0
+
 step "A replayed older release is refused: the worker never goes below the highest version it ran"
 TARBALL="$WORK/rel/decnet-1.0.0.tar.gz"; DIGEST="$(sha256sum "$TARBALL" | cut -d' ' -f1)"
 push
 [ "$CODE" = 400 ] || die "a replay of 1.0.0 should be refused (400), got $CODE: $BODY"
 [ "$(jget "$BODY" 'j["detail"]["rule"]')" = version-not-newer ] || die "the replay was refused for another rule: $BODY"
 say "=> refused: $(jget "$BODY" 'j["detail"]["rule"]'): $(jget "$BODY" 'j["error"]' | cut -c1-110)"
-agent_says 2.1.0
+agent_says 2.2.0
 
 step "Release 3.0.0-broken: its agent answers 503; the gate fails and the daemon rolls back by itself"
 release 3.0.0-broken --unhealthy
@@ -463,7 +492,7 @@ push
 [ "$(jget "$BODY" 'j["detail"]["rolled_back"]')" = True ] || die "409 without rolled_back:true: $BODY"
 pretty "$BODY"
 systemd_says
-agent_says 2.1.0
+agent_says 2.2.0
 
 step "Manual rollback: POST /rollback swaps to the previous release"
 say "curl --cert master.crt --key master.key --cacert ca.crt -X POST $API/rollback"
@@ -472,13 +501,13 @@ call -X POST -H 'Content-Length: 0' "$API/rollback"
 [ "$(jget "$BODY" 'j["status"]')" = rolled_back ] || die "the rollback did not say rolled_back: $BODY"
 say "=> HTTP 200 $(jget "$BODY" 'j["status"]') to $(jget "$BODY" 'j["release"]["version"]') (below the floor: allowed for a rollback, and noted)"
 systemd_says
-agent_says 2.0.0
+agent_says 2.1.0
 
 step "GET /releases: active first, then previous (DECNET's shape), the failed one recorded"
 call "$API/releases"
 [ "$CODE" = 200 ] || die "/releases answered $CODE: $BODY"
 jget "$BODY" '"\n".join("%-6s %-14s %-6s sha256 %s...  installed %s" % (r["slot"], r["version"], r["state"], r["sha256"][:16], r["installed_at"]) for r in j["releases"])' | sed 's/^/    /'
-[ "$(jget "$BODY" 'j["releases"][0]["version"]')" = 2.0.0 ] || die "2.0.0 should be active"
+[ "$(jget "$BODY" 'j["releases"][0]["version"]')" = 2.1.0 ] || die "2.1.0 should be active"
 [ "$(jget "$BODY" '[r["state"] for r in j["releases"] if r["version"]=="3.0.0-broken"][0]')" = failed ] ||
   die "3.0.0-broken should be recorded as failed"
 say "current -> $(readlink "$STORE/current"); $WORK/bin/decnet-test-agent -> $(readlink "$WORK/bin/decnet-test-agent")"

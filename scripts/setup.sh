@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   # toolchain
-  cmake g++ ninja-build pkg-config git python3 clang libclang-rt-14-dev
+  cmake g++ ninja-build pkg-config git python3 clang libclang-rt-14-dev clang-format
   # libraries
   libboost1.81-dev libsdbus-c++-dev libsdbus-c++-bin libseccomp-dev libcap-ng-dev
   nlohmann-json3-dev libspdlog-dev libssl-dev libgtest-dev libgmock-dev libsystemd-dev
@@ -14,6 +14,8 @@ PACKAGES=(
   # testbed, demo and test peers
   debootstrap systemd-container systemd dbus iproute2 curl openssl ca-certificates
   util-linux procps
+  # packaging: building and checking the .deb files, the man page
+  dpkg-dev fakeroot lintian mandoc
   # the daemon's built-in Python installer (system Python, venv, Debian's build tooling)
   python3-venv python3-pip python3-setuptools python3-wheel
   # the contract test's restatement of DECNET's master (its models, its client)

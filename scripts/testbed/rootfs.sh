@@ -4,7 +4,8 @@
 #
 #   scripts/testbed/rootfs.sh [--print-path] [--rebuild]
 #
-# The result is a debootstrap "minbase" Debian 12 with systemd, systemd-sysv and dbus, plus
+# The result is a debootstrap "minbase" Debian 12 with systemd, D-Bus, polkitd and the
+# worker package's run-time dependencies (INCLUDE below), plus
 # a user `decnet` (uid 990) for the units under test. It is cached in
 # $DECNET_TESTBED_CACHE (default /var/cache/decnet-updater) as testbed-rootfs/ and reused
 # while its recipe stamp matches this script's recipe. It is built in a temporary directory
@@ -17,7 +18,11 @@
 set -euo pipefail
 
 # Bump when the recipe below changes: a cached root filesystem with another stamp is rebuilt.
-readonly RECIPE="decnet-testbed-rootfs 1: bookworm minbase systemd systemd-sysv dbus; user decnet 990"
+# INCLUDE: systemd and D-Bus; polkitd (which needs logind: libpam-systemd), so the polkit rule
+# is judged by the real authority;
+# the worker package's run-time libraries and Python's venv, so the package installs with dpkg.
+readonly INCLUDE="systemd,systemd-sysv,dbus,libpam-systemd,polkitd,libsdbus-c++1,libarchive13,libspdlog1.10,libfmt9,libssl3,python3-venv"
+readonly RECIPE="decnet-testbed-rootfs 2: bookworm minbase $INCLUDE; user decnet 990"
 readonly SUITE=bookworm
 readonly CACHE_DIR="${DECNET_TESTBED_CACHE:-/var/cache/decnet-updater}"
 readonly ROOTFS="$CACHE_DIR/testbed-rootfs"
@@ -113,8 +118,8 @@ started=$(date +%s)
 for attempt in 1 2 3; do
   remove_tree "$tmp"
   mkdir -p "$tmp"
-  log "debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus $SUITE (attempt $attempt of 3)"
-  if debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus \
+  log "debootstrap --variant=minbase --include=$INCLUDE $SUITE (attempt $attempt of 3)"
+  if debootstrap --variant=minbase --include="$INCLUDE" \
       "$SUITE" "$tmp" "$mirror" >"$CACHE_DIR/debootstrap.log" 2>&1; then
     break
   fi
