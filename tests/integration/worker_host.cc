@@ -133,10 +133,21 @@ bool Running(const Proc& p) {
   pid_t ppid = 0;
   char state = 0;
   std::string start;
-  return ReadStat(p.pid, &ppid, &state, &start) && start == p.start && state != 'Z';
+  if (!ReadStat(p.pid, &ppid, &state, &start) || start != p.start) return false;
+  if (state != 'Z') return true;
+  // A zombie leader is not yet an ended process: its other threads may still be exiting,
+  // and the descriptors they share (the daemon's listening socket) close with the last of
+  // them. Ended once /proc/PID/task holds the leader alone.
+  std::error_code ec;
+  size_t threads = 0;
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(p.pid) + "/task", ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec))
+    ++threads;
+  return threads > 1;
 }
 
-// Waits until `p` has ended (gone, or a zombie whose files are closed).
+// Waits until `p` has ended (gone, or a zombie whose threads have all exited, so its files are
+// closed).
 bool WaitUntilGone(const Proc& p, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (Running(p)) {
