@@ -87,7 +87,8 @@ Result<Prepared> Prepare(const InstallCommandConfig& config, const InstallVars& 
   for (const auto& [name, value] : config.env) {
     auto expanded = ExpandInstallTemplate(value, vars);
     if (!expanded) return tl::make_unexpected(expanded.error());
-    std::erase_if(env, [&](const auto& kv) { return kv.first == name; });
+    const std::string& key = name;  // a structured binding is no lambda capture before clang 16
+    std::erase_if(env, [&](const auto& kv) { return kv.first == key; });
     env.emplace_back(name, std::move(*expanded));
   }
   for (const auto& [name, value] : env) p.env.push_back(name + "=" + value);

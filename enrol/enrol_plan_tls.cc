@@ -192,7 +192,8 @@ void Planner::FixKept(const BundleSpec& spec, const std::vector<PathState>& now)
       {spec.cert, Protection::kPlain},
       {spec.key, Protection::kDaemonKey}};
   for (size_t i = 0; i < files.size(); ++i) {
-    const auto& [path, protection] = files[i];
+    const std::string& path = files[i].first;
+    const Protection protection = files[i].second;
     const bool planned = std::any_of(plan_.files.begin(), plan_.files.end(),
                                      [&](const FileStep& f) { return f.path == path; });
     if (planned || !now[i].exists) continue;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (the `fuzz` preset: clang, ASan+UBSan) and runs each one for
-# SECONDS seconds (default 20), starting from its seed corpus in tests/fuzz/corpus/<target>.
+# Builds the libFuzzer targets (the `asan` preset: clang, ASan+UBSan, the same build as the
+# sanitizer unit tests) and runs each one for SECONDS seconds (default 20), starting from its
+# seed corpus in tests/fuzz/corpus/<target>.
 # As many targets run at once as the machine has CPUs, each logging to
 # build/fuzz/logs/<target>.log (shown in full when it fails). New inputs go to
 # build/fuzz/corpus-work/<target>, never into the source tree; a crash leaves its reproducer
@@ -16,14 +17,15 @@ if [ "${1:-}" = --build ]; then build_only=1; shift; fi
 seconds="${1:-20}"
 case "$seconds" in (*[!0-9]*|'') echo "usage: $0 [--build] [SECONDS]" >&2; exit 2;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
-build="$root/build/fuzz"
+build="$root/build/fuzz"    # logs, inputs found, reproducers
+binaries="$root/build/asan/tests"
 targets=(unit_policy request release_auth multipart extract http_session)
 
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ is missing (scripts/setup.sh)" >&2; exit 1; }
 
 cd "$root"
-cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz --target "${targets[@]/%/_fuzzer}"
+cmake --preset asan >/dev/null
+cmake --build --preset asan --target fuzzers
 [ "$build_only" = 1 ] && exit 0
 
 # One target: its seeds (and, for the unit policy, the unit fixtures), its own log.
@@ -37,7 +39,7 @@ fuzz_one() {
   # A whole HTTP session runs a lot of code per input: the entropic schedule's bookkeeping
   # would take two thirds of its time.
   [ "$t" = http_session ] && flags=(-entropic=0)
-  "$build/tests/${t}_fuzzer" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+  "$binaries/${t}_fuzzer" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$build/artifacts/${t}-" "${flags[@]}" \
     "$work" "$seeds" "${extra[@]}" >"$build/logs/$t.log" 2>&1
 }

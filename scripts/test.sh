@@ -54,9 +54,9 @@ cmake --preset release >/dev/null
 cmake --build --preset release
 
 # Most release tests wait on a container's systemd, a daemon or a socket, one container at a
-# time, leaving a CPU idle: the sanitizer build and the fuzz targets' build run beside them at
-# the lowest priority and take only what the tests leave. Their output goes to
-# build/asan-build.log and build/fuzz-build.log, shown if they fail.
+# time, leaving a CPU idle: the sanitizer build (clang: the unit tests and the fuzz targets
+# alike) runs beside them at the lowest priority and takes only what the tests leave. Its
+# output goes to build/asan-build.log, shown if it fails.
 background_build() {
   local log="$1"
   shift
@@ -71,22 +71,18 @@ finish_build() {
     exit 1
   fi
 }
-phase "tests (release), the ASan + UBSan and fuzz builds beside them"
+phase "tests (release), the ASan + UBSan build beside them"
 cmake --preset asan >/dev/null
 mkdir -p build
 background=()
-background_build build/asan-build.log cmake --build --preset asan --target unit-tests
-background_build build/fuzz-build.log bash scripts/fuzz.sh --build
+background_build build/asan-build.log cmake --build --preset asan --target unit-tests fuzzers
 ctest --preset release -j2 --timeout 900
 
-phase "unit tests under ASan + UBSan (rest of their build)"
+phase "ASan + UBSan build (the rest of it)"
 finish_build "${background[0]}" build/asan-build.log
 
-phase "unit tests under ASan + UBSan (run)"
+phase "unit tests under ASan + UBSan"
 ctest --preset asan -L unit -LE external -j2
-
-phase "fuzz targets (rest of their build)"
-finish_build "${background[1]}" build/fuzz-build.log
 
 phase "fuzz targets (short run; scripts/fuzz.sh 600 for a long one)"
 bash scripts/fuzz.sh 15

@@ -1,6 +1,6 @@
 # Fuzz targets. Always: a corpus-replay driver per target (runs the seed corpus and the unit
 # fixtures through the target under ctest, with any compiler). With DECNET_FUZZ=ON (clang,
-# the `fuzz` preset): real libFuzzer binaries, run by scripts/fuzz.sh.
+# the `asan` preset): real libFuzzer binaries, run by scripts/fuzz.sh.
 set(DECNET_FUZZ_DIR ${CMAKE_CURRENT_LIST_DIR})
 
 function(decnet_fuzz_target name source lib)
